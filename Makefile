@@ -1,0 +1,30 @@
+# Two commands do all set-up on a fresh machine: `make train` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install train test clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+# The default job: a 1-D CNN on MNIST-1D (generated locally, no download).
+# Re-running it in the same workdir resumes from the latest checkpoint.
+train: $(STAMP)
+	$(PY) launch/train.py --config configs/mnist1d_cnn.py --workdir runs/mnist1d_cnn
+
+# pytest exits 5 when it collected no tests: that fails here, it is no pass.
+test: $(STAMP)
+	@$(PY) -m pytest -q tests; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5)" >&2; exit 1; fi; \
+	exit $$rc
+
+clean:
+	rm -rf runs

@@ -1,0 +1,1 @@
+"""accel: JAX training that reaches a target accuracy in less wall-clock time."""

@@ -1,0 +1,187 @@
+"""Builds an optax chain from `config.optim`.
+
+    config.optim = dict(name="adamw", learning_rate=1e-3, schedule="cosine",
+                        warmup_steps=100, end_lr_factor=0.0,
+                        weight_decay=1e-4, decay_mask="no_bias_norm",
+                        grad_clip_norm=1.0, **options of the optimizer)
+
+Every optimizer here is optax's or optax.contrib's own. Those with decoupled
+weight decay (adamw, nadamw, lamb, lars, lion, schedule-free AdamW, prodigy,
+mechanic's AdamW) get `weight_decay` and the mask; for the others a non-zero
+`weight_decay` adds classic coupled L2 (`optax.add_decayed_weights` before the
+step), as torch's `weight_decay` does for SGD, Adam, RMSProp and Adagrad.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import optax
+from optax import contrib
+
+from accel import registry
+from accel.optim import schedules
+
+OPTIMIZERS = registry.Registry("optimizer")
+
+# Keys every optimizer section takes, with their defaults.
+COMMON_DEFAULTS = {
+    "learning_rate": 1e-3, "schedule": "constant", "warmup_steps": 0,
+    "end_lr_factor": 0.0, "weight_decay": 0.0, "decay_mask": "no_bias_norm",
+    "grad_clip_norm": 0.0,
+}
+
+
+class Optimizer(NamedTuple):
+  tx: optax.GradientTransformationExtraArgs
+  schedule: optax.Schedule
+  # Parameters to evaluate with: schedule-free methods evaluate at a point
+  # other than the one they train at.
+  eval_params: Callable[[Any, Any], Any]
+
+
+def _no_bias_norm(params):
+  # Biases and normalisation scales/offsets are the 0-d and 1-d leaves.
+  return jax.tree.map(lambda p: p.ndim > 1, params)
+
+
+def _coupled_l2(weight_decay, mask):
+  def wrap(tx):
+    if not weight_decay:
+      return tx
+    return optax.chain(optax.add_decayed_weights(weight_decay, mask), tx)
+  return wrap
+
+
+@OPTIMIZERS.register("sgd")
+def _sgd(lr, weight_decay, mask, momentum: float = 0.9,
+         nesterov: bool = False):
+  return _coupled_l2(weight_decay, mask)(
+      optax.sgd(lr, momentum=momentum or None, nesterov=nesterov))
+
+
+@OPTIMIZERS.register("adam")
+def _adam(lr, weight_decay, mask, b1: float = 0.9, b2: float = 0.999,
+          eps: float = 1e-8):
+  return _coupled_l2(weight_decay, mask)(optax.adam(lr, b1, b2, eps))
+
+
+@OPTIMIZERS.register("adamw")
+def _adamw(lr, weight_decay, mask, b1: float = 0.9, b2: float = 0.999,
+           eps: float = 1e-8):
+  return optax.adamw(lr, b1, b2, eps, weight_decay=weight_decay, mask=mask)
+
+
+@OPTIMIZERS.register("nadamw")
+def _nadamw(lr, weight_decay, mask, b1: float = 0.9, b2: float = 0.999,
+            eps: float = 1e-8):
+  return optax.nadamw(lr, b1, b2, eps, weight_decay=weight_decay, mask=mask)
+
+
+@OPTIMIZERS.register("rmsprop")
+def _rmsprop(lr, weight_decay, mask, decay: float = 0.9, eps: float = 1e-8,
+             momentum: float = 0.0, centered: bool = False):
+  return _coupled_l2(weight_decay, mask)(optax.rmsprop(
+      lr, decay=decay, eps=eps, momentum=momentum or None,
+      centered=centered))
+
+
+@OPTIMIZERS.register("adagrad")
+def _adagrad(lr, weight_decay, mask, initial_accumulator_value: float = 0.1,
+             eps: float = 1e-7):
+  return _coupled_l2(weight_decay, mask)(optax.adagrad(
+      lr, initial_accumulator_value=initial_accumulator_value, eps=eps))
+
+
+@OPTIMIZERS.register("lamb")
+def _lamb(lr, weight_decay, mask, b1: float = 0.9, b2: float = 0.999,
+          eps: float = 1e-6):
+  return optax.lamb(lr, b1, b2, eps, weight_decay=weight_decay, mask=mask)
+
+
+@OPTIMIZERS.register("lars")
+def _lars(lr, weight_decay, mask, momentum: float = 0.9,
+          trust_coefficient: float = 0.001, nesterov: bool = False):
+  return optax.lars(lr, weight_decay=weight_decay, weight_decay_mask=mask,
+                    trust_coefficient=trust_coefficient, momentum=momentum,
+                    nesterov=nesterov, trust_ratio_mask=mask)
+
+
+@OPTIMIZERS.register("lion")
+def _lion(lr, weight_decay, mask, b1: float = 0.9, b2: float = 0.99):
+  return optax.lion(lr, b1, b2, weight_decay=weight_decay, mask=mask)
+
+
+@OPTIMIZERS.register("schedule_free_adamw")
+def _schedule_free_adamw(lr, weight_decay, mask, b1: float = 0.9,
+                         b2: float = 0.999, eps: float = 1e-8,
+                         weight_lr_power: float = 2.0):
+  del mask  # optax's schedule-free AdamW decays every parameter.
+  return contrib.schedule_free_adamw(
+      lr, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay,
+      weight_lr_power=weight_lr_power)
+
+
+@OPTIMIZERS.register("prodigy")
+def _prodigy(lr, weight_decay, mask, b1: float = 0.9, b2: float = 0.999,
+             eps: float = 1e-8, estim_lr0: float = 1e-6,
+             safeguard_warmup: bool = False):
+  # Prodigy estimates the step size itself: learning_rate is a multiplier on
+  # its estimate and is normally left at 1.0.
+  del mask  # optax's prodigy decays every parameter.
+  return contrib.prodigy(lr, betas=(b1, b2), eps=eps, estim_lr0=estim_lr0,
+                         weight_decay=weight_decay,
+                         safeguard_warmup=safeguard_warmup)
+
+
+@OPTIMIZERS.register("mechanic")
+def _mechanic(lr, weight_decay, mask, b1: float = 0.9, b2: float = 0.999,
+              eps: float = 1e-8, mechanic_weight_decay: float = 0.01,
+              s_init: float = 1e-6):
+  # Mechanic learns a global scale for the base optimizer's updates.
+  base = optax.adamw(lr, b1, b2, eps, weight_decay=weight_decay, mask=mask)
+  return contrib.mechanize(base, weight_decay=mechanic_weight_decay,
+                           s_init=s_init)
+
+
+def _schedule_free_state(opt_state):
+  found = [s for s in jax.tree.leaves(
+      opt_state, is_leaf=lambda s: isinstance(s, contrib.ScheduleFreeState))
+           if isinstance(s, contrib.ScheduleFreeState)]
+  return found[0] if found else None
+
+
+def eval_params(opt_state, params):
+  """The parameters to evaluate: schedule-free's averaged point, else params."""
+  state = _schedule_free_state(opt_state)
+  if state is None:
+    return params
+  return contrib.schedule_free_eval_params(state, params)
+
+
+def make(config, total_steps: int) -> Optimizer:
+  """The optimizer named by `config.name`, with schedule, clipping and decay."""
+  options = dict(config)
+  name = options.pop("name", None)
+  common = {k: options.pop(k, v) for k, v in COMMON_DEFAULTS.items()}
+  if name is None:
+    raise ValueError("config.optim needs a 'name', one of "
+                     f"{OPTIMIZERS.names}.")
+  fn = OPTIMIZERS.get(name)
+  registry.check_options(fn, options, f"optimizer {name!r}")
+  schedule = schedules.make_schedule(
+      common["learning_rate"], total_steps, common["schedule"],
+      common["warmup_steps"], common["end_lr_factor"])
+  decay_mask = common["decay_mask"]
+  if decay_mask not in ("no_bias_norm", "all"):
+    raise ValueError(f"decay_mask must be 'no_bias_norm' or 'all', got "
+                     f"{decay_mask!r}.")
+  mask = _no_bias_norm if decay_mask == "no_bias_norm" else None
+  tx = fn(schedule, common["weight_decay"], mask, **options)
+  clip = common["grad_clip_norm"]
+  if clip:
+    tx = optax.chain(optax.clip_by_global_norm(clip), tx)
+  # Lets the train step pass the loss as `value=` to every transform; those
+  # that do not take it ignore it.
+  return Optimizer(optax.with_extra_args_support(tx), schedule, eval_params)

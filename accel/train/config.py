@@ -1,0 +1,112 @@
+"""The full set of top-level config keys, with defaults, and their checks.
+
+Config files start from `base_config()` and override what they need, so
+every key a run reads exists and a typo in a config file or on the command
+line fails early. Sub-sections (`data`, `model`, `optim`) are `{name, ...}`
+dicts checked against what the named builder accepts.
+"""
+
+import difflib
+import re
+import sys
+
+from absl import flags
+import ml_collections
+
+from accel import registry
+
+
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.total_steps = 1000
+  c.batch_size = 128
+  c.eval_batch_size = 512
+  c.eval_every = 500  # steps; 0 = only at the end
+  c.eval_max_examples = -1  # -1 = the whole test split
+  c.log_every = 50
+  c.checkpoint_every = 500  # steps; the last step is always saved
+  c.keep_checkpoints = 3
+  c.progress_bar = True
+  c.data = data_section("mnist1d")
+  c.model = model_section("cnn")
+  c.optim = optim_section("adamw", schedule="cosine")
+  return c
+
+
+def data_section(name: str, **overrides) -> ml_collections.ConfigDict:
+  from accel import data  # pylint: disable=g-import-not-at-top
+  return section(data.SOURCES, name, **overrides)
+
+
+def model_section(name: str, **overrides) -> ml_collections.ConfigDict:
+  from accel import models  # pylint: disable=g-import-not-at-top
+  return section(models.MODELS, name, **overrides)
+
+
+def section(reg: registry.Registry, name: str,
+            **overrides) -> ml_collections.ConfigDict:
+  """A `{name, **every option}` section for the builder `name` in `reg`.
+
+  Listing every option with its default lets any of them be overridden from
+  the command line (`--config.model.dropout=0.1`) under lock_config, while a
+  misspelt one still fails.
+  """
+  options = registry.option_defaults(reg.get(name))
+  registry.check_options(reg.get(name), overrides, f"{reg.kind} {name!r}")
+  options.update(overrides)
+  return ml_collections.ConfigDict({"name": name, **options})
+
+
+def optim_section(name: str, **overrides) -> ml_collections.ConfigDict:
+  """Like `section`, for optimizers: the shared keys plus the optimizer's."""
+  from accel import optim  # pylint: disable=g-import-not-at-top
+  fn = optim.OPTIMIZERS.get(name)
+  options = {k: v for k, v in registry.option_defaults(fn).items()}
+  options.update(optim.factory.COMMON_DEFAULTS)
+  accepted = set(options)
+  unknown = sorted(set(overrides) - accepted)
+  if unknown:
+    raise ValueError(f"Unknown option {unknown[0]!r} for optimizer {name!r}. "
+                     f"Accepted options: {sorted(accepted)}.")
+  options.update(overrides)
+  return ml_collections.ConfigDict({"name": name, **options})
+
+
+def parse_flags(argv):
+  """absl flag parsing that names an unknown `--config.` key clearly."""
+  try:
+    return flags.FLAGS(argv)
+  except (KeyError, AttributeError) as e:
+    text = str(e).replace("\\'", "'").replace("\\n", "\n")
+    found = re.search(r"'([A-Za-z0-9_]+)'", text)
+    key = found.group(1) if found else text
+    bad = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")
+           and a.split("=")[0].split(".")[-1] == key]
+    where = f" ({bad[0]})" if bad else ""
+    suggestion = re.search(r'Did you mean "([A-Za-z0-9_]+)"', text)
+    hint = f" Did you mean {suggestion.group(1)!r}?" if suggestion else ""
+    print(f"FATAL: unknown config key {key!r}{where}.{hint} A config accepts "
+          "the keys its file lists (each section lists every option of the "
+          "model, data set or optimizer it names).", file=sys.stderr)
+    sys.exit(2)
+
+
+def validate(config) -> None:
+  """Raises ValueError for an unknown top-level key or an impossible value."""
+  known = set(base_config().keys())
+  for key in config.keys():
+    if key not in known:
+      close = difflib.get_close_matches(key, known, n=1)
+      hint = f" Did you mean {close[0]!r}?" if close else ""
+      raise ValueError(f"Unknown config key {key!r}.{hint} Known keys: "
+                       f"{sorted(known)}.")
+  for key in ("total_steps", "batch_size", "eval_batch_size", "log_every"):
+    if config[key] <= 0:
+      raise ValueError(f"config.{key} must be positive, got {config[key]}.")
+  for key in ("eval_every", "checkpoint_every"):
+    if config[key] < 0:
+      raise ValueError(f"config.{key} must be >= 0, got {config[key]}.")
+  for key in ("data", "model", "optim"):
+    if "name" not in config[key]:
+      raise ValueError(f"config.{key} needs a 'name' key.")

@@ -1,0 +1,177 @@
+"""`run(config, workdir)`: one training run, resumed if the workdir has one."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from typing import Any
+
+from absl import logging
+import jax
+import numpy as np
+import tqdm
+
+from accel import data
+from accel import models
+from accel import optim
+from accel.train import checkpoint
+from accel.train import config as config_lib
+from accel.train import metrics as metrics_lib
+from accel.train import state as state_lib
+from accel.train import step as step_lib
+
+
+def _meta(config, params) -> dict[str, Any]:
+  return {"model": config.model.to_dict(), "data": config.data.to_dict(),
+          "optimizer": config.optim.name,
+          "param_shapes": state_lib.param_shapes(params)}
+
+
+def evaluate(eval_fn, state, source: data.Source, config) -> dict[str, float]:
+  """Loss and accuracy over the test split (or its first N examples)."""
+  limit = config.eval_max_examples if config.eval_max_examples > 0 else None
+  sums = None
+  for batch in source.eval_batches(config.eval_batch_size, "test", limit):
+    out = eval_fn(state, batch)
+    sums = out if sums is None else jax.tree.map(np.add, sums, out)
+  sums = jax.tree.map(float, jax.device_get(sums))
+  n = max(sums["weight_sum"], 1e-9)
+  return {"loss": sums["loss_sum"] / n, "accuracy": sums["correct_sum"] / n}
+
+
+def run(config, workdir: str, *, stop_after: int | None = None
+        ) -> dict[str, Any]:
+  """Trains `config` in `workdir` and returns the final test metrics.
+
+  `stop_after` ends this call after that many steps (counted from 0) with a
+  checkpoint, as a pre-empted job would; running again resumes.
+
+  Sections of the run, in order: set-up, input, model and optimizer, state
+  (restored from the newest checkpoint when there is one), compiled steps,
+  the loop, the final evaluation.
+  """
+  # --- Set-up -------------------------------------------------------------
+  config_lib.validate(config)
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write(config.to_json_best_effort(indent=2))
+  is_main = jax.process_index() == 0
+
+  # --- Input --------------------------------------------------------------
+  source = data.make_source(config.data)
+  spec = source.spec
+
+  # --- Model and optimizer ------------------------------------------------
+  model = models.make(config.model, spec)
+  optimizer = optim.make(config.optim, config.total_steps)
+  init = functools.partial(state_lib.init_state, model, optimizer, spec,
+                           config.seed)
+
+  # --- State: fresh, or restored from the workdir -------------------------
+  abstract_state = jax.eval_shape(init)
+  ckpt = checkpoint.Checkpointer(workdir, _meta(config, abstract_state.params),
+                                 config.keep_checkpoints)
+  train_iter = source.train_iterator(
+      config.batch_size, config.seed, process_index=jax.process_index(),
+      process_count=jax.process_count())
+  restored = ckpt.restore_latest(abstract_state)
+  if restored is None:
+    state = jax.jit(init)()
+    logging.info("Starting from scratch in %s.", workdir)
+  else:
+    state, data_state, start = restored
+    train_iter.set_state(data_state)
+    logging.info("Resumed from the checkpoint at step %d in %s.", start,
+                 ckpt.directory)
+    if is_main:
+      print(f"Resuming from the checkpoint at step {start} "
+            f"({ckpt.directory}).")
+  start_step = int(state.step)
+  logging.info("%s: %s parameters.", config.model.name,
+               f"{state_lib.num_params(state.params):,}")
+
+  # --- Compiled steps -----------------------------------------------------
+  train_fn = jax.jit(functools.partial(step_lib.train_step, model=model,
+                                       optimizer=optimizer),
+                     donate_argnums=0)
+  eval_fn = jax.jit(functools.partial(step_lib.eval_step, model=model,
+                                      optimizer=optimizer))
+
+  # --- Loop ---------------------------------------------------------------
+  writer = metrics_lib.MetricWriter(workdir, enabled=is_main)
+  averager = metrics_lib.Averager()
+  bar = tqdm.tqdm(total=config.total_steps, initial=start_step, unit="step",
+                  disable=not (is_main and config.progress_bar),
+                  dynamic_ncols=True)
+  pending = None  # (step, device metrics): read one step late
+  window_start, window_steps = time.perf_counter(), 0
+
+  def consume(step_and_metrics):
+    step, device_metrics = step_and_metrics
+    values = jax.device_get(device_metrics)
+    metrics_lib.finite_or_raise(step, values)
+    averager.add(values)
+    return values
+
+  end_step = config.total_steps
+  if stop_after is not None:
+    end_step = max(start_step, min(end_step, stop_after))
+  try:
+    for step in range(start_step, end_step):
+      batch = next(train_iter)
+      state, device_metrics = train_fn(state, batch)
+      if pending is not None:
+        consume(pending)
+      pending = (step, device_metrics)
+      window_steps += 1
+      done = step + 1
+      bar.update(1)
+
+      if done % config.log_every == 0 or done == end_step:
+        values = consume(pending)
+        pending = None
+        elapsed = time.perf_counter() - window_start
+        logged = {f"train/{k}": v for k, v in averager.pop().items()}
+        logged["train/step_time_ms"] = 1e3 * elapsed / window_steps
+        logged["train/examples_per_sec"] = (
+            window_steps * config.batch_size / elapsed)
+        writer.scalars(done, logged)
+        bar.set_postfix(loss=f"{values['loss']:.4f}",
+                        acc=f"{values['accuracy']:.3f}")
+        window_start, window_steps = time.perf_counter(), 0
+
+      if config.eval_every and done % config.eval_every == 0 \
+          and done != config.total_steps:
+        result = evaluate(eval_fn, state, source, config)
+        writer.scalars(done, {f"eval/{k}": v for k, v in result.items()})
+        bar.write(f"step {done}: test loss {result['loss']:.4f}, "
+                  f"test accuracy {result['accuracy']:.4f}")
+
+      if (config.checkpoint_every and done % config.checkpoint_every == 0) \
+          or done == end_step:
+        if pending is not None:  # never save a state we have not checked
+          consume(pending)
+          pending = None
+        ckpt.save(done, state, data.iterator_state(train_iter))
+    if pending is not None:
+      consume(pending)
+  finally:
+    bar.close()
+    ckpt.wait()
+    writer.flush()
+
+  # --- Final evaluation ---------------------------------------------------
+  result = evaluate(eval_fn, state, source, config)
+  final_step = int(state.step)
+  writer.scalars(final_step, {f"eval/{k}": v for k, v in result.items()})
+  writer.close()
+  ckpt.close()
+  if is_main:
+    print(f"Final test accuracy: {result['accuracy']:.4f} "
+          f"(test loss {result['loss']:.4f}, step {final_step}, "
+          f"checkpoint in {ckpt.directory})")
+    with open(os.path.join(workdir, "final_metrics.json"), "w") as f:
+      json.dump({"step": final_step, **result}, f, indent=2)
+  return {"step": final_step, "state": state, **result}

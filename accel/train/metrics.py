@@ -1,0 +1,65 @@
+"""TensorBoard event files (tensorboardX) and host-side metric averaging."""
+
+from __future__ import annotations
+
+import collections
+import os
+
+import numpy as np
+from tensorboardX import SummaryWriter
+
+
+class MetricWriter:
+  """Writes scalars to `workdir/tensorboard`; `tensorboard --logdir` reads it."""
+
+  def __init__(self, workdir: str, enabled: bool = True):
+    self.logdir = os.path.join(workdir, "tensorboard")
+    self._writer = SummaryWriter(self.logdir) if enabled else None
+
+  def scalars(self, step: int, values: dict[str, float]) -> None:
+    if self._writer is None:
+      return
+    for name, value in values.items():
+      self._writer.add_scalar(name, float(value), step)
+
+  def text(self, step: int, name: str, value: str) -> None:
+    if self._writer is not None:
+      self._writer.add_text(name, value, step)
+
+  def flush(self) -> None:
+    if self._writer is not None:
+      self._writer.flush()
+
+  def close(self) -> None:
+    if self._writer is not None:
+      self._writer.close()
+
+
+class Averager:
+  """Means of per-step scalars over a logging window."""
+
+  def __init__(self):
+    self._sums = collections.defaultdict(float)
+    self._count = 0
+
+  def add(self, values: dict[str, float]) -> None:
+    for k, v in values.items():
+      self._sums[k] += float(v)
+    self._count += 1
+
+  def pop(self) -> dict[str, float]:
+    out = {k: v / max(self._count, 1) for k, v in self._sums.items()}
+    self._sums.clear()
+    self._count = 0
+    return out
+
+
+def finite_or_raise(step: int, values: dict[str, np.ndarray]) -> None:
+  """Stops the run at the first step whose loss or gradient is not finite."""
+  for key in ("loss", "grad_norm"):
+    value = float(values[key])
+    if not np.isfinite(value):
+      raise FloatingPointError(
+          f"Training diverged: {key} is {value} at step {step}. Lower the "
+          "learning rate, add warmup or gradient clipping "
+          "(config.optim.grad_clip_norm), or check the data.")

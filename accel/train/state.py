@@ -1,0 +1,41 @@
+"""The train state: everything but the data iterator that a run resumes from."""
+
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from accel import models
+from accel.data import DataSpec
+from accel.optim import Optimizer
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array  # int32 scalar: updates applied so far
+  params: Any
+  opt_state: Any
+  rng: jax.Array  # base key; step t uses fold_in(rng, t), so resume is exact
+
+
+def init_state(model: nn.Module, optimizer: Optimizer, spec: DataSpec,
+               seed: int) -> TrainState:
+  """A fresh state. Pure, so `jax.eval_shape` of it gives restore targets."""
+  init_rng, train_rng = jax.random.split(jax.random.PRNGKey(seed))
+  variables = model.init(init_rng, models.dummy_inputs(spec), train=False)
+  params = nn.unbox(variables["params"])
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    opt_state=optimizer.tx.init(params), rng=train_rng)
+
+
+def param_shapes(params) -> dict[str, list[int]]:
+  """`{'/'-joined path: shape}` of every parameter, for checkpoint checks."""
+  flat = flax.traverse_util.flatten_dict(params, sep="/")
+  return {k: list(np.shape(v)) for k, v in sorted(flat.items())}
+
+
+def num_params(params) -> int:
+  return int(sum(np.prod(np.shape(p)) for p in jax.tree.leaves(params)))

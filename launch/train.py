@@ -1,0 +1,40 @@
+"""Trains a model from a config file.
+
+  python launch/train.py --config configs/mnist1d_cnn.py --workdir runs/x
+  python launch/train.py --config configs/mnist1d_cnn.py:debug --workdir runs/d
+  python launch/train.py --config configs/mnist1d_cnn.py \
+      --config.optim.learning_rate=3e-3 --config.total_steps=2000 --workdir W
+
+Running the same command again in the same workdir resumes from the newest
+checkpoint there.
+"""
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+import accel.train
+from accel.train import config as config_lib
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config file, optionally `file.py:variant`.",
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Checkpoints, TensorBoard events and final metrics go "
+    "here; a run started in a workdir that has checkpoints resumes.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  if not flags.FLAGS["verbosity"].present:
+    # Orbax logs every save step at INFO; keep the terminal to the progress
+    # bar, evaluations and warnings unless -v/--verbosity asks for more.
+    logging.set_verbosity(logging.WARNING)
+  accel.train.run(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+  app.run(main, flags_parser=config_lib.parse_flags)

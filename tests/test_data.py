@@ -1,0 +1,180 @@
+"""Data sources: determinism, example ids, iterator state, eval coverage."""
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from accel import data
+
+SMALL = {
+    "mnist1d": {"name": "mnist1d", "num_samples": 600},
+    "digits": {"name": "digits"},
+    "synthetic": {"name": "synthetic", "num_train": 512, "num_test": 128},
+    "sequence": {"name": "sequence", "num_train": 256, "num_test": 64},
+    "sequence_lm": {"name": "sequence", "task": "lm", "num_train": 256,
+                    "num_test": 64},
+}
+
+
+@pytest.fixture(scope="module", params=sorted(SMALL))
+def source(request):
+  return data.make_source(SMALL[request.param])
+
+
+def _take(it, n):
+  return [next(it) for _ in range(n)]
+
+
+def test_same_seed_same_batches_other_seed_other(source):
+  a = _take(source.train_iterator(16, seed=3), 3)
+  b = _take(source.train_iterator(16, seed=3), 3)
+  c = _take(source.train_iterator(16, seed=4), 3)
+  for x, y in zip(a, b):
+    for k in x:
+      np.testing.assert_array_equal(x[k], y[k])
+  assert any(not np.array_equal(x["example_id"], z["example_id"])
+             for x, z in zip(a, c))
+
+
+def test_example_ids_index_the_training_split(source):
+  batch = next(source.train_iterator(16, seed=0))
+  assert batch["example_id"].dtype == np.int32
+  again = source.fetch("train", batch["example_id"])
+  for k in again:
+    np.testing.assert_array_equal(batch[k], again[k])
+
+
+def test_one_epoch_visits_every_example_once_then_reshuffles(source):
+  n = source.num_examples("train")
+  batch = 8 if n % 8 == 0 else 1
+  it = source.train_iterator(batch, seed=1)
+  epoch1 = np.concatenate([next(it)["example_id"] for _ in range(n // batch)])
+  epoch2 = np.concatenate([next(it)["example_id"] for _ in range(n // batch)])
+  assert sorted(epoch1) == list(range(n))
+  assert sorted(epoch2) == list(range(n))
+  assert not np.array_equal(epoch1, epoch2)
+
+
+def test_iterator_state_replays_the_same_batches(source):
+  it = source.train_iterator(16, seed=5)
+  _take(it, 4)
+  state = data.iterator_state(it)
+  expected = _take(it, 3)
+  resumed = source.train_iterator(16, seed=5)
+  resumed.set_state(state)
+  for x, y in zip(expected, _take(resumed, 3)):
+    np.testing.assert_array_equal(x["example_id"], y["example_id"])
+    np.testing.assert_array_equal(x["inputs"], y["inputs"])
+
+
+def test_eval_batches_cover_the_split_once_with_padding_masked(source):
+  n = source.num_examples("test")
+  batches = list(source.eval_batches(50, "test"))
+  assert all(b["inputs"].shape[0] == 50 for b in batches)
+  ids = np.concatenate([b["example_id"][b["mask"]] for b in batches])
+  np.testing.assert_array_equal(ids, np.arange(n))
+  assert sum(b["mask"].sum() for b in batches) == n
+
+
+def test_batch_matches_spec(source):
+  batch = next(source.train_iterator(4, seed=0))
+  spec = source.spec
+  assert batch["inputs"].shape == (4,) + spec.input_shape
+  assert batch["inputs"].dtype == np.dtype(spec.input_dtype)
+  assert batch["label"].dtype == np.int32
+  assert batch["label"].min() >= 0 and batch["label"].max() < spec.num_classes
+
+
+def test_process_shards_are_disjoint_and_cover_the_data():
+  src = data.make_source(SMALL["synthetic"])
+  n = src.num_examples("train")
+  seen = []
+  for p in range(2):
+    it = src.train_iterator(1, seed=0, process_index=p, process_count=2)
+    seen.append(np.concatenate([next(it)["example_id"]
+                                for _ in range(len(range(p, n, 2)))]))
+  assert not set(seen[0]) & set(seen[1])
+  assert sorted(np.concatenate(seen)) == list(range(n))
+
+
+def test_synthetic_imbalance_and_noise_are_what_was_asked():
+  src = data.make_source({"name": "synthetic", "num_train": 20000,
+                          "imbalance": 100.0, "label_noise": 0.2,
+                          "data_seed": 1})
+  train = src.arrays("train")
+  counts = np.bincount(train["clean_label"], minlength=10)
+  assert counts.max() / counts.min() == pytest.approx(100, rel=0.1)
+  assert train["noisy"].mean() == pytest.approx(0.2, abs=0.01)
+  np.testing.assert_array_equal(train["label"] != train["clean_label"],
+                                train["noisy"])
+  test = src.arrays("test")
+  assert np.ptp(np.bincount(test["label"])) <= 1  # balanced test split
+  assert not test["noisy"].any()
+
+
+def test_synthetic_separation_controls_difficulty():
+  def nearest_mean_accuracy(separation):
+    src = data.make_source({"name": "synthetic", "separation": separation,
+                            "num_train": 4000, "num_test": 1000})
+    tr, te = src.arrays("train"), src.arrays("test")
+    means = np.stack([tr["inputs"][tr["label"] == c].mean(0)
+                      for c in range(10)])
+    pred = np.argmin(((te["inputs"][:, None] - means) ** 2).sum(-1), 1)
+    return (pred == te["label"]).mean()
+  assert nearest_mean_accuracy(6.0) > nearest_mean_accuracy(1.0) + 0.2
+
+
+def test_sequence_answers_are_the_value_paired_with_the_query():
+  src = data.make_source(SMALL["sequence"])
+  tr = src.arrays("train")
+  for seq, answer in zip(tr["inputs"][:50], tr["label"][:50]):
+    keys, values, query = seq[0:-1:2], seq[1:-1:2], seq[-1]
+    assert len(set(keys)) == len(keys)
+    assert values[list(keys).index(query)] == answer
+
+
+def test_sequence_lm_counts_only_the_answer_position():
+  src = data.make_source(SMALL["sequence_lm"])
+  b = next(src.train_iterator(4, seed=0))
+  np.testing.assert_array_equal(b["inputs"][:, 1:], b["label"][:, :-1])
+  assert (b["label_mask"].sum(1) == 1).all() and (b["label_mask"][:, -1] == 1).all()
+
+
+def test_tfds_image_and_text_on_mock_data():
+  with tfds.testing.mock_data(num_examples=24):
+    src = data.make_source({"name": "tfds", "dataset": "mnist"})
+    assert src.spec.input_shape == (28, 28, 1) and src.spec.num_classes == 10
+    b = next(src.train_iterator(8, seed=0))
+    assert b["inputs"].shape == (8, 28, 28, 1) and b["inputs"].dtype == np.float32
+    assert abs(float(b["inputs"].mean())) < 0.5  # standardised
+    raw = data.make_source({"name": "tfds", "dataset": "mnist",
+                            "standardize": False})
+    rb = next(raw.train_iterator(8, seed=0))
+    assert 0.0 <= rb["inputs"].min() and rb["inputs"].max() <= 1.0
+    text = data.make_source({"name": "tfds", "dataset": "imdb_reviews",
+                             "max_length": 32})
+    tb = next(text.train_iterator(4, seed=0))
+    assert tb["inputs"].shape == (4, 32) and tb["inputs"].dtype == np.int32
+    assert text.spec.input_vocab_size == 257 and tb["inputs"].max() < 257
+    evals = list(src.eval_batches(10))
+    assert sum(e["mask"].sum() for e in evals) == src.num_examples("test")
+
+
+def test_tfds_not_prepared_says_how_to_prepare(tmp_path):
+  with pytest.raises(data.DatasetNotPreparedError,
+                     match=r"(?s)'mnist' is not prepared.*download_and_prepare"):
+    data.make_source({"name": "tfds", "dataset": "mnist",
+                      "data_dir": str(tmp_path)})
+
+
+def test_unknown_names_and_options_are_named():
+  with pytest.raises(ValueError, match=r"Unknown data set 'mnist1D'.*"
+                     r"Did you mean 'mnist1d'"):
+    data.make_source({"name": "mnist1D"})
+  with pytest.raises(ValueError, match=r"Unknown option 'imbalanse'.*"
+                     r"'imbalance'"):
+    data.make_source({"name": "synthetic", "imbalanse": 10})
+  with pytest.raises(ValueError, match="Unknown tfds data set 'no_such_set'"):
+    data.make_source({"name": "tfds", "dataset": "no_such_set"})
+  with pytest.raises(ValueError, match="batch_size 10000 is larger"):
+    data.make_source(SMALL["digits"]).train_iterator(10000, seed=0)

@@ -1,0 +1,132 @@
+"""Optimizer factory: every optimizer trains; schedules, masks and errors."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from accel import data
+from accel import models
+from accel import optim
+from accel import train
+from accel.train import config as config_lib
+
+# A sensible learning rate per optimizer for the tiny problem below.
+LEARNING_RATES = {
+    "sgd": 0.1, "adam": 3e-3, "adamw": 3e-3, "nadamw": 3e-3, "rmsprop": 1e-3,
+    "adagrad": 0.05, "lamb": 3e-3, "lars": 1.0, "lion": 3e-4,
+    "schedule_free_adamw": 3e-3, "prodigy": 1.0, "mechanic": 3e-3,
+}
+
+
+def test_every_listed_optimizer_is_registered():
+  assert set(LEARNING_RATES) <= set(optim.OPTIMIZERS.names)
+
+
+@pytest.fixture(scope="module")
+def problem():
+  source = data.make_source({"name": "synthetic", "num_train": 512,
+                             "num_test": 128, "dim": 16, "separation": 4.0})
+  model = models.make({"name": "mlp", "hidden": (32,)}, source.spec)
+  it = source.train_iterator(64, seed=0)
+  batches = [next(it) for _ in range(30)]
+  return source, model, batches
+
+
+@pytest.mark.parametrize("name", sorted(LEARNING_RATES))
+def test_optimizer_trains_without_nan(problem, name):
+  source, model, batches = problem
+  opt = optim.make(config_lib.optim_section(
+      name, learning_rate=LEARNING_RATES[name], weight_decay=1e-4,
+      warmup_steps=3, schedule="cosine", grad_clip_norm=5.0),
+                   total_steps=len(batches))
+  state = train.init_state(model, opt, source.spec, seed=0)
+  step = jax.jit(functools.partial(train.train_step, model=model,
+                                   optimizer=opt))
+  losses = []
+  for batch in batches:
+    state, metrics = step(state, batch)
+    losses.append(float(metrics["loss"]))
+  assert np.isfinite(losses).all()
+  assert all(np.isfinite(p).all() for p in jax.tree.leaves(state.params))
+  assert np.mean(losses[-5:]) < np.mean(losses[:5])
+  assert int(state.step) == len(batches)
+
+
+def test_warmup_then_cosine_schedule():
+  s = optim.make_schedule(1.0, 110, "cosine", warmup_steps=10,
+                          end_lr_factor=0.1)
+  assert float(s(0)) == pytest.approx(0.1)
+  assert float(s(5)) == pytest.approx(0.55)
+  assert float(s(10)) == pytest.approx(1.0)
+  assert float(s(60)) == pytest.approx(0.55, abs=1e-6)
+  assert float(s(110)) == pytest.approx(0.1)
+  lin = optim.make_schedule(2.0, 100, "linear")
+  assert float(lin(50)) == pytest.approx(1.0)
+  assert float(optim.make_schedule(2.0, 100, "constant")(77)) == 2.0
+
+
+def test_no_weight_decay_on_biases_and_norms():
+  params = {"dense": {"kernel": jnp.ones((3, 4)), "bias": jnp.ones((4,))},
+            "norm": {"scale": jnp.ones((4,))}}
+  grads = jax.tree.map(jnp.zeros_like, params)
+  opt = optim.make(config_lib.optim_section(
+      "adamw", learning_rate=0.1, weight_decay=0.5), total_steps=10)
+  updates, _ = opt.tx.update(grads, opt.tx.init(params), params)
+  np.testing.assert_allclose(updates["dense"]["kernel"], -0.05)  # -lr*wd*p
+  np.testing.assert_allclose(updates["dense"]["bias"], 0.0)
+  np.testing.assert_allclose(updates["norm"]["scale"], 0.0)
+  everything = optim.make(config_lib.optim_section(
+      "adamw", learning_rate=0.1, weight_decay=0.5, decay_mask="all"), 10)
+  updates, _ = everything.tx.update(grads, everything.tx.init(params), params)
+  np.testing.assert_allclose(updates["dense"]["bias"], -0.05)
+
+
+def test_gradient_clipping_bounds_the_update():
+  params = {"w": jnp.zeros((4,))}
+  grads = {"w": jnp.full((4,), 100.0)}
+  opt = optim.make(config_lib.optim_section(
+      "sgd", learning_rate=1.0, momentum=0.0, grad_clip_norm=1.0), 10)
+  updates, _ = opt.tx.update(grads, opt.tx.init(params), params)
+  assert float(optax.tree.norm(updates)) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_matches_plain_optax_adamw():
+  params = {"w": jnp.arange(6.0).reshape(2, 3)}
+  grads = {"w": jnp.linspace(-1, 1, 6).reshape(2, 3)}
+  ours = optim.make(config_lib.optim_section(
+      "adamw", learning_rate=0.01, weight_decay=0.1), 10).tx
+  ref = optax.adamw(0.01, weight_decay=0.1)
+  s1, s2 = ours.init(params), ref.init(params)
+  for _ in range(3):
+    u1, s1 = ours.update(grads, s1, params, value=jnp.float32(1.0))
+    u2, s2 = ref.update(grads, s2, params)
+    np.testing.assert_allclose(u1["w"], u2["w"], rtol=1e-6)
+
+
+def test_schedule_free_evaluates_at_its_averaged_point():
+  params = {"w": jnp.ones((3,))}
+  opt = optim.make(config_lib.optim_section("schedule_free_adamw",
+                                            learning_rate=0.1), 10)
+  state = opt.tx.init(params)
+  for _ in range(3):
+    updates, state = opt.tx.update({"w": jnp.ones((3,))}, state, params)
+    params = optax.apply_updates(params, updates)
+  evaluated = opt.eval_params(state, params)
+  assert not np.allclose(evaluated["w"], params["w"])
+  adam = optim.make(config_lib.optim_section("adamw"), 10)
+  assert adam.eval_params(adam.tx.init(params), params) is params
+
+
+def test_optimizer_errors_name_the_bad_value():
+  with pytest.raises(ValueError, match=r"Unknown optimizer 'adamw2'.*adamw"):
+    optim.make({"name": "adamw2"}, 10)
+  with pytest.raises(ValueError, match=r"Unknown option 'beta1'.*'b1'"):
+    optim.make({"name": "adamw", "beta1": 0.9}, 10)
+  with pytest.raises(ValueError, match="Unknown schedule 'cosin'"):
+    optim.make({"name": "adamw", "schedule": "cosin"}, 10)
+  with pytest.raises(ValueError, match="warmup_steps must be"):
+    optim.make({"name": "adamw", "warmup_steps": 50}, 10)

@@ -1,0 +1,139 @@
+"""The training run: resume equivalence, errors, outputs, the binary."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from accel import train
+from accel.train import config as config_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_config(**overrides):
+  c = config_lib.base_config()
+  c.data = config_lib.data_section("synthetic", num_train=256, num_test=64,
+                                   dim=8)
+  c.model = config_lib.model_section("mlp", hidden=(16,), dropout=0.1)
+  c.optim = config_lib.optim_section("adamw", learning_rate=1e-2,
+                                     schedule="cosine", warmup_steps=2)
+  c.total_steps, c.batch_size, c.eval_batch_size = 8, 16, 32
+  c.log_every, c.eval_every, c.checkpoint_every = 2, 4, 4
+  c.progress_bar = False
+  c.update(overrides)
+  return c
+
+
+def _params(result):
+  return jax.tree.map(np.asarray, result["state"].params)
+
+
+def test_resume_gives_the_same_parameters_as_one_run(tmp_path):
+  straight = train.run(tiny_config(), str(tmp_path / "straight"))
+  split = str(tmp_path / "split")
+  half = train.run(tiny_config(), split, stop_after=3)  # pre-empted at 3
+  assert half["step"] == 3
+  resumed = train.run(tiny_config(), split)  # the same command again
+  assert resumed["step"] == 8
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6,
+                                                       atol=1e-7),
+               _params(straight), _params(resumed))
+  assert resumed["accuracy"] == pytest.approx(straight["accuracy"])
+
+
+def test_finished_run_is_not_trained_again(tmp_path, capsys):
+  workdir = str(tmp_path / "w")
+  first = train.run(tiny_config(), workdir)
+  again = train.run(tiny_config(), workdir)
+  assert again["step"] == first["step"] == 8
+  assert "Resuming from the checkpoint at step 8" in capsys.readouterr().out
+
+
+def test_outputs_checkpoints_tensorboard_and_final_metrics(tmp_path):
+  workdir = str(tmp_path / "w")
+  result = train.run(tiny_config(keep_checkpoints=1), workdir)
+  steps = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
+  assert steps == ["8"]  # retention keeps only the newest
+  assert glob.glob(os.path.join(workdir, "tensorboard", "events.out.*"))
+  with open(os.path.join(workdir, "final_metrics.json")) as f:
+    final = json.load(f)
+  assert final["step"] == 8 and final["accuracy"] == pytest.approx(
+      result["accuracy"])
+  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+  acc = event_accumulator.EventAccumulator(os.path.join(workdir,
+                                                        "tensorboard"))
+  acc.Reload()
+  tags = set(acc.Tags()["scalars"])
+  for tag in ("train/loss", "train/accuracy", "train/grad_norm",
+              "train/update_norm", "train/param_norm", "train/learning_rate",
+              "train/step_time_ms", "train/examples_per_sec", "eval/accuracy",
+              "eval/loss"):
+    assert tag in tags
+
+
+def test_checkpoint_from_another_model_is_refused_with_the_difference(
+    tmp_path):
+  workdir = str(tmp_path / "w")
+  train.run(tiny_config(total_steps=4), workdir)
+  other = tiny_config()
+  other.model.hidden = (32,)
+  with pytest.raises(train.CheckpointMismatchError,
+                     match=r"(?s)model\.hidden: \[16\] in the checkpoint, "
+                     r"\[32\] now.*param_shapes"):
+    train.run(other, workdir)
+
+
+def test_divergence_stops_the_run_naming_the_step(tmp_path):
+  c = tiny_config()
+  c.optim = config_lib.optim_section("sgd", learning_rate=1e30, momentum=0.0)
+  with pytest.raises(FloatingPointError, match=r"is (nan|inf) at step \d+"):
+    train.run(c, str(tmp_path / "w"))
+
+
+def test_unknown_config_key_is_named():
+  c = tiny_config()
+  c.eval_evry = 3
+  with pytest.raises(ValueError, match=r"Unknown config key 'eval_evry'.*"
+                     r"'eval_every'"):
+    train.validate(c)
+  with pytest.raises(ValueError, match=r"Unknown option 'hiden'.*'hidden'"):
+    config_lib.model_section("mlp", hiden=(3,))
+
+
+def test_one_step_on_mock_tfds_data(tmp_path):
+  c = tiny_config(total_steps=2, log_every=1, checkpoint_every=0,
+                  eval_every=0, batch_size=4, eval_batch_size=8)
+  c.optim.warmup_steps = 0
+  c.data = config_lib.data_section("tfds", dataset="mnist")
+  c.model = config_lib.model_section("cnn", channels=(4,))
+  with tfds.testing.mock_data(num_examples=16):
+    result = train.run(c, str(tmp_path / "w"))
+  assert result["step"] == 2 and 0.0 <= result["accuracy"] <= 1.0
+
+
+def _binary(*args, cwd):
+  return subprocess.run(
+      [sys.executable, os.path.join(REPO, "launch", "train.py"), *args],
+      cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_binary_trains_debug_config_and_rejects_unknown_keys(tmp_path):
+  config = os.path.join(REPO, "configs", "mnist1d_cnn.py")
+  bad = _binary(f"--config={config}:debug", f"--workdir={tmp_path}/b",
+                "--config.model.dropot=0.1", cwd=tmp_path)
+  assert bad.returncode != 0
+  assert "unknown config key 'dropot'" in bad.stderr
+  assert "Did you mean 'dropout'?" in bad.stderr
+  ok = _binary(f"--config={config}:debug", f"--workdir={tmp_path}/w",
+               "--config.total_steps=6", "--config.model.channels=(8,8)",
+               cwd=tmp_path)
+  assert ok.returncode == 0, ok.stderr[-2000:]
+  assert "Final test accuracy:" in ok.stdout
+  assert os.path.isdir(os.path.join(tmp_path, "w", "checkpoints", "6"))
