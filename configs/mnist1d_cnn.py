@@ -11,7 +11,7 @@ from accel.train import config as config_lib
 
 
 def get_config(arg: str = ""):
-  variants = set(filter(None, arg.split(",")))
+  variants = config_lib.variants(arg)
   c = config_lib.base_config()
   c.data = config_lib.data_section("mnist1d")
   c.model = config_lib.model_section(
@@ -25,7 +25,5 @@ def get_config(arg: str = ""):
   c.eval_every = 1000
   c.checkpoint_every = 1000
   if "debug" in variants:
-    c.total_steps, c.eval_every, c.checkpoint_every, c.log_every = 20, 10, 10, 5
-    c.optim.warmup_steps = 2
-    c.eval_max_examples = 256
+    config_lib.shrink_for_debug(c)
   return c

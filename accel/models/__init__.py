@@ -33,8 +33,10 @@ def _classifier(cls):
     if spec.task != "classification":
       raise ValueError(f"model {cls.__name__} classifies, but data set "
                        f"{spec.name!r} is a {spec.task!r} task.")
-    if spec.input_vocab_size and "vocab_size" in _fields(cls):
-      options.setdefault("vocab_size", spec.input_vocab_size)
+    # vocab_size 0 means "token ids as the data set defines them".
+    if (spec.input_vocab_size and "vocab_size" in _fields(cls)
+        and not options.get("vocab_size")):
+      options["vocab_size"] = spec.input_vocab_size
     return cls(num_classes=spec.num_classes, **options)
   build.__signature__ = _signature_without(cls, "num_classes")
   return build

@@ -34,6 +34,20 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
+def variants(arg: str) -> set[str]:
+  """The comma-separated variant names after `config.py:`."""
+  return set(filter(None, (arg or "").split(",")))
+
+
+def shrink_for_debug(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The `debug` variant: a few steps on a slice of the test set, seconds."""
+  c.total_steps, c.log_every = 20, 5
+  c.eval_every, c.checkpoint_every = 10, 10
+  c.eval_max_examples = 256
+  c.optim.warmup_steps = min(c.optim.warmup_steps, 2)
+  return c
+
+
 def data_section(name: str, **overrides) -> ml_collections.ConfigDict:
   from accel import data  # pylint: disable=g-import-not-at-top
   return section(data.SOURCES, name, **overrides)
