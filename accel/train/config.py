@@ -76,7 +76,7 @@ def optim_section(name: str, **overrides) -> ml_collections.ConfigDict:
   """Like `section`, for optimizers: the shared keys plus the optimizer's."""
   from accel import optim  # pylint: disable=g-import-not-at-top
   fn = optim.OPTIMIZERS.get(name)
-  options = {k: v for k, v in registry.option_defaults(fn).items()}
+  options = registry.option_defaults(fn)
   options.update(optim.factory.COMMON_DEFAULTS)
   accepted = set(options)
   unknown = sorted(set(overrides) - accepted)
