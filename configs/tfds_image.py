@@ -25,7 +25,7 @@ _MODELS = {
 
 def get_config(arg: str = ""):
   variants = config_lib.variants(arg)
-  options = dict(v.split("=", 1) for v in variants if "=" in v)
+  options = config_lib.variant_options(arg)
   model = options.get("model", "cnn")
   if model not in _MODELS:
     raise ValueError(f"model={model!r}; expected one of {sorted(_MODELS)}.")

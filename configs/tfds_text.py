@@ -12,7 +12,7 @@ from accel.train import config as config_lib
 
 def get_config(arg: str = ""):
   variants = config_lib.variants(arg)
-  options = dict(v.split("=", 1) for v in variants if "=" in v)
+  options = config_lib.variant_options(arg)
   c = config_lib.base_config()
   c.data = config_lib.data_section(
       "tfds", dataset=options.get("dataset", "imdb_reviews"), max_length=512)

@@ -39,6 +39,11 @@ def variants(arg: str) -> set[str]:
   return set(filter(None, (arg or "").split(",")))
 
 
+def variant_options(arg: str) -> dict[str, str]:
+  """The `key=value` variants after `config.py:`, as a dict."""
+  return dict(v.split("=", 1) for v in variants(arg) if "=" in v)
+
+
 def shrink_for_debug(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """The `debug` variant: a few steps on a slice of the test set, seconds."""
   c.total_steps, c.log_every = 20, 5
