@@ -1,7 +1,10 @@
-"""Optimizers: an optax-chain factory, and (later) accel's learned transforms."""
+"""Optimizers: an optax-chain factory, and accel's learned transforms."""
 
 from accel.optim.factory import eval_params
 from accel.optim.factory import make
 from accel.optim.factory import Optimizer
 from accel.optim.factory import OPTIMIZERS
+from accel.optim.gt_transform import gradient_transformer
+from accel.optim.gt_transform import GradientTransformerState
+from accel.optim.gt_transform import scale_by_gradient_transformer
 from accel.optim.schedules import make_schedule

@@ -21,6 +21,7 @@ import optax
 from optax import contrib
 
 from accel import registry
+from accel.optim import gt_transform
 from accel.optim import schedules
 
 OPTIMIZERS = registry.Registry("optimizer")
@@ -143,6 +144,22 @@ def _mechanic(lr, weight_decay, mask, b1: float = 0.9, b2: float = 0.999,
   base = optax.adamw(lr, b1, b2, eps, weight_decay=weight_decay, mask=mask)
   return contrib.mechanize(base, weight_decay=mechanic_weight_decay,
                            s_init=s_init)
+
+
+@OPTIMIZERS.register("gradient_transformer")
+def _gradient_transformer(lr, weight_decay, mask, weights: str = "default",
+                          history: int = 0, b1: float = 0.9,
+                          b2: float = 0.999, b3: float = 0.99,
+                          eps: float = 1e-8, max_multiplier: float = 4.0,
+                          max_mix: float = 1.0, update_every: int = 0):
+  # weights: "default" (shipped), a weights-file path, or "none" (AdamW).
+  # history and update_every 0 take the weights' own.
+  return gt_transform.gradient_transformer(
+      lr, weight_decay=weight_decay, mask=mask,
+      weights=None if weights == "none" else weights,
+      history=history or None, b1=b1, b2=b2, b3=b3, eps=eps,
+      max_multiplier=max_multiplier, max_mix=max_mix,
+      update_every=update_every or None)
 
 
 def _schedule_free_state(opt_state):

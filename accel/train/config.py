@@ -7,6 +7,7 @@ dicts checked against what the named builder accepts.
 """
 
 import difflib
+import os
 import re
 import sys
 
@@ -129,3 +130,12 @@ def validate(config) -> None:
   for key in ("data", "model", "optim"):
     if "name" not in config[key]:
       raise ValueError(f"config.{key} needs a 'name' key.")
+
+
+def load_file(path_and_variant: str) -> ml_collections.ConfigDict:
+  """`get_config(variant)` of a config file given as `path.py[:variant]`."""
+  from ml_collections.config_flags import config_flags  # pylint: disable=g-import-not-at-top
+  path = path_and_variant.partition(":")[0]
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"config file {path!r} does not exist.")
+  return config_flags.ConfigFileFlagParser("config").parse(path_and_variant)

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from accel.optim import gt_transform
 from accel.optim import Optimizer
 from accel.train.state import TrainState
 
@@ -65,6 +66,7 @@ def train_step(state: TrainState, batch: Batch, *, model: nn.Module,
       "update_norm": optax.tree.norm(updates),
       "param_norm": optax.tree.norm(params),
       "learning_rate": optimizer.schedule(state.step),
+      **gt_transform.diagnostics(opt_state),
   }
   new_state = state.replace(step=state.step + 1, params=params,
                             opt_state=opt_state)

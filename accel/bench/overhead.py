@@ -1,0 +1,126 @@
+"""Per-step cost of an optimizer against AdamW on the benchmark models.
+
+For each model (a training config's model, data and batch size) and each
+optimizer it measures:
+
+  update_ms  the optimizer update alone: `steps` chained `tx.update` +
+             `apply_updates` calls inside one jitted `lax.scan` (so the
+             timing is compute, not Python dispatch), divided by `steps`;
+  step_ms    the whole train step (forward, backward, update) the same way;
+  state_bytes  the optimizer state's size.
+
+Methods are interleaved (A B A B ...) over `rounds` rounds and the median
+is reported, with the 1-minute load average at each measurement: the
+machines are shared and noisy. Compile time is excluded (one warm-up call).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from accel import data
+from accel import models
+from accel import optim
+from accel.train import state as state_lib
+from accel.train import step as step_lib
+
+
+def _timed(fn: Callable[[], Any]) -> float:
+  t0 = time.perf_counter()
+  jax.block_until_ready(fn())
+  return time.perf_counter() - t0
+
+
+def _state_bytes(tree) -> int:
+  return int(sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(tree)))
+
+
+def _programs(config, optim_section, steps: int):
+  """(update_fn, step_fn, state_bytes) for one model and optimizer."""
+  source = data.make_source(config.data)
+  model = models.make(config.model, source.spec)
+  optimizer = optim.make(optim_section, total_steps=10_000)
+  state = state_lib.init_state(model, optimizer, source.spec, seed=0)
+  batch = next(source.train_iterator(config.batch_size, seed=0))
+  batch = jax.tree.map(jnp.asarray, batch)
+  grads = jax.tree.map(lambda p: 1e-3 * jnp.ones_like(p), state.params)
+  train_step = functools.partial(step_lib.train_step, model=model,
+                                 optimizer=optimizer)
+
+  @jax.jit
+  def updates_only(params, opt_state):
+    def body(carry, _):
+      p, s = carry
+      u, s = optimizer.tx.update(grads, s, p, value=jnp.float32(1.0))
+      return (optax.apply_updates(p, u), s), None
+    return jax.lax.scan(body, (params, opt_state), None, length=steps)[0]
+
+  @jax.jit
+  def train_steps(st):
+    return jax.lax.scan(lambda s, _: (train_step(s, batch)[0], None), st,
+                        None, length=steps)[0]
+
+  return (lambda: updates_only(state.params, state.opt_state),
+          lambda: train_steps(state), _state_bytes(state.opt_state))
+
+
+def measure(workloads: dict[str, Any], methods: dict[str, Any], *,
+            steps: int = 20, rounds: int = 7) -> list[dict[str, Any]]:
+  """One row per (workload, method); see the module docstring."""
+  rows = []
+  for wname, config in workloads.items():
+    progs = {m: _programs(config, section, steps)
+             for m, section in methods.items()}
+    for m, (upd, stp, _) in progs.items():  # compile
+      _timed(upd)
+      _timed(stp)
+    times = {m: {"update": [], "step": []} for m in progs}
+    loads = []
+    names = list(progs)
+    for r in range(rounds):
+      order = names if r % 2 == 0 else names[::-1]
+      for m in order:
+        upd, stp, _ = progs[m]
+        times[m]["update"].append(_timed(upd) / steps)
+        times[m]["step"].append(_timed(stp) / steps)
+      loads.append(os.getloadavg()[0])
+    for m in names:
+      rows.append({
+          "workload": wname, "method": m,
+          "update_ms": 1e3 * float(np.median(times[m]["update"])),
+          "step_ms": 1e3 * float(np.median(times[m]["step"])),
+          "state_bytes": progs[m][2],
+          "load_avg_1m": [round(x, 2) for x in loads]})
+  return rows
+
+
+def ratios(rows: list[dict[str, Any]], baseline: str) -> list[dict[str, Any]]:
+  """Adds each row's update, step and state ratios to the baseline's."""
+  base = {r["workload"]: r for r in rows if r["method"] == baseline}
+  out = []
+  for r in rows:
+    b = base[r["workload"]]
+    out.append({**r, "update_ratio": r["update_ms"] / b["update_ms"],
+                "step_ratio": r["step_ms"] / b["step_ms"],
+                "state_ratio": r["state_bytes"] / max(b["state_bytes"], 1)})
+  return out
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+  lines = ["| workload | method | update ms | x AdamW | step ms | x AdamW | "
+           "state MB | x AdamW |", "|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    lines.append(
+        f"| {r['workload']} | {r['method']} | {r['update_ms']:.3f} | "
+        f"{r['update_ratio']:.2f} | {r['step_ms']:.3f} | "
+        f"{r['step_ratio']:.2f} | {r['state_bytes'] / 1e6:.2f} | "
+        f"{r['state_ratio']:.2f} |")
+  return "\n".join(lines)

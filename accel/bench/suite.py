@@ -1,0 +1,164 @@
+"""A benchmark suite: workloads x methods x learning-rate grid x seeds.
+
+A suite config (see configs/bench/) names, for each workload, a training
+config file (+ variant and overrides), the evaluation interval and the
+target; for each method, an optimizer section and a learning-rate grid of
+the same size as every other method's. The protocol:
+
+  1. every (workload, method, learning rate, seed) trial trains the same
+     number of steps (`run_trial`);
+  2. the target of a workload is `target` if given, else `target_fraction`
+     x the best mean final accuracy that the baseline method reaches over
+     its grid;
+  3. each method's learning rate is the grid value with the fewest mean
+     steps to target over the seeds (a seed that never reaches it counts as
+     twice the budget), ties broken by final accuracy;
+  4. reported per method at its chosen learning rate: steps and train
+     seconds to target (mean and spread over seeds), final accuracy, time
+     per step, compile time, and the ratios to the baseline.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from typing import Any
+
+import ml_collections
+import numpy as np
+
+from accel.bench import time_to_target
+from accel.train import config as config_lib
+
+CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
+
+
+def load_config(name: str, overrides: dict[str, Any]):
+  """configs/<file>.py[:variant] with dotted-key overrides applied."""
+  file, _, variant = name.partition(":")
+  path = os.path.join(CONFIG_DIR, file + ".py")
+  if not os.path.exists(path):
+    raise ValueError(f"workload config {path!r} does not exist.")
+  c = config_lib.load_file(path + (":" + variant if variant else ""))
+  for key, value in overrides.items():
+    node = c
+    *parents, leaf = key.split(".")
+    for p in parents:
+      node = node[p]
+    if leaf not in node:
+      raise ValueError(f"override {key!r}: {leaf!r} is not a key of the "
+                       f"config {name!r}; keys are {sorted(node.keys())}.")
+    node[leaf] = value
+  return c
+
+
+def trial_config(workload, method, lr: float, seed: int):
+  c = load_config(workload.config, dict(workload.get("overrides", {})))
+  optim = ml_collections.ConfigDict(dict(c.optim))
+  # The method replaces the optimizer; schedule and warm-up stay the
+  # workload's so every method gets the same schedule.
+  keep = {k: optim[k] for k in ("schedule", "warmup_steps", "end_lr_factor",
+                                "grad_clip_norm", "decay_mask")
+          if k in optim}
+  section = dict(method.optim)
+  section.update({k: v for k, v in keep.items() if k not in section})
+  section["learning_rate"] = lr
+  with c.unlocked():
+    c.optim = ml_collections.ConfigDict(section)
+    c.seed = seed
+    c.progress_bar = False
+  return c
+
+
+def _score(trials, budget):
+  steps = [t["steps_to_target"] if t["steps_to_target"] is not None
+           else 2 * budget for t in trials]
+  return (float(np.mean(steps)), -float(np.mean(
+      [t["final_accuracy"] for t in trials])))
+
+
+def _stats(values):
+  vals = [v for v in values if v is not None]
+  if len(vals) < len(values) or not vals:
+    return {"mean": None, "std": None, "reached": len(vals),
+            "values": values}
+  return {"mean": float(np.mean(vals)), "std": float(np.std(vals)),
+          "reached": len(vals), "values": values}
+
+
+def run_workload(wname: str, workload, methods, seeds, baseline: str,
+                 log=print) -> dict[str, Any]:
+  """All trials of one workload; returns its results section."""
+  trials: dict[str, dict[float, list[dict[str, Any]]]] = {}
+  for mname, method in methods.items():
+    trials[mname] = {}
+    for lr in method.learning_rates:
+      runs = []
+      for seed in seeds:
+        c = trial_config(workload, method, lr, seed)
+        t0 = time.perf_counter()
+        r = time_to_target.run_trial(c, eval_every=workload.eval_every)
+        r["seed"], r["learning_rate"] = seed, lr
+        runs.append(r)
+        log(f"{wname} {mname} lr={lr:g} seed={seed}: final acc "
+            f"{r['final_accuracy']:.4f}, {r['step_ms']:.2f} ms/step, "
+            f"{time.perf_counter() - t0:.1f}s")
+      trials[mname][lr] = runs
+  base = trials[baseline]
+  best_base = max(np.mean([t["final_accuracy"] for t in runs])
+                  for runs in base.values())
+  target = workload.get("target") or workload.target_fraction * best_base
+  budget = load_config(workload.config,
+                       dict(workload.get("overrides", {}))).total_steps
+  summary = {}
+  for mname, by_lr in trials.items():
+    for runs in by_lr.values():
+      for t in runs:
+        t.update(time_to_target.first_reach(t["curve"], target))
+    lr = min(by_lr, key=lambda l: _score(by_lr[l], budget))
+    runs = by_lr[lr]
+    summary[mname] = {
+        "learning_rate": lr,
+        "steps_to_target": _stats([t["steps_to_target"] for t in runs]),
+        "seconds_to_target": _stats([t["seconds_to_target"] for t in runs]),
+        "final_accuracy": _stats([t["final_accuracy"] for t in runs]),
+        "step_ms": float(np.mean([t["step_ms"] for t in runs])),
+        "compile_s": float(np.mean([t["compile_s"] for t in runs])),
+        "grid": {str(l): float(np.mean([t["final_accuracy"] for t in r]))
+                 for l, r in by_lr.items()},
+    }
+  b = summary[baseline]
+  for mname, s in summary.items():
+    for key in ("steps_to_target", "seconds_to_target"):
+      ok = s[key]["mean"] is not None and b[key]["mean"]
+      s[key + "_ratio"] = s[key]["mean"] / b[key]["mean"] if ok else None
+  return {"target": float(target), "budget_steps": int(budget),
+          "summary": summary,
+          "trials": {m: {str(l): _strip(r) for l, r in by_lr.items()}
+                     for m, by_lr in trials.items()}}
+
+
+def _strip(runs):
+  return [copy.deepcopy(r) for r in runs]
+
+
+def markdown(results: dict[str, Any], baseline: str) -> str:
+  lines = [f"| workload | target acc | method | lr | steps to target | "
+           f"x {baseline} | train s to target | x {baseline} | "
+           "final acc | ms/step |", "|---" * 10 + "|"]
+  fmt = lambda s, p: ("not reached" if s["mean"] is None and s["reached"] == 0
+                      else f"{s['reached']}/{len(s['values'])} reached"
+                      if s["mean"] is None
+                      else f"{s['mean']:.{p}f} ± {s['std']:.{p}f}")
+  ratio = lambda r: "-" if r is None else f"{r:.2f}"
+  for wname, w in results["workloads"].items():
+    for mname, s in w["summary"].items():
+      lines.append(
+          f"| {wname} | {w['target']:.4f} | {mname} | "
+          f"{s['learning_rate']:g} | {fmt(s['steps_to_target'], 0)} | "
+          f"{ratio(s['steps_to_target_ratio'])} | "
+          f"{fmt(s['seconds_to_target'], 2)} | "
+          f"{ratio(s['seconds_to_target_ratio'])} | "
+          f"{fmt(s['final_accuracy'], 4)} | {s['step_ms']:.2f} |")
+  return "\n".join(lines)

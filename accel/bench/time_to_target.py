@@ -1,0 +1,97 @@
+"""One benchmark trial: train a config, evaluate on a fixed schedule, and
+record when (in steps and in wall-clock) the test metric first reaches a
+target.
+
+Bookkeeping rules (AlgoPerf-like):
+  - the train and eval programs are compiled ahead of time; compile time is
+    reported separately and never counted;
+  - `train_s` counts only training (input pipeline + steps, blocked at each
+    evaluation point), never evaluation;
+  - the target is reached at the first evaluation whose metric is >= target;
+    steps and train seconds to target are those at that evaluation.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+import jax
+import numpy as np
+
+from accel import data
+from accel import models
+from accel import optim
+from accel.train import loop as loop_lib
+from accel.train import state as state_lib
+from accel.train import step as step_lib
+
+
+def first_reach(curve: list[dict[str, float]], target: float | None,
+                metric: str = "accuracy") -> dict[str, float | None]:
+  """Steps and train seconds at the first point of `curve` with metric >=
+  target (None when never reached or no target)."""
+  if target is not None:
+    for point in curve:
+      if point[metric] >= target:
+        return {"steps_to_target": point["step"],
+                "seconds_to_target": point["train_s"]}
+  return {"steps_to_target": None, "seconds_to_target": None}
+
+
+def run_trial(config, *, eval_every: int, target: float | None = None,
+              stop_at_target: bool = False) -> dict[str, Any]:
+  """Trains `config` (no checkpoints, no logging) and returns its curve.
+
+  Returns a dict with `curve` (step, train_s, accuracy, loss per eval),
+  `final_*`, `best_accuracy`, `compile_s`, `step_ms` (mean train time per
+  step) and the first-reach numbers for `target`.
+  """
+  source = data.make_source(config.data)
+  model = models.make(config.model, source.spec)
+  optimizer = optim.make(config.optim, config.total_steps)
+  state = jax.jit(functools.partial(state_lib.init_state, model, optimizer,
+                                    source.spec, config.seed))()
+  it = source.train_iterator(config.batch_size, config.seed)
+  batch = next(it)
+
+  t0 = time.perf_counter()
+  train_fn = jax.jit(functools.partial(
+      step_lib.train_step, model=model, optimizer=optimizer),
+                     donate_argnums=0).lower(state, batch).compile()
+  eval_jit = jax.jit(functools.partial(step_lib.eval_step, model=model,
+                                       optimizer=optimizer))
+  eval_batch = next(iter(source.eval_batches(config.eval_batch_size, "test",
+                                             None)))
+  eval_fn = eval_jit.lower(state, eval_batch).compile()
+  compile_s = time.perf_counter() - t0
+
+  def evaluate(st):
+    return loop_lib.evaluate(eval_fn, st, source, config)
+
+  curve, train_s, reached = [], 0.0, None
+  for start in range(0, config.total_steps, eval_every):
+    n = min(eval_every, config.total_steps - start)
+    t0 = time.perf_counter()
+    for i in range(n):
+      if start + i:  # the first batch was drawn before compiling
+        batch = next(it)
+      state, metrics = train_fn(state, batch)
+    jax.block_until_ready(metrics)
+    train_s += time.perf_counter() - t0
+    result = evaluate(state)
+    curve.append({"step": start + n, "train_s": train_s, **result})
+    if not np.isfinite(result["loss"]):
+      break
+    if target is not None and result["accuracy"] >= target:
+      reached = reached or curve[-1]
+      if stop_at_target:
+        break
+  steps_done = curve[-1]["step"]
+  return {"curve": curve, "final_accuracy": curve[-1]["accuracy"],
+          "final_loss": curve[-1]["loss"],
+          "best_accuracy": max(p["accuracy"] for p in curve),
+          "compile_s": compile_s, "steps": steps_done,
+          "step_ms": 1e3 * train_s / max(steps_done, 1),
+          **first_reach(curve, target)}

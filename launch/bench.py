@@ -1,0 +1,58 @@
+"""Runs a benchmark suite: time-to-target of each method against a baseline.
+
+  python launch/bench.py --config configs/bench/gt_heldout.py --workdir W
+
+writes W/results.json (every trial's curve, the chosen learning rates and
+the summary) and W/results.md (the table).
+"""
+
+import datetime
+import json
+import os
+import platform
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from accel.bench import suite
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Suite config file, optionally `file.py:variant`.",
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Results go here.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)
+  import jax  # pylint: disable=g-import-not-at-top
+  c = _CONFIG.value
+  os.makedirs(_WORKDIR.value, exist_ok=True)
+  results = {"command": " ".join(["python"] + sys.argv),
+             "date": datetime.datetime.now().isoformat(timespec="minutes"),
+             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, "
+                        f"jax {jax.__version__} on "
+                        f"{jax.devices()[0].device_kind}",
+             "load_avg_start": os.getloadavg(),
+             "config": c.to_dict(), "workloads": {}}
+  for wname, workload in c.workloads.items():
+    results["workloads"][wname] = suite.run_workload(
+        wname, workload, c.methods, list(c.seeds), c.baseline)
+    results["load_avg_end"] = os.getloadavg()
+    with open(os.path.join(_WORKDIR.value, "results.json"), "w") as f:
+      json.dump(results, f, indent=1, default=str)
+    table = suite.markdown(results, c.baseline)
+    with open(os.path.join(_WORKDIR.value, "results.md"), "w") as f:
+      f.write(f"`{results['command']}`\n\n{results['date']}, "
+              f"{results['machine']}\n\n{table}\n")
+  print(table)
+
+
+if __name__ == "__main__":
+  app.run(main)

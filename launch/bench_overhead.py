@@ -1,0 +1,70 @@
+"""Per-step cost of accel's optimizers against AdamW on the benchmark models.
+
+  python launch/bench_overhead.py --out benchmarks/optimizer_overhead
+
+writes `<out>.json` and `<out>.md`: update-alone and whole-step times (median
+of interleaved rounds, compile excluded), optimizer state bytes, and ratios
+to AdamW, for each workload (a training config's model, data, batch size).
+"""
+
+import datetime
+import json
+import os
+import platform
+import sys
+
+from absl import app
+from absl import flags
+
+from accel.bench import overhead
+from accel.train import config as config_lib
+
+_WORKLOADS = flags.DEFINE_list(
+    "workloads", ["mnist1d_mlp", "mnist1d_cnn", "digits_cnn",
+                  "sequence_transformer", "lm_transformer"],
+    "Config names in configs/ whose model, data and batch size to time.")
+_METHODS = flags.DEFINE_list(
+    "methods", ["adamw", "gradient_transformer"],
+    "Optimizer names from the factory; the first is the baseline.")
+_STEPS = flags.DEFINE_integer("steps", 20, "Steps per timed jitted scan.")
+_ROUNDS = flags.DEFINE_integer("rounds", 7, "Interleaved timing rounds.")
+_OUT = flags.DEFINE_string("out", "benchmarks/optimizer_overhead",
+                           "Output path without extension.")
+
+
+def _load(name):
+  path = os.path.join(os.path.dirname(__file__), "..", "configs", name + ".py")
+  return config_lib.load_file(path)
+
+
+def main(argv):
+  del argv
+  workloads = {w: _load(w) for w in _WORKLOADS.value}
+  methods = {}
+  for m in _METHODS.value:
+    # The same learning rate and decay for every method: only cost is timed.
+    methods[m] = config_lib.optim_section(m, learning_rate=1e-3,
+                                          weight_decay=0.01)
+  rows = overhead.ratios(
+      overhead.measure(workloads, methods, steps=_STEPS.value,
+                       rounds=_ROUNDS.value), _METHODS.value[0])
+  import jax  # pylint: disable=g-import-not-at-top
+  header = {"command": " ".join(["python"] + sys.argv),
+            "date": datetime.date.today().isoformat(),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, "
+                       f"jax {jax.__version__} on {jax.devices()[0].platform}",
+            "steps_per_scan": _STEPS.value, "rounds": _ROUNDS.value}
+  os.makedirs(os.path.dirname(_OUT.value) or ".", exist_ok=True)
+  with open(_OUT.value + ".json", "w") as f:
+    json.dump({**header, "rows": rows}, f, indent=2)
+  table = overhead.markdown(rows)
+  with open(_OUT.value + ".md", "w") as f:
+    f.write(f"# Optimizer overhead\n\n`{header['command']}`\n\n"
+            f"{header['date']}, {header['machine']}. Median of "
+            f"{_ROUNDS.value} interleaved rounds of {_STEPS.value}-step "
+            "jitted scans; compile excluded.\n\n" + table + "\n")
+  print(table)
+
+
+if __name__ == "__main__":
+  app.run(main)
