@@ -276,3 +276,28 @@ def test_shipped_weights_load_with_metadata():
   assert os.path.exists(side)
   # The shipped weights are trained: their output layer is not AdamW's zero.
   assert float(jnp.abs(params["head"]["kernel"]).sum()) > 0
+
+
+def test_shipped_weights_train_the_debug_config_better_than_random(tmp_path):
+  """Test loss after the MNIST-1D MLP debug run (more steps), with the
+  shipped weights against three random weight draws (random output layers:
+  arbitrary multipliers and mixes)."""
+  from accel.bench import time_to_target  # pylint: disable=g-import-not-at-top
+  from accel.train import config as config_lib  # pylint: disable=g-import-not-at-top
+
+  def final_loss(weights):
+    c = config_lib.load_file(os.path.join(
+        os.path.dirname(__file__), "..", "configs",
+        "mnist1d_mlp.py:debug,optimizer=gradient_transformer"))
+    c.total_steps, c.eval_max_examples = 200, 512
+    c.optim.weights = weights
+    return time_to_target.run_trial(c, eval_every=200)["final_loss"]
+
+  shipped = final_loss("default")
+  random = []
+  for seed in range(3):
+    path = str(tmp_path / f"random{seed}.msgpack")
+    gt_network.save_weights(path, _random_weights(scale=1.0, seed=seed),
+                            ARCH)
+    random.append(final_loss(path))
+  assert shipped < np.mean(random), (shipped, random)

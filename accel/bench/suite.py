@@ -35,13 +35,17 @@ CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 
 
 def load_config(name: str, overrides: dict[str, Any]):
-  """configs/<file>.py[:variant] with dotted-key overrides applied."""
+  """configs/<file>.py[:variant] with overrides applied.
+
+  `overrides` maps keys to values; nested dicts reach into sections
+  ({"model": {"channels": (32, 32)}}), as do dotted keys ("model.channels").
+  """
   file, _, variant = name.partition(":")
   path = os.path.join(CONFIG_DIR, file + ".py")
   if not os.path.exists(path):
     raise ValueError(f"workload config {path!r} does not exist.")
   c = config_lib.load_file(path + (":" + variant if variant else ""))
-  for key, value in overrides.items():
+  for key, value in _flatten(overrides):
     node = c
     *parents, leaf = key.split(".")
     for p in parents:
@@ -51,6 +55,14 @@ def load_config(name: str, overrides: dict[str, Any]):
                        f"config {name!r}; keys are {sorted(node.keys())}.")
     node[leaf] = value
   return c
+
+
+def _flatten(overrides, prefix=""):
+  for key, value in dict(overrides).items():
+    if isinstance(value, (dict, ml_collections.ConfigDict)):
+      yield from _flatten(value, f"{prefix}{key}.")
+    else:
+      yield f"{prefix}{key}", value
 
 
 def trial_config(workload, method, lr: float, seed: int):
@@ -90,21 +102,27 @@ def _stats(values):
 def run_workload(wname: str, workload, methods, seeds, baseline: str,
                  log=print) -> dict[str, Any]:
   """All trials of one workload; returns its results section."""
-  trials: dict[str, dict[float, list[dict[str, Any]]]] = {}
-  for mname, method in methods.items():
-    trials[mname] = {}
-    for lr in method.learning_rates:
-      runs = []
-      for seed in seeds:
+  trials: dict[str, dict[float, list[dict[str, Any]]]] = {
+      m: {lr: [] for lr in method.learning_rates}
+      for m, method in methods.items()}
+  # Methods interleave (A B A B ...) so a burst of load on the shared
+  # machine hits them alike; grids of equal size pair up index by index.
+  grid_size = max(len(m.learning_rates) for m in methods.values())
+  for i in range(grid_size):
+    for seed in seeds:
+      for mname, method in methods.items():
+        if i >= len(method.learning_rates):
+          continue
+        lr = method.learning_rates[i]
         c = trial_config(workload, method, lr, seed)
         t0 = time.perf_counter()
         r = time_to_target.run_trial(c, eval_every=workload.eval_every)
         r["seed"], r["learning_rate"] = seed, lr
-        runs.append(r)
+        r["load_avg_1m"] = os.getloadavg()[0]
+        trials[mname][lr].append(r)
         log(f"{wname} {mname} lr={lr:g} seed={seed}: final acc "
             f"{r['final_accuracy']:.4f}, {r['step_ms']:.2f} ms/step, "
-            f"{time.perf_counter() - t0:.1f}s")
-      trials[mname][lr] = runs
+            f"{time.perf_counter() - t0:.1f}s", flush=True)
   base = trials[baseline]
   best_base = max(np.mean([t["final_accuracy"] for t in runs])
                   for runs in base.values())

@@ -1,0 +1,84 @@
+"""Benchmark bookkeeping: first reach of a target, learning-rate choice,
+ratios, and one real trial's timing fields."""
+
+import ml_collections
+import pytest
+
+from accel.bench import suite
+from accel.bench import time_to_target
+
+
+def test_first_reach_takes_the_first_eval_at_or_above_target():
+  curve = [{"step": 10, "train_s": 1.0, "accuracy": 0.5},
+           {"step": 20, "train_s": 2.0, "accuracy": 0.8},
+           {"step": 30, "train_s": 3.0, "accuracy": 0.7},
+           {"step": 40, "train_s": 4.0, "accuracy": 0.9}]
+  assert time_to_target.first_reach(curve, 0.8) == {
+      "steps_to_target": 20, "seconds_to_target": 2.0}
+  assert time_to_target.first_reach(curve, 0.95) == {
+      "steps_to_target": None, "seconds_to_target": None}
+
+
+def _fake_trial(config, *, eval_every):
+  """Accuracy rises linearly at a speed set by the method and lr."""
+  speed = {"fast": 2.0, "slow": 1.0}[config.optim.name]
+  speed *= {1e-3: 0.5, 1e-2: 1.0}[config.optim.learning_rate]
+  curve = []
+  for step in range(eval_every, config.total_steps + 1, eval_every):
+    acc = min(1.0, speed * step / config.total_steps)
+    curve.append({"step": step, "train_s": 0.01 * step * (
+        1.5 if config.optim.name == "fast" else 1.0), "accuracy": acc,
+                  "loss": 1 - acc})
+  return {"curve": curve, "final_accuracy": curve[-1]["accuracy"],
+          "best_accuracy": curve[-1]["accuracy"], "compile_s": 0.0,
+          "step_ms": 10.0, **time_to_target.first_reach(curve, None)}
+
+
+def test_suite_picks_learning_rates_and_ratios(monkeypatch):
+  monkeypatch.setattr(suite.time_to_target, "run_trial", _fake_trial)
+  workload = ml_collections.ConfigDict(dict(
+      config="mnist1d_mlp", eval_every=10, target_fraction=0.9,
+      overrides={"total_steps": 100}))
+  methods = ml_collections.ConfigDict({
+      "slow": dict(optim={"name": "adamw"}, learning_rates=(1e-3, 1e-2)),
+      "fast": dict(optim={"name": "nadamw"}, learning_rates=(1e-3, 1e-2))})
+  # The fake keys on the method name; map the optimizer names back.
+  real_trial_config = suite.trial_config
+
+  def trial_config(w, m, lr, seed):
+    c = real_trial_config(w, m, lr, seed)
+    c.optim.name = "slow" if m.optim.name == "adamw" else "fast"
+    return c
+  monkeypatch.setattr(suite, "trial_config", trial_config)
+  out = suite.run_workload("w", workload, methods, [0, 1], "slow",
+                           log=lambda *_, **__: None)
+  # Baseline "slow" at its best lr (1e-2) ends at accuracy 1.0: target 0.9.
+  assert out["target"] == pytest.approx(0.9)
+  s = out["summary"]
+  assert s["slow"]["learning_rate"] == 1e-2
+  assert s["slow"]["steps_to_target"]["mean"] == 90
+  # "fast" at 1e-2 reaches 0.9 at step 50 (0.45 of the budget x 2 speed).
+  assert s["fast"]["learning_rate"] == 1e-2
+  assert s["fast"]["steps_to_target"]["mean"] == 50
+  assert s["fast"]["steps_to_target_ratio"] == pytest.approx(50 / 90)
+  assert s["fast"]["seconds_to_target_ratio"] == pytest.approx(
+      0.75 / 0.9)
+  table = suite.markdown({"workloads": {"w": out}}, "slow")
+  assert "| w | 0.9000 | fast | 0.01 | 50 ± 0 | 0.56 |" in table
+
+
+def test_real_trial_reports_timings_and_curve():
+  c = suite.trial_config(ml_collections.ConfigDict(dict(
+      config="mnist1d_mlp:debug", eval_every=10,
+      overrides={"total_steps": 20, "eval_max_examples": 128})),
+      ml_collections.ConfigDict(dict(optim={"name": "adamw"})), 3e-3, 0)
+  r = time_to_target.run_trial(c, eval_every=10, target=0.0)
+  assert [p["step"] for p in r["curve"]] == [10, 20]
+  assert r["steps_to_target"] == 10
+  assert r["curve"][0]["train_s"] <= r["curve"][1]["train_s"]
+  assert r["compile_s"] > 0 and r["step_ms"] > 0
+
+
+def test_unknown_override_is_named():
+  with pytest.raises(ValueError, match="'totl_steps' is not a key"):
+    suite.load_config("mnist1d_mlp", {"totl_steps": 5})
