@@ -19,6 +19,7 @@ LEARNING_RATES = {
     "sgd": 0.1, "adam": 3e-3, "adamw": 3e-3, "nadamw": 3e-3, "rmsprop": 1e-3,
     "adagrad": 0.05, "lamb": 3e-3, "lars": 1.0, "lion": 3e-4,
     "schedule_free_adamw": 3e-3, "prodigy": 1.0, "mechanic": 3e-3,
+    "gradient_transformer": 3e-3, "meta_attention_adamw": 3e-3,
 }
 
 

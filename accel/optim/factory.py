@@ -22,6 +22,7 @@ from optax import contrib
 
 from accel import registry
 from accel.optim import gt_transform
+from accel.optim import meta_attention
 from accel.optim import schedules
 
 OPTIMIZERS = registry.Registry("optimizer")
@@ -160,6 +161,19 @@ def _gradient_transformer(lr, weight_decay, mask, weights: str = "default",
       history=history or None, b1=b1, b2=b2, b3=b3, eps=eps,
       max_multiplier=max_multiplier, max_mix=max_mix,
       update_every=update_every or None)
+
+
+@OPTIMIZERS.register("meta_attention_adamw")
+def _meta_attention_adamw(lr, weight_decay, mask, b1: float = 0.9,
+                          b2: float = 0.999, eps: float = 1e-8,
+                          num_heads: int = 2, window: int = 16,
+                          width: int = 16, hyper_lr: float = 1e-3,
+                          max_multiplier: float = 10.0,
+                          anchor: float = 1e-3):
+  return meta_attention.meta_attention_adamw(
+      lr, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay, mask=mask,
+      num_heads=num_heads, window=window, width=width, hyper_lr=hyper_lr,
+      max_multiplier=max_multiplier, anchor=anchor)
 
 
 def _schedule_free_state(opt_state):

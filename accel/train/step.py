@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import optax
 
 from accel.optim import gt_transform
+from accel.optim import meta_attention
 from accel.optim import Optimizer
 from accel.train.state import TrainState
 
@@ -67,6 +68,7 @@ def train_step(state: TrainState, batch: Batch, *, model: nn.Module,
       "param_norm": optax.tree.norm(params),
       "learning_rate": optimizer.schedule(state.step),
       **gt_transform.diagnostics(opt_state),
+      **meta_attention.diagnostics(opt_state),
   }
   new_state = state.replace(step=state.step + 1, params=params,
                             opt_state=opt_state)
