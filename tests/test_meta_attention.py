@@ -127,3 +127,24 @@ def test_diagnostics_found_inside_a_chain():
   assert set(diag) >= {"meta_lr/multiplier_min", "meta_lr/multiplier_max",
                        "meta_lr/hypergrad_mean"}
   assert ma.diagnostics(optax.adamw(1e-3).init(params)) == {}
+
+
+def test_inject_hyperparams_and_orbax_round_trip(tmp_path):
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  params = _params()
+  tx = optax.inject_hyperparams(
+      ma.meta_attention_adamw,
+      static_args=("num_heads", "window", "width", "seed"))(
+          learning_rate=1e-3, weight_decay=0.0)
+  state = tx.init(params)
+  grads = jax.tree.map(lambda p: 0.1 * jnp.ones_like(p), params)
+  u1, _ = tx.update(grads, state, params, value=1.0)
+  state.hyperparams["learning_rate"] = jnp.asarray(2e-3)
+  u2, state = tx.update(grads, state, params, value=1.0)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(b, 2 * a, rtol=1e-6),
+               u1, u2)
+  with ocp.StandardCheckpointer() as ckpt:
+    ckpt.save(tmp_path / "s", state)
+    ckpt.wait_until_finished()
+    restored = ckpt.restore(tmp_path / "s", jax.eval_shape(lambda: state))
+  jax.tree.map(np.testing.assert_array_equal, restored, state)

@@ -222,16 +222,25 @@ class MetaAttentionAdamWState(NamedTuple):
 def meta_attention_adamw(learning_rate: optax.ScalarOrSchedule, *,
                          b1: float = 0.9, b2: float = 0.999,
                          eps: float = 1e-8, weight_decay: float = 0.0,
-                         mask: Any = None, **meta_options
+                         mask: Any = None, num_heads: int = 2,
+                         window: int = 16, width: int = 16,
+                         hyper_lr: float = 1e-3, max_multiplier: float = 10.0,
+                         anchor: float = 1e-3, seed: int = 0,
                          ) -> optax.GradientTransformationExtraArgs:
   """AdamW whose learning-rate scaling is `scale_by_meta_attention_lr`.
+
+  Under `optax.inject_hyperparams`, pass `static_args=("num_heads",
+  "window", "width", "seed")`: they fix shapes and cannot be arrays.
 
   The raw gradient (not Adam's smoothed direction, whose successive values
   nearly always agree) feeds the hypergradient.
   """
   adam = optax.chain(optax.scale_by_adam(b1, b2, eps),
                      optax.add_decayed_weights(weight_decay, mask))
-  meta = scale_by_meta_attention_lr(learning_rate, **meta_options)
+  meta = scale_by_meta_attention_lr(
+      learning_rate, num_heads=num_heads, window=window, width=width,
+      hyper_lr=hyper_lr, max_multiplier=max_multiplier, anchor=anchor,
+      seed=seed)
 
   def init_fn(params):
     return MetaAttentionAdamWState(adam.init(params), meta.init(params))
