@@ -17,6 +17,7 @@ from absl import app
 from absl import flags
 
 from accel.bench import overhead
+from accel.bench import suite
 from accel.train import config as config_lib
 
 _WORKLOADS = flags.DEFINE_list(
@@ -32,14 +33,9 @@ _OUT = flags.DEFINE_string("out", "benchmarks/optimizer_overhead",
                            "Output path without extension.")
 
 
-def _load(name):
-  path = os.path.join(os.path.dirname(__file__), "..", "configs", name + ".py")
-  return config_lib.load_file(path)
-
-
 def main(argv):
   del argv
-  workloads = {w: _load(w) for w in _WORKLOADS.value}
+  workloads = {w: suite.load_config(w, {}) for w in _WORKLOADS.value}
   methods = {}
   for m in _METHODS.value:
     # The same learning rate and decay for every method: only cost is timed.

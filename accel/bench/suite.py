@@ -20,7 +20,6 @@ the same size as every other method's. The protocol:
 
 from __future__ import annotations
 
-import copy
 import os
 import time
 from typing import Any
@@ -153,12 +152,8 @@ def run_workload(wname: str, workload, methods, seeds, baseline: str,
       s[key + "_ratio"] = s[key]["mean"] / b[key]["mean"] if ok else None
   return {"target": float(target), "budget_steps": int(budget),
           "summary": summary,
-          "trials": {m: {str(l): _strip(r) for l, r in by_lr.items()}
+          "trials": {m: {str(l): r for l, r in by_lr.items()}
                      for m, by_lr in trials.items()}}
-
-
-def _strip(runs):
-  return [copy.deepcopy(r) for r in runs]
 
 
 def markdown(results: dict[str, Any], baseline: str) -> str:

@@ -24,6 +24,7 @@ from accel import registry
 from accel.optim import gt_transform
 from accel.optim import meta_attention
 from accel.optim import schedules
+from accel.optim import state_lookup
 
 OPTIMIZERS = registry.Registry("optimizer")
 
@@ -176,16 +177,9 @@ def _meta_attention_adamw(lr, weight_decay, mask, b1: float = 0.9,
       max_multiplier=max_multiplier, anchor=anchor)
 
 
-def _schedule_free_state(opt_state):
-  found = [s for s in jax.tree.leaves(
-      opt_state, is_leaf=lambda s: isinstance(s, contrib.ScheduleFreeState))
-           if isinstance(s, contrib.ScheduleFreeState)]
-  return found[0] if found else None
-
-
 def eval_params(opt_state, params):
   """The parameters to evaluate: schedule-free's averaged point, else params."""
-  state = _schedule_free_state(opt_state)
+  state = state_lookup.find_state(opt_state, contrib.ScheduleFreeState)
   if state is None:
     return params
   return contrib.schedule_free_eval_params(state, params)

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import optax
 
 from accel.optim import gt_network
+from accel.optim import state_lookup
 
 _TINY = 1e-30
 _NUM_LOGS = 6
@@ -102,7 +103,8 @@ def resolve_weights(weights, history: int | None,
   return params, arch
 
 
-def _as_schedule(learning_rate):
+def as_schedule(learning_rate):
+  """A schedule for a float or schedule; None means 1.0."""
   if learning_rate is None:
     return lambda count: 1.0
   if callable(learning_rate):
@@ -158,7 +160,7 @@ def scale_by_gradient_transformer(
   every = arch.update_every
   net = gt_network.GradientTransformerNet(arch)
   h = arch.history
-  lr_fn = _as_schedule(learning_rate)
+  lr_fn = as_schedule(learning_rate)
   log_max = jnp.log(max_multiplier)
   k = len(gt_network.DIRECTIONS)
 
@@ -282,7 +284,8 @@ def scale_by_gradient_transformer(
         nu=treedef.unflatten(cast(new_nu, nu_leaves)),
         mu_slow=treedef.unflatten(cast(new_ms, ms_leaves)),
         window_TxHxR=window_TxHxR, loss_H=loss_H, loss_valid_H=loss_valid_H,
-        loss_sum=loss_sum, loss_n=loss_n, lr_multiplier_T=lr_mult_T, wd_multiplier_T=wd_mult_T, mix_TxK=mix_TxK)
+        loss_sum=loss_sum, loss_n=loss_n, lr_multiplier_T=lr_mult_T,
+        wd_multiplier_T=wd_mult_T, mix_TxK=mix_TxK)
     return treedef.unflatten(out_leaves), new_state
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
@@ -374,9 +377,4 @@ def diagnostics(opt_state) -> dict[str, jax.Array]:
 
 def find_state(opt_state) -> GradientTransformerState | None:
   """The first GradientTransformerState inside an optimizer state, if any."""
-  for s in jax.tree.leaves(
-      opt_state, is_leaf=lambda x: isinstance(x, GradientTransformerState)):
-    if isinstance(s, GradientTransformerState):
-      return s
-  return None
-
+  return state_lookup.find_state(opt_state, GradientTransformerState)

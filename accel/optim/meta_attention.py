@@ -42,6 +42,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from accel.optim import gt_transform
+from accel.optim import state_lookup
+
 _TINY = 1e-30
 NUM_FEATURES = 5
 
@@ -109,8 +112,7 @@ def scale_by_meta_attention_lr(
   is the loss (loss-history features), `grad` optionally the raw gradient
   for the hypergradient (else the incoming direction stands in for it).
   """
-  schedule = learning_rate if callable(learning_rate) else (
-      lambda count: learning_rate)
+  schedule = gt_transform.as_schedule(learning_rate)
   net = MetaAttentionNet(num_heads, width)
   hyper_opt = optax.adam(hyper_lr)
   log_max = jnp.log(max_multiplier)
@@ -256,11 +258,7 @@ def meta_attention_adamw(learning_rate: optax.ScalarOrSchedule, *,
 
 
 def find_state(opt_state) -> MetaAttentionState | None:
-  for s in jax.tree.leaves(
-      opt_state, is_leaf=lambda x: isinstance(x, MetaAttentionState)):
-    if isinstance(s, MetaAttentionState):
-      return s
-  return None
+  return state_lookup.find_state(opt_state, MetaAttentionState)
 
 
 def diagnostics(opt_state) -> dict[str, jax.Array]:
