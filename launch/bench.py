@@ -43,7 +43,8 @@ def main(argv):
              "config": c.to_dict(), "workloads": {}}
   for wname, workload in c.workloads.items():
     results["workloads"][wname] = suite.run_workload(
-        wname, workload, c.methods, list(c.seeds), c.baseline)
+        wname, workload, c.methods, list(c.seeds), c.baseline,
+        sensitivity=tuple(c.get("sensitivity", ())))
     results["load_avg_end"] = os.getloadavg()
     with open(os.path.join(_WORKDIR.value, "results.json"), "w") as f:
       json.dump(results, f, indent=1, default=str)

@@ -22,7 +22,7 @@ def test_first_reach_takes_the_first_eval_at_or_above_target():
 def _fake_trial(config, *, eval_every):
   """Accuracy rises linearly at a speed set by the method and lr."""
   speed = {"fast": 2.0, "slow": 1.0}[config.optim.name]
-  speed *= {1e-3: 0.5, 1e-2: 1.0}[config.optim.learning_rate]
+  speed *= 0.5 if config.optim.learning_rate < 5e-3 else 1.0
   curve = []
   for step in range(eval_every, config.total_steps + 1, eval_every):
     acc = min(1.0, speed * step / config.total_steps)
@@ -51,7 +51,7 @@ def test_suite_picks_learning_rates_and_ratios(monkeypatch):
     return c
   monkeypatch.setattr(suite, "trial_config", trial_config)
   out = suite.run_workload("w", workload, methods, [0, 1], "slow",
-                           log=lambda *_, **__: None)
+                           log=lambda *_, **__: None, sensitivity=(0.1,))
   # Baseline "slow" at its best lr (1e-2) ends at accuracy 1.0: target 0.9.
   assert out["target"] == pytest.approx(0.9)
   s = out["summary"]
@@ -63,8 +63,17 @@ def test_suite_picks_learning_rates_and_ratios(monkeypatch):
   assert s["fast"]["steps_to_target_ratio"] == pytest.approx(50 / 90)
   assert s["fast"]["seconds_to_target_ratio"] == pytest.approx(
       0.75 / 0.9)
+  # A 10x too small learning rate halves the speed: "fast" still reaches
+  # the target (at step 90), "slow" ends at 0.5.
+  wrong_fast = s["fast"]["sensitivity"]["0.1"]
+  assert wrong_fast["learning_rate"] == pytest.approx(1e-3)
+  assert wrong_fast["steps_to_target"]["values"] == [90, 90]
+  wrong_slow = s["slow"]["sensitivity"]["0.1"]
+  assert wrong_slow["final_accuracy"]["mean"] == pytest.approx(0.5)
+  assert wrong_slow["steps_to_target"]["reached"] == 0
   table = suite.markdown({"workloads": {"w": out}}, "slow")
   assert "| w | 0.9000 | fast | 0.01 | 50 ± 0 | 0.56 |" in table
+  assert "| w | slow | 0.01 | 0.5000 ± 0.0000 | 0/2 |" in table
 
 
 def test_real_trial_reports_timings_and_curve():

@@ -38,10 +38,12 @@ def test_without_hyper_learning_it_is_the_base_schedule():
         o, -schedule(i) * x, rtol=1e-6), out, d)
 
 
-def _quadratic_multiplier(lr, steps=150):
-  """Gradient descent (direction = gradient) on 0.5 |x|^2 per group."""
+def _quadratic_multiplier(lr, steps=150, **options):
+  """Gradient descent (direction = gradient) on 0.5 |x|^2 per group;
+  returns the final multipliers and loss."""
   params = {"x": jnp.linspace(1.0, 2.0, 8), "y": jnp.linspace(-1, 1, 5)}
-  tx = ma.scale_by_meta_attention_lr(lr, hyper_lr=1e-2, anchor=0.0)
+  tx = ma.scale_by_meta_attention_lr(lr, hyper_lr=1e-2, anchor=0.0,
+                                     **options)
   state = tx.init(params)
   step = jax.jit(tx.update)
   for _ in range(steps):
@@ -49,13 +51,19 @@ def _quadratic_multiplier(lr, steps=150):
     loss = 0.5 * sum(jnp.sum(p**2) for p in jax.tree.leaves(params))
     out, state = step(grads, state, params, value=loss)
     params = optax.apply_updates(params, out)
-  return np.asarray(state.multiplier_T)
+  return np.asarray(state.multiplier_T), float(loss)
 
 
 def test_too_small_lr_grows_and_too_large_shrinks():
-  assert np.all(_quadratic_multiplier(1e-3) > 1.05)
-  # lr 1.9 on curvature 1 oscillates (successive gradients point apart).
-  assert np.all(_quadratic_multiplier(1.9, steps=40) < 0.95)
+  assert np.all(_quadratic_multiplier(1e-3)[0] > 1.05)
+  # lr 2.5 on curvature 1 diverges (x -> -1.5 x): the multipliers fall
+  # until it converges.
+  mult, loss = _quadratic_multiplier(2.5, steps=60)
+  assert np.all(mult < 0.5) and loss < 1e-6
+  # Baydin et al.'s one-step hypergradient (horizon 1) also shrinks lr 1.9,
+  # which converges but oscillates (successive gradients point apart).
+  assert np.all(_quadratic_multiplier(1.9, steps=40, horizon=1)[0] < 0.95)
+  assert np.all(_quadratic_multiplier(1e-3, horizon=1)[0] > 1.05)
 
 
 def test_multipliers_stay_bounded_under_adversarial_gradients():
@@ -97,7 +105,7 @@ def test_hypergradient_matches_finite_differences_on_a_quadratic():
   grad = lambda x: jax.tree.map(lambda c, p: c * p, curv, x)
   loss = lambda x: sum(jnp.sum(0.5 * c * p**2) for c, p in
                        zip(jax.tree.leaves(curv), jax.tree.leaves(x)))
-  tx = ma.scale_by_meta_attention_lr(lr, hyper_lr=0.0)
+  tx = ma.scale_by_meta_attention_lr(lr, hyper_lr=0.0, horizon=1)
   state = tx.init(x0)
   d0 = grad(x0)
   out, state = tx.update(d0, state, x0)
@@ -134,7 +142,8 @@ def test_inject_hyperparams_and_orbax_round_trip(tmp_path):
   params = _params()
   tx = optax.inject_hyperparams(
       ma.meta_attention_adamw,
-      static_args=("num_heads", "window", "width", "seed"))(
+      static_args=("num_heads", "window", "width", "update_every",
+                   "seed"))(
           learning_rate=1e-3, weight_decay=0.0)
   state = tx.init(params)
   grads = jax.tree.map(lambda p: 0.1 * jnp.ones_like(p), params)
@@ -148,3 +157,76 @@ def test_inject_hyperparams_and_orbax_round_trip(tmp_path):
     ckpt.wait_until_finished()
     restored = ckpt.restore(tmp_path / "s", jax.eval_shape(lambda: state))
   jax.tree.map(np.testing.assert_array_equal, restored, state)
+
+
+def test_update_every_holds_the_multipliers_between_refreshes():
+  params = _params()
+  tx = ma.scale_by_meta_attention_lr(0.1, hyper_lr=0.1, update_every=3)
+  state = tx.init(params)
+  step = jax.jit(tx.update)
+  seen = []
+  for i in range(7):
+    d = jax.tree.map(lambda p: (-1.0) ** i * (p + 0.1 * i), params)
+    out, state = step(d, state, params, value=1.0 / (i + 1))
+    m = np.asarray(state.multiplier_T)
+    seen.append(m)
+    for j, (o, x) in enumerate(zip(jax.tree.leaves(out), jax.tree.leaves(d))):
+      np.testing.assert_allclose(o, -0.1 * m[j] * x, rtol=1e-6)
+  # Refreshes at steps 0, 3, 6: held on 1, 2 and 4, 5; learnt at 3 and 6.
+  np.testing.assert_array_equal(seen[0], seen[1])
+  np.testing.assert_array_equal(seen[1], seen[2])
+  np.testing.assert_array_equal(seen[3], seen[5])
+  assert not np.allclose(seen[2], seen[3])
+  assert not np.allclose(seen[5], seen[6])
+
+
+def test_rejects_bad_options():
+  with pytest.raises(ValueError, match="update_every must be >= 1, got 0"):
+    ma.scale_by_meta_attention_lr(0.1, update_every=0)
+  with pytest.raises(ValueError, match="horizon must be >= 1, got 0.5"):
+    ma.scale_by_meta_attention_lr(0.1, horizon=0.5)
+  with pytest.raises(ValueError, match="max_multiplier must be >= 1"):
+    ma.scale_by_meta_attention_lr(0.1, max_multiplier=0.5)
+
+
+def test_chains_after_the_gradient_transformer():
+  from accel.optim import factory  # pylint: disable=g-import-not-at-top
+  from accel.optim import gt_transform  # pylint: disable=g-import-not-at-top
+  params = _params()
+  grads = [jax.tree.map(lambda p, i=i: jnp.sin(p + i), params)
+           for i in range(3)]
+  # Untrained gradient transformer (= Adam's direction) + frozen meta LR
+  # is AdamW.
+  chained = optax.chain(
+      gt_transform.scale_by_gradient_transformer(None, history=4,
+                                                 update_every=1),
+      ma.scale_by_meta_attention_lr(1e-2, hyper_lr=0.0))
+  reference = optax.adam(1e-2)
+  s1, s2 = chained.init(params), reference.init(params)
+  for g in grads:
+    u1, s1 = chained.update(g, s1, params, value=1.0)
+    u2, s2 = reference.update(g, s2, params)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5,
+                                                         atol=1e-9), u1, u2)
+  # The factory's combination learns multipliers and reports both parts.
+  opt = factory.make({"name": "gradient_transformer", "meta_lr": True,
+                      "learning_rate": 1e-2}, total_steps=10)
+  state = opt.tx.init(params)
+  for g in grads:
+    _, state = opt.tx.update(g, state, params, value=1.0)
+  assert ma.find_state(state) is not None
+  assert gt_transform.find_state(state) is not None
+  m = np.asarray(ma.find_state(state).multiplier_T)
+  assert m.shape == (3,) and not np.allclose(m, 1.0)
+
+
+def test_attention_table_names_tensors_and_rows_are_distributions():
+  params = _params()
+  tx = ma.meta_attention_adamw(1e-3)
+  state = tx.init(params)
+  _, state = tx.update(params, state, params, value=1.0)
+  table, names = ma.attention_table(state, params)
+  assert names == ["a", "b", "c"]
+  assert table.shape == (3, 4)
+  np.testing.assert_allclose(table.sum(1), 1.0, rtol=1e-5)
+  assert ma.attention_table(optax.adam(1e-3).init(params), params) is None

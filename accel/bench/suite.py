@@ -15,7 +15,11 @@ the same size as every other method's. The protocol:
      twice the budget), ties broken by final accuracy;
   4. reported per method at its chosen learning rate: steps and train
      seconds to target (mean and spread over seeds), final accuracy, time
-     per step, compile time, and the ratios to the baseline.
+     per step, compile time, and the ratios to the baseline;
+  5. optionally (`sensitivity`, factors such as (0.1, 10)): every method
+     trains again at its chosen learning rate times each factor, same seeds,
+     and reports final accuracy and steps to target there (how much a
+     wrong learning rate costs).
 """
 
 from __future__ import annotations
@@ -98,8 +102,29 @@ def _stats(values):
           "reached": len(vals), "values": values}
 
 
+def _run(workload, wname, mname, method, lr, seed, log):
+  c = trial_config(workload, method, lr, seed)
+  t0 = time.perf_counter()
+  r = time_to_target.run_trial(c, eval_every=workload.eval_every)
+  r["seed"], r["learning_rate"] = seed, lr
+  r["load_avg_1m"] = os.getloadavg()[0]
+  log(f"{wname} {mname} lr={lr:g} seed={seed}: final acc "
+      f"{r['final_accuracy']:.4f}, {r['step_ms']:.2f} ms/step, "
+      f"{time.perf_counter() - t0:.1f}s", flush=True)
+  return r
+
+
+def _final_diagnostics(runs):
+  """Mean over seeds of the learned components' last logged train metrics
+  (multipliers and the like: keys with a '/')."""
+  keys = set.intersection(*[{k for k in t["curve"][-1].get("train", {})
+                             if "/" in k} for t in runs])
+  return {k: float(np.mean([t["curve"][-1]["train"][k] for t in runs]))
+          for k in sorted(keys)}
+
+
 def run_workload(wname: str, workload, methods, seeds, baseline: str,
-                 log=print) -> dict[str, Any]:
+                 log=print, sensitivity=()) -> dict[str, Any]:
   """All trials of one workload; returns its results section."""
   trials: dict[str, dict[float, list[dict[str, Any]]]] = {
       m: {lr: [] for lr in method.learning_rates}
@@ -113,15 +138,8 @@ def run_workload(wname: str, workload, methods, seeds, baseline: str,
         if i >= len(method.learning_rates):
           continue
         lr = method.learning_rates[i]
-        c = trial_config(workload, method, lr, seed)
-        t0 = time.perf_counter()
-        r = time_to_target.run_trial(c, eval_every=workload.eval_every)
-        r["seed"], r["learning_rate"] = seed, lr
-        r["load_avg_1m"] = os.getloadavg()[0]
-        trials[mname][lr].append(r)
-        log(f"{wname} {mname} lr={lr:g} seed={seed}: final acc "
-            f"{r['final_accuracy']:.4f}, {r['step_ms']:.2f} ms/step, "
-            f"{time.perf_counter() - t0:.1f}s", flush=True)
+        trials[mname][lr].append(
+            _run(workload, wname, mname, method, lr, seed, log))
   base = trials[baseline]
   best_base = max(np.mean([t["final_accuracy"] for t in runs])
                   for runs in base.values())
@@ -144,7 +162,26 @@ def run_workload(wname: str, workload, methods, seeds, baseline: str,
         "compile_s": float(np.mean([t["compile_s"] for t in runs])),
         "grid": {str(l): float(np.mean([t["final_accuracy"] for t in r]))
                  for l, r in by_lr.items()},
+        "final_diagnostics": _final_diagnostics(runs),
     }
+  wrong = {m: {f: [] for f in sensitivity} for m in methods}
+  for factor in sensitivity:
+    for seed in seeds:
+      for mname, method in methods.items():
+        lr = summary[mname]["learning_rate"] * factor
+        r = _run(workload, wname, mname, method, lr, seed, log)
+        r.update(time_to_target.first_reach(r["curve"], target))
+        wrong[mname][factor].append(r)
+  for mname, by_factor in wrong.items():
+    if by_factor:
+      summary[mname]["sensitivity"] = {
+          str(f): {"learning_rate": runs[0]["learning_rate"],
+                   "final_accuracy": _stats([t["final_accuracy"]
+                                             for t in runs]),
+                   "steps_to_target": _stats([t["steps_to_target"]
+                                              for t in runs]),
+                   "final_diagnostics": _final_diagnostics(runs)}
+          for f, runs in by_factor.items()}
   b = summary[baseline]
   for mname, s in summary.items():
     for key in ("steps_to_target", "seconds_to_target"):
@@ -153,7 +190,9 @@ def run_workload(wname: str, workload, methods, seeds, baseline: str,
   return {"target": float(target), "budget_steps": int(budget),
           "summary": summary,
           "trials": {m: {str(l): r for l, r in by_lr.items()}
-                     for m, by_lr in trials.items()}}
+                     for m, by_lr in trials.items()},
+          "sensitivity_trials": {m: {str(f): r for f, r in by_f.items()}
+                                 for m, by_f in wrong.items() if by_f}}
 
 
 def markdown(results: dict[str, Any], baseline: str) -> str:
@@ -174,4 +213,22 @@ def markdown(results: dict[str, Any], baseline: str) -> str:
           f"{fmt(s['seconds_to_target'], 2)} | "
           f"{ratio(s['seconds_to_target_ratio'])} | "
           f"{fmt(s['final_accuracy'], 4)} | {s['step_ms']:.2f} |")
+  sens = [(w, m, s) for w, wl in results["workloads"].items()
+          for m, s in wl["summary"].items() if "sensitivity" in s]
+  if sens:
+    factors = list(sens[0][2]["sensitivity"])
+    lines += ["", "Wrong learning rate: each method at its tuned value "
+              "times a factor (final accuracy; seeds reaching the target).",
+              "", "| workload | method | tuned lr | " + " | ".join(
+                  f"x{f}: final acc | x{f}: reached" for f in factors)
+              + " |", "|---" * (3 + 2 * len(factors)) + "|"]
+    for w, m, s in sens:
+      cells = []
+      for f in factors:
+        x = s["sensitivity"][f]
+        cells += [fmt(x["final_accuracy"], 4),
+                  f"{x['steps_to_target']['reached']}/"
+                  f"{len(x['steps_to_target']['values'])}"]
+      lines.append(f"| {w} | {m} | {s['learning_rate']:g} | "
+                   + " | ".join(cells) + " |")
   return "\n".join(lines)

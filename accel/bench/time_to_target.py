@@ -44,7 +44,8 @@ def run_trial(config, *, eval_every: int, target: float | None = None,
               stop_at_target: bool = False) -> dict[str, Any]:
   """Trains `config` (no checkpoints, no logging) and returns its curve.
 
-  Returns a dict with `curve` (step, train_s, accuracy, loss per eval),
+  Returns a dict with `curve` (step, train_s, accuracy, loss per eval, and
+  `train`: the train-step metrics of the step before the eval),
   `final_*`, `best_accuracy`, `compile_s`, `step_ms` (mean train time per
   step) and the first-reach numbers for `target`.
   """
@@ -81,7 +82,9 @@ def run_trial(config, *, eval_every: int, target: float | None = None,
     jax.block_until_ready(metrics)
     train_s += time.perf_counter() - t0
     result = evaluate(state)
-    curve.append({"step": start + n, "train_s": train_s, **result})
+    last = {k: float(v) for k, v in jax.device_get(metrics).items()}
+    curve.append({"step": start + n, "train_s": train_s, **result,
+                  "train": last})
     if not np.isfinite(result["loss"]):
       break
     if target is not None and result["accuracy"] >= target:

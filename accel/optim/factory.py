@@ -7,9 +7,10 @@
 
 Every optimizer here is optax's or optax.contrib's own. Those with decoupled
 weight decay (adamw, nadamw, lamb, lars, lion, schedule-free AdamW, prodigy,
-mechanic's AdamW) get `weight_decay` and the mask; for the others a non-zero
-`weight_decay` adds classic coupled L2 (`optax.add_decayed_weights` before the
-step), as torch's `weight_decay` does for SGD, Adam, RMSProp and Adagrad.
+mechanic's AdamW, DoG) get `weight_decay` and the mask; for the others a
+non-zero `weight_decay` adds classic coupled L2 (`optax.add_decayed_weights`
+before the step), as torch's `weight_decay` does for SGD, Adam, RMSProp and
+Adagrad.
 """
 
 from __future__ import annotations
@@ -148,20 +149,34 @@ def _mechanic(lr, weight_decay, mask, b1: float = 0.9, b2: float = 0.999,
                            s_init=s_init)
 
 
+@OPTIMIZERS.register("dog")
+def _dog(lr, weight_decay, mask, reps_rel: float = 1e-6, eps: float = 1e-8):
+  # DoG ("distance over gradients") sets its own step size: learning_rate is
+  # a multiplier on it (1.0 by default); reps_rel sizes the first step
+  # relative to the parameters (the paper's r_epsilon).
+  return contrib.dog(lr, init_step=("heuristic", reps_rel), eps=eps,
+                     weight_decay=weight_decay or None, mask=mask)
+
+
 @OPTIMIZERS.register("gradient_transformer")
 def _gradient_transformer(lr, weight_decay, mask, weights: str = "default",
                           history: int = 0, b1: float = 0.9,
                           b2: float = 0.999, b3: float = 0.99,
                           eps: float = 1e-8, max_multiplier: float = 4.0,
-                          max_mix: float = 1.0, update_every: int = 0):
+                          max_mix: float = 1.0, update_every: int = 0,
+                          meta_lr: bool = False):
   # weights: "default" (shipped), a weights-file path, or "none" (AdamW).
-  # history and update_every 0 take the weights' own.
-  return gt_transform.gradient_transformer(
-      lr, weight_decay=weight_decay, mask=mask,
-      weights=None if weights == "none" else weights,
-      history=history or None, b1=b1, b2=b2, b3=b3, eps=eps,
-      max_multiplier=max_multiplier, max_mix=max_mix,
+  # history and update_every 0 take the weights' own. meta_lr: the
+  # meta-attention learning rates (default options) replace the plain
+  # learning-rate scaling after the learned direction.
+  direction = gt_transform.scale_by_gradient_transformer(
+      None if weights == "none" else weights, history=history or None,
+      b1=b1, b2=b2, b3=b3, eps=eps, weight_decay=weight_decay, mask=mask,
+      learning_rate=lr, max_multiplier=max_multiplier, max_mix=max_mix,
       update_every=update_every or None)
+  scale = (meta_attention.scale_by_meta_attention_lr(lr) if meta_lr
+           else optax.scale_by_learning_rate(lr))
+  return optax.chain(direction, scale)
 
 
 @OPTIMIZERS.register("meta_attention_adamw")
@@ -170,11 +185,13 @@ def _meta_attention_adamw(lr, weight_decay, mask, b1: float = 0.9,
                           num_heads: int = 2, window: int = 16,
                           width: int = 16, hyper_lr: float = 1e-3,
                           max_multiplier: float = 10.0,
-                          anchor: float = 1e-3):
+                          anchor: float = 1e-3, horizon: float = 100.0,
+                          update_every: int = 1):
   return meta_attention.meta_attention_adamw(
       lr, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay, mask=mask,
       num_heads=num_heads, window=window, width=width, hyper_lr=hyper_lr,
-      max_multiplier=max_multiplier, anchor=anchor)
+      max_multiplier=max_multiplier, anchor=anchor, horizon=horizon,
+      update_every=update_every)
 
 
 def eval_params(opt_state, params):

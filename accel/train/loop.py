@@ -16,6 +16,7 @@ import tqdm
 from accel import data
 from accel import models
 from accel import optim
+from accel.optim import meta_attention
 from accel.train import checkpoint
 from accel.train import config as config_lib
 from accel.train import metrics as metrics_lib
@@ -39,6 +40,16 @@ def evaluate(eval_fn, state, source: data.Source, config) -> dict[str, float]:
   sums = jax.tree.map(float, jax.device_get(sums))
   n = max(sums["weight_sum"], 1e-9)
   return {"loss": sums["loss_sum"] / n, "accuracy": sums["correct_sum"] / n}
+
+
+def _log_attention(writer, step: int, state) -> None:
+  """The meta-attention learning rates' attention weights as a heat map."""
+  table = meta_attention.attention_table(state.opt_state, state.params)
+  if table is not None:
+    matrix, names = table
+    writer.image(step, "meta_lr/attention", metrics_lib.heatmap(
+        matrix, names, ["(global)"] + names,
+        f"meta-attention weights, step {step}"))
 
 
 def run(config, workdir: str, *, stop_after: int | None = None
@@ -146,6 +157,7 @@ def run(config, workdir: str, *, stop_after: int | None = None
           and done != config.total_steps:
         result = evaluate(eval_fn, state, source, config)
         writer.scalars(done, {f"eval/{k}": v for k, v in result.items()})
+        _log_attention(writer, done, state)
         bar.write(f"step {done}: test loss {result['loss']:.4f}, "
                   f"test accuracy {result['accuracy']:.4f}")
 
@@ -166,6 +178,7 @@ def run(config, workdir: str, *, stop_after: int | None = None
   result = evaluate(eval_fn, state, source, config)
   final_step = int(state.step)
   writer.scalars(final_step, {f"eval/{k}": v for k, v in result.items()})
+  _log_attention(writer, final_step, state)
   writer.close()
   ckpt.close()
   if is_main:

@@ -1,0 +1,63 @@
+r"""Meta-attention learning rates against tuned AdamW and the learning-rate-
+free methods a user would pick instead.
+
+  python launch/bench.py --config configs/bench/meta_attention.py \
+      --workdir benchmarks/meta_attention
+
+Methods: AdamW with the workload's cosine schedule (the baseline);
+`meta_attention_adamw` on the same cosine base schedule (default options:
+horizon 100, anchor 1e-3); the same with Baydin et al.'s one-step
+hypergradient (horizon 1, the short-horizon-bias ablation); optax.contrib's
+schedule-free AdamW (constant schedule after warm-up, as it is meant to
+run), Prodigy, Mechanic (around AdamW) and DoG. Every method gets a 5-value
+grid: learning rates for AdamW, meta-attention, schedule-free and Mechanic's
+base, multipliers of the self-set step size (0.1 ... 10) for Prodigy and
+DoG. 3 seeds; the target is 99% of AdamW's best mean final accuracy. Then
+each method runs again at 0.1x and 10x its tuned value (`sensitivity`).
+Variant `quick`: one workload, 3 values, 2 seeds, 300 steps.
+"""
+
+import ml_collections
+
+from accel.train import config as config_lib
+
+LRS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+MULTIPLIERS = (0.1, 0.3, 1.0, 3.0, 10.0)
+
+
+def get_config(arg: str = ""):
+  variants = config_lib.variants(arg)
+  c = ml_collections.ConfigDict()
+  c.baseline = "adamw"
+  c.seeds = (0, 1, 2)
+  c.sensitivity = (0.1, 10.0)
+  c.workloads = {
+      "digits_cnn": dict(config="digits_cnn", eval_every=100,
+                         target_fraction=0.99,
+                         overrides={"total_steps": 1000}),
+      "mnist1d_cnn": dict(config="mnist1d_cnn", eval_every=150,
+                          target_fraction=0.99,
+                          overrides={"total_steps": 1500, "batch_size": 64,
+                                     "model": {"channels": (32, 32, 32)}}),
+  }
+  c.methods = {
+      "adamw": dict(optim={"name": "adamw"}, learning_rates=LRS),
+      "meta_attention_adamw": dict(optim={"name": "meta_attention_adamw"},
+                                   learning_rates=LRS),
+      "meta_attention_one_step": dict(
+          optim={"name": "meta_attention_adamw", "horizon": 1.0},
+          learning_rates=LRS),
+      "schedule_free_adamw": dict(
+          optim={"name": "schedule_free_adamw", "schedule": "constant"},
+          learning_rates=LRS),
+      "prodigy": dict(optim={"name": "prodigy"}, learning_rates=MULTIPLIERS),
+      "mechanic": dict(optim={"name": "mechanic"}, learning_rates=LRS),
+      "dog": dict(optim={"name": "dog"}, learning_rates=MULTIPLIERS),
+  }
+  if "quick" in variants:
+    c.seeds = (0, 1)
+    c.workloads = {"digits_cnn": c.workloads["digits_cnn"]}
+    c.workloads.digits_cnn.overrides.total_steps = 300
+    for m in c.methods.values():
+      m.learning_rates = m.learning_rates[1:4]
+  return c
