@@ -18,6 +18,7 @@ Batches are dicts of numpy arrays:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Iterator
 
 import grain
@@ -69,7 +70,8 @@ class Source:
                      process_count: int = 1) -> grain.DatasetIterator:
     """An endless, seeded stream of training batches.
 
-    Each epoch is a fresh permutation drawn from `seed`. With several
+    Each epoch is a fresh permutation drawn from `seed` (its last partial
+    batch is dropped). With several
     processes each one reads a disjoint 1/process_count of the examples. The
     returned iterator has `get_state()`/`set_state()`: restoring a state
     replays exactly the batches that followed it.
@@ -79,11 +81,22 @@ class Source:
       raise ValueError(
           f"batch_size {batch_size} is larger than the {n // process_count} "
           f"training examples this process reads from {self.spec.name!r}.")
-    ids = grain.MapDataset.source(np.arange(n, dtype=np.int32))
-    ids = ids[process_index::process_count]
-    ds = ids.shuffle(seed=seed).repeat(None).batch(batch_size,
-                                                   drop_remainder=True)
-    ds = ds.map(lambda idx_B: self._with_ids("train", idx_B))
+    ids = np.arange(n, dtype=np.int32)[process_index::process_count]
+    per_epoch = len(ids) // batch_size
+
+    @functools.lru_cache(maxsize=4)
+    def permutation(epoch: int) -> np.ndarray:
+      return ids[np.random.default_rng([seed, epoch]).permutation(len(ids))]
+
+    def batch_at(b: int, _) -> Batch:
+      # Whole batches of indices, one Python call each: building them from
+      # single examples cost more than the training step on small models.
+      epoch, j = divmod(b, per_epoch)
+      idx_B = permutation(epoch)[j * batch_size:(j + 1) * batch_size]
+      return self._with_ids("train", idx_B)
+
+    ds = grain.MapDataset.range(per_epoch).repeat(None).map_with_index(
+        batch_at)
     return iter(ds.to_iter_dataset(read_options=_READ_OPTIONS))
 
   def eval_batches(self, batch_size: int, split: str = "test",
