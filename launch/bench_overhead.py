@@ -26,11 +26,19 @@ _WORKLOADS = flags.DEFINE_list(
     "Config names in configs/ whose model, data and batch size to time.")
 _METHODS = flags.DEFINE_list(
     "methods", ["adamw", "gradient_transformer"],
-    "Optimizer names from the factory; the first is the baseline.")
+    "Optimizer names from the factory, each optionally with options "
+    "(`meta_attention_adamw:update_every=4`); the first is the baseline.")
 _STEPS = flags.DEFINE_integer("steps", 20, "Steps per timed jitted scan.")
 _ROUNDS = flags.DEFINE_integer("rounds", 7, "Interleaved timing rounds.")
 _OUT = flags.DEFINE_string("out", "benchmarks/optimizer_overhead",
                            "Output path without extension.")
+
+
+def _number(text: str):
+  try:
+    return int(text)
+  except ValueError:
+    return float(text)
 
 
 def main(argv):
@@ -38,9 +46,12 @@ def main(argv):
   workloads = {w: suite.load_config(w, {}) for w in _WORKLOADS.value}
   methods = {}
   for m in _METHODS.value:
-    # The same learning rate and decay for every method: only cost is timed.
-    methods[m] = config_lib.optim_section(m, learning_rate=1e-3,
-                                          weight_decay=0.01)
+    # `name` or `name:option=value:...`. The same learning rate and decay
+    # for every method: only cost is timed.
+    name, *options = m.split(":")
+    extra = {k: _number(v) for k, v in (o.split("=", 1) for o in options)}
+    methods[m] = config_lib.optim_section(name, learning_rate=1e-3,
+                                          weight_decay=0.01, **extra)
   rows = overhead.ratios(
       overhead.measure(workloads, methods, steps=_STEPS.value,
                        rounds=_ROUNDS.value), _METHODS.value[0])

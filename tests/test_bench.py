@@ -31,7 +31,9 @@ def _fake_trial(config, *, eval_every):
                   "loss": 1 - acc})
   return {"curve": curve, "final_accuracy": curve[-1]["accuracy"],
           "best_accuracy": curve[-1]["accuracy"], "compile_s": 0.0,
-          "step_ms": 10.0, **time_to_target.first_reach(curve, None)}
+          "steps": curve[-1]["step"],
+          "step_ms": 15.0 if config.optim.name == "fast" else 10.0,
+          **time_to_target.first_reach(curve, None)}
 
 
 def test_suite_picks_learning_rates_and_ratios(monkeypatch):
@@ -91,3 +93,40 @@ def test_real_trial_reports_timings_and_curve():
 def test_unknown_override_is_named():
   with pytest.raises(ValueError, match="'totl_steps' is not a key"):
     suite.load_config("mnist1d_mlp", {"totl_steps": 5})
+
+
+def test_method_overrides_batch_multiplier_and_matched_wallclock(
+    monkeypatch):
+  workload = ml_collections.ConfigDict(dict(
+      config="mnist1d_mlp", eval_every=10, target_fraction=0.9,
+      overrides={"total_steps": 100}))
+  big = ml_collections.ConfigDict(dict(
+      optim={"name": "adamw"}, batch_multiplier=4,
+      overrides={"selection": {"scorer": "loss", "ratio": 2.0}}))
+  c = suite.trial_config(workload, big, 1e-3, 0)
+  assert c.batch_size == 4 * suite.load_config("mnist1d_mlp", {}).batch_size
+  assert c.selection.scorer == "loss" and c.selection.ratio == 2.0
+  # "same_time" gets the steps that fit in "fast"'s time (15 ms/step) at
+  # the baseline's 10 ms/step: 150.
+  seen = []
+
+  def fake(config, *, eval_every):
+    seen.append(config.total_steps)
+    return _fake_trial(config, eval_every=eval_every)
+  monkeypatch.setattr(suite.time_to_target, "run_trial", fake)
+  real_trial_config = suite.trial_config
+
+  def trial_config(w, m, lr, seed):
+    c = real_trial_config(w, m, lr, seed)
+    c.optim.name = "fast" if m.optim.name == "nadamw" else "slow"
+    return c
+  monkeypatch.setattr(suite, "trial_config", trial_config)
+  methods = ml_collections.ConfigDict({
+      "base": dict(optim={"name": "adamw"}, learning_rates=(1e-2,)),
+      "fast": dict(optim={"name": "nadamw"}, learning_rates=(1e-2,)),
+      "same_time": dict(optim={"name": "adamw"}, learning_rates=(1e-2,),
+                        match_wallclock_of="fast")})
+  out = suite.run_workload("w", workload, methods, [0], "base",
+                           log=lambda *_, **__: None)
+  assert seen == [100, 100, 150]
+  assert out["summary"]["same_time"]["total_steps"] == 150

@@ -20,11 +20,19 @@ the same size as every other method's. The protocol:
      trains again at its chosen learning rate times each factor, same seeds,
      and reports final accuracy and steps to target there (how much a
      wrong learning rate costs).
+
+A method may also carry `overrides` of the training config (batch
+selection, steps), a `batch_multiplier`, and `match_wallclock_of: other`:
+it then trains as many steps as fit in the other method's wall-clock at the
+baseline's time per step. A selection with irreducible_table='auto' gets a
+table made for the workload first (accel.data.irreducible; its seconds are
+reported).
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from typing import Any
 
@@ -48,6 +56,11 @@ def load_config(name: str, overrides: dict[str, Any]):
   if not os.path.exists(path):
     raise ValueError(f"workload config {path!r} does not exist.")
   c = config_lib.load_file(path + (":" + variant if variant else ""))
+  return apply_overrides(c, overrides, name)
+
+
+def apply_overrides(c, overrides: dict[str, Any], name: str):
+  """`overrides` (nested dicts or dotted keys) written into config `c`."""
   for key, value in _flatten(overrides):
     node = c
     *parents, leaf = key.split(".")
@@ -83,6 +96,10 @@ def trial_config(workload, method, lr: float, seed: int):
     c.optim = ml_collections.ConfigDict(section)
     c.seed = seed
     c.progress_bar = False
+  # The method's other settings (batch selection, steps), and a batch
+  # `batch_multiplier` times the workload's.
+  c = apply_overrides(c, dict(method.get("overrides", {})), workload.config)
+  c.batch_size = int(c.batch_size * method.get("batch_multiplier", 1))
   return c
 
 
@@ -123,14 +140,11 @@ def _final_diagnostics(runs):
           for k in sorted(keys)}
 
 
-def run_workload(wname: str, workload, methods, seeds, baseline: str,
-                 log=print, sensitivity=()) -> dict[str, Any]:
-  """All trials of one workload; returns its results section."""
-  trials: dict[str, dict[float, list[dict[str, Any]]]] = {
-      m: {lr: [] for lr in method.learning_rates}
-      for m, method in methods.items()}
+def _run_grid(trials, methods, workload, wname, seeds, log):
   # Methods interleave (A B A B ...) so a burst of load on the shared
   # machine hits them alike; grids of equal size pair up index by index.
+  if not methods:
+    return
   grid_size = max(len(m.learning_rates) for m in methods.values())
   for i in range(grid_size):
     for seed in seeds:
@@ -140,12 +154,69 @@ def run_workload(wname: str, workload, methods, seeds, baseline: str,
         lr = method.learning_rates[i]
         trials[mname][lr].append(
             _run(workload, wname, mname, method, lr, seed, log))
+
+
+_TABLES: dict[str, tuple[str, float]] = {}
+
+
+def _with_tables(wname, workload, methods, log):
+  """Methods whose selection asks for irreducible_table='auto' get a table
+  made for the workload (once; its seconds are reported, not hidden)."""
+  out = {}
+  for mname, method in methods.items():
+    sel = dict(dict(method.get("overrides", {})).get("selection", {}))
+    if sel.get("irreducible_table") == "auto":
+      from accel.data import irreducible  # pylint: disable=g-import-not-at-top
+      if wname not in _TABLES:
+        c = load_config(workload.config, dict(workload.get("overrides", {})))
+        t0 = time.perf_counter()
+        table = irreducible.make_table(c, **dict(workload.get(
+            "irreducible", {})))
+        path = os.path.join(tempfile.mkdtemp(prefix="accel_il_"),
+                            f"{wname}.npz")
+        irreducible.save_table(path, table, c.data)
+        _TABLES[wname] = (path, time.perf_counter() - t0)
+        log(f"{wname}: irreducible-loss table in {_TABLES[wname][1]:.1f}s",
+            flush=True)
+      method = ml_collections.ConfigDict(method.to_dict())
+      with method.unlocked():
+        method.overrides.selection.irreducible_table = _TABLES[wname][0]
+        method.il_table_s = _TABLES[wname][1]
+    out[mname] = method
+  return out
+
+
+def run_workload(wname: str, workload, methods, seeds, baseline: str,
+                 log=print, sensitivity=()) -> dict[str, Any]:
+  """All trials of one workload; returns its results section."""
+  methods = _with_tables(wname, workload, methods, log)
+  trials: dict[str, dict[float, list[dict[str, Any]]]] = {
+      m: {lr: [] for lr in method.learning_rates}
+      for m, method in methods.items()}
+  budget = load_config(workload.config,
+                       dict(workload.get("overrides", {}))).total_steps
+  plain = {m: x for m, x in methods.items() if "match_wallclock_of" not in x}
+  _run_grid(trials, plain, workload, wname, seeds, log)
+  # Methods that get the wall-clock another method took: as many steps as
+  # fit in it at the baseline's (same batch, no scoring) time per step.
+  matched = {}
+  for mname, method in methods.items():
+    if "match_wallclock_of" in method:
+      other = method.match_wallclock_of
+      ms = lambda m: np.mean([t["step_ms"] for runs in trials[m].values()
+                              for t in runs])
+      steps = int(round(budget * ms(other) / ms(baseline)))
+      matched[mname] = ml_collections.ConfigDict(method.to_dict())
+      overrides = dict(matched[mname].get("overrides", {}))
+      overrides["total_steps"] = steps
+      with matched[mname].unlocked():
+        matched[mname].overrides = overrides
+  _run_grid(trials, matched, workload, wname, seeds, log)
+  methods = {**plain, **matched}
   base = trials[baseline]
   best_base = max(np.mean([t["final_accuracy"] for t in runs])
                   for runs in base.values())
   target = workload.get("target") or workload.target_fraction * best_base
-  budget = load_config(workload.config,
-                       dict(workload.get("overrides", {}))).total_steps
   summary = {}
   for mname, by_lr in trials.items():
     for runs in by_lr.values():
@@ -163,7 +234,20 @@ def run_workload(wname: str, workload, methods, seeds, baseline: str,
         "grid": {str(l): float(np.mean([t["final_accuracy"] for t in r]))
                  for l, r in by_lr.items()},
         "final_diagnostics": _final_diagnostics(runs),
+        "total_steps": int(runs[0]["steps"]),
     }
+    if all("worst_class_accuracy" in t["curve"][-1] for t in runs):
+      summary[mname]["final_worst_class_accuracy"] = _stats(
+          [t["curve"][-1]["worst_class_accuracy"] for t in runs])
+    if "il_table_s" in methods[mname]:
+      summary[mname]["irreducible_table_s"] = methods[mname].il_table_s
+  for mname, method in methods.items():
+    sel = dict(dict(method.get("overrides", {})).get("selection", {}))
+    if sel.get("scorer", "none") != "none":
+      # Scoring + selection + gather, as a share of the selecting step
+      # (the baseline trains on the same batch size without them).
+      summary[mname]["scoring_share_of_step"] = (
+          1.0 - summary[baseline]["step_ms"] / summary[mname]["step_ms"])
   wrong = {m: {f: [] for f in sensitivity} for m in methods}
   for factor in sensitivity:
     for seed in seeds:
@@ -213,6 +297,21 @@ def markdown(results: dict[str, Any], baseline: str) -> str:
           f"{fmt(s['seconds_to_target'], 2)} | "
           f"{ratio(s['seconds_to_target_ratio'])} | "
           f"{fmt(s['final_accuracy'], 4)} | {s['step_ms']:.2f} |")
+  extra = [(w, m, s) for w, wl in results["workloads"].items()
+           for m, s in wl["summary"].items()
+           if "final_worst_class_accuracy" in s or "irreducible_table_s" in s]
+  if extra:
+    lines += ["", "| workload | method | steps trained | final worst-class "
+              "acc | scoring share of step | irreducible-loss table s |",
+              "|---" * 6 + "|"]
+    for w, m, s in extra:
+      worst = s.get("final_worst_class_accuracy")
+      table_s = s.get("irreducible_table_s")
+      share = s.get("scoring_share_of_step")
+      lines.append(f"| {w} | {m} | {s['total_steps']} | "
+                   f"{fmt(worst, 4) if worst else '-'} | "
+                   f"{'-' if share is None else f'{100 * share:.0f}%'} | "
+                   f"{'-' if table_s is None else f'{table_s:.1f}'} |")
   sens = [(w, m, s) for w, wl in results["workloads"].items()
           for m, s in wl["summary"].items() if "sensitivity" in s]
   if sens:

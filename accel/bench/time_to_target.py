@@ -23,6 +23,7 @@ import numpy as np
 from accel import data
 from accel import models
 from accel import optim
+from accel.data import selection
 from accel.train import loop as loop_lib
 from accel.train import state as state_lib
 from accel.train import step as step_lib
@@ -52,14 +53,17 @@ def run_trial(config, *, eval_every: int, target: float | None = None,
   source = data.make_source(config.data)
   model = models.make(config.model, source.spec)
   optimizer = optim.make(config.optim, config.total_steps)
+  selector = selection.make_selector(config, model, source)
   state = jax.jit(functools.partial(state_lib.init_state, model, optimizer,
                                     source.spec, config.seed))()
-  it = source.train_iterator(config.batch_size, config.seed)
+  it = source.train_iterator(selection.candidate_batch_size(config),
+                             config.seed)
   batch = next(it)
 
   t0 = time.perf_counter()
   train_fn = jax.jit(functools.partial(
-      step_lib.train_step, model=model, optimizer=optimizer),
+      step_lib.train_step, model=model, optimizer=optimizer,
+      selector=selector),
                      donate_argnums=0).lower(state, batch).compile()
   eval_jit = jax.jit(functools.partial(step_lib.eval_step, model=model,
                                        optimizer=optimizer))

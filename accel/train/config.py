@@ -32,7 +32,27 @@ def base_config() -> ml_collections.ConfigDict:
   c.data = data_section("mnist1d")
   c.model = model_section("cnn")
   c.optim = optim_section("adamw", schedule="cosine")
+  c.selection = selection_section()
   return c
+
+
+def selection_section(**overrides) -> ml_collections.ConfigDict:
+  """Scored batch formation (accel.data.selection); scorer 'none' is off.
+
+  scorer: none | loss | grad_norm_bound | reducible_loss | uniform;
+  method: topk | sample | importance | uniform; ratio: candidates per
+  selected example; warmup_steps: plain batches before selection starts;
+  temperature, min_prob: the sampling distribution; class_rebalance:
+  power of the inverse class frequency that weights scores (0 = off);
+  class_quota: places guaranteed per class; irreducible_table: the
+  reducible_loss scorer's file.
+  """
+  from accel.data import selection  # pylint: disable=g-import-not-at-top
+  unknown = sorted(set(overrides) - set(selection.DEFAULTS))
+  if unknown:
+    raise ValueError(f"Unknown selection option {unknown[0]!r}. Accepted "
+                     f"options: {sorted(selection.DEFAULTS)}.")
+  return ml_collections.ConfigDict({**selection.DEFAULTS, **overrides})
 
 
 def variants(arg: str) -> set[str]:
@@ -130,6 +150,11 @@ def validate(config) -> None:
   for key in ("data", "model", "optim"):
     if "name" not in config[key]:
       raise ValueError(f"config.{key} needs a 'name' key.")
+  from accel.data import selection  # pylint: disable=g-import-not-at-top
+  unknown = sorted(set(config.selection.keys()) - set(selection.DEFAULTS))
+  if unknown:
+    raise ValueError(f"Unknown config.selection key {unknown[0]!r}; known "
+                     f"keys: {sorted(selection.DEFAULTS)}.")
 
 
 def load_file(path_and_variant: str) -> ml_collections.ConfigDict:

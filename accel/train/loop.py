@@ -16,6 +16,7 @@ import tqdm
 from accel import data
 from accel import models
 from accel import optim
+from accel.data import selection
 from accel.optim import meta_attention
 from accel.train import checkpoint
 from accel.train import config as config_lib
@@ -31,15 +32,22 @@ def _meta(config, params) -> dict[str, Any]:
 
 
 def evaluate(eval_fn, state, source: data.Source, config) -> dict[str, float]:
-  """Loss and accuracy over the test split (or its first N examples)."""
+  """Loss and accuracy over the test split (or its first N examples); for
+  classification also the accuracy of the worst class."""
   limit = config.eval_max_examples if config.eval_max_examples > 0 else None
   sums = None
   for batch in source.eval_batches(config.eval_batch_size, "test", limit):
     out = eval_fn(state, batch)
     sums = out if sums is None else jax.tree.map(np.add, sums, out)
-  sums = jax.tree.map(float, jax.device_get(sums))
-  n = max(sums["weight_sum"], 1e-9)
-  return {"loss": sums["loss_sum"] / n, "accuracy": sums["correct_sum"] / n}
+  sums = jax.tree.map(np.asarray, jax.device_get(sums))
+  n = max(float(sums["weight_sum"]), 1e-9)
+  result = {"loss": float(sums["loss_sum"]) / n,
+            "accuracy": float(sums["correct_sum"]) / n}
+  if "class_count" in sums:
+    present = sums["class_count"] > 0
+    per_class = sums["class_correct"][present] / sums["class_count"][present]
+    result["worst_class_accuracy"] = float(per_class.min())
+  return result
 
 
 def _log_attention(writer, step: int, state) -> None:
@@ -74,9 +82,10 @@ def run(config, workdir: str, *, stop_after: int | None = None
   source = data.make_source(config.data)
   spec = source.spec
 
-  # --- Model and optimizer ------------------------------------------------
+  # --- Model, optimizer and batch selection ------------------------------
   model = models.make(config.model, spec)
   optimizer = optim.make(config.optim, config.total_steps)
+  selector = selection.make_selector(config, model, source)
   init = functools.partial(state_lib.init_state, model, optimizer, spec,
                            config.seed)
 
@@ -85,7 +94,7 @@ def run(config, workdir: str, *, stop_after: int | None = None
   ckpt = checkpoint.Checkpointer(workdir, _meta(config, abstract_state.params),
                                  config.keep_checkpoints)
   train_iter = source.train_iterator(
-      config.batch_size, config.seed, process_index=jax.process_index(),
+      selection.candidate_batch_size(config), config.seed, process_index=jax.process_index(),
       process_count=jax.process_count())
   restored = ckpt.restore_latest(abstract_state)
   if restored is None:
@@ -105,7 +114,7 @@ def run(config, workdir: str, *, stop_after: int | None = None
 
   # --- Compiled steps -----------------------------------------------------
   train_fn = jax.jit(functools.partial(step_lib.train_step, model=model,
-                                       optimizer=optimizer),
+                                       optimizer=optimizer, selector=selector),
                      donate_argnums=0)
   eval_fn = jax.jit(functools.partial(step_lib.eval_step, model=model,
                                       optimizer=optimizer))

@@ -18,20 +18,28 @@ from accel.optim import Optimizer
 from accel.train.state import TrainState
 
 Batch = dict[str, jax.Array]
+_SELECTION_STREAM = 0x5E1EC7  # folds the step's key into selection's own
 
 
-def _weights_BxT(batch: Batch, labels) -> jax.Array:
-  """How much each target counts: token mask x example weight x validity."""
+def _weights_BxT(batch: Batch, labels) -> tuple[jax.Array, jax.Array]:
+  """How much each target counts, and which targets are real.
+
+  The first is label mask x selection weight x evaluation validity, the
+  second the same without the selection weight: the loss divides by the
+  count of real targets, so importance weights keep it unbiased.
+  """
   w = batch.get("label_mask", jnp.ones(labels.shape, jnp.float32))
   w = w.reshape(labels.shape[0], -1).astype(jnp.float32)
-  for key in ("weight", "mask"):  # selection weights; eval padding
-    if key in batch:
-      w = w * batch[key].astype(jnp.float32)[:, None]
-  return w
+  if "mask" in batch:  # evaluation padding
+    w = w * batch["mask"].astype(jnp.float32)[:, None]
+  if "weight" not in batch:
+    return w, w
+  return w * batch["weight"].astype(jnp.float32)[:, None], w
 
 
 def loss_and_stats(params, model: nn.Module, batch: Batch, rng, train: bool):
-  """Weighted mean cross-entropy, and the sums that evaluation adds up.
+  """Weighted cross-entropy over the real targets, and the sums that
+  evaluation adds up.
 
   Logits are float32 (the models cast them), so the softmax and the loss are
   float32 whatever the compute dtype.
@@ -44,17 +52,29 @@ def loss_and_stats(params, model: nn.Module, batch: Batch, rng, train: bool):
   losses_BxT = optax.softmax_cross_entropy_with_integer_labels(
       logits_BxTxC, labels_BxT)
   correct_BxT = (jnp.argmax(logits_BxTxC, -1) == labels_BxT)
-  w_BxT = _weights_BxT(batch, labels_BxT)
-  weight_sum = w_BxT.sum()
+  w_BxT, real_BxT = _weights_BxT(batch, labels_BxT)
+  weight_sum = real_BxT.sum()
   loss_sum = (losses_BxT * w_BxT).sum()
-  stats = {"loss_sum": loss_sum, "correct_sum": (correct_BxT * w_BxT).sum(),
+  stats = {"loss_sum": loss_sum, "correct_sum": (correct_BxT * real_BxT).sum(),
            "weight_sum": weight_sum}
+  if labels.ndim == 1:  # classification: per-class sums for evaluation
+    onehot_BxC = jax.nn.one_hot(labels, logits_BxTxC.shape[-1])
+    stats["class_correct"] = onehot_BxC.T @ (correct_BxT * real_BxT)[:, 0]
+    stats["class_count"] = onehot_BxC.T @ real_BxT[:, 0]
   return loss_sum / jnp.maximum(weight_sum, 1e-9), stats
 
 
 def train_step(state: TrainState, batch: Batch, *, model: nn.Module,
-               optimizer: Optimizer) -> tuple[TrainState, dict[str, Any]]:
+               optimizer: Optimizer, selector=None
+               ) -> tuple[TrainState, dict[str, Any]]:
+  """One update. With a `selector` (accel.data.selection), `batch` holds the
+  candidates; they are scored, selected and gathered here first."""
   rng = jax.random.fold_in(state.rng, state.step)
+  selection_metrics = {}
+  if selector is not None:
+    batch, selection_metrics = selector(
+        state.params, batch, jax.random.fold_in(rng, _SELECTION_STREAM),
+        state.step)
   grad_fn = jax.value_and_grad(loss_and_stats, has_aux=True)
   (loss, stats), grads = grad_fn(state.params, model, batch, rng, True)
   updates, opt_state = optimizer.tx.update(grads, state.opt_state,
@@ -69,6 +89,7 @@ def train_step(state: TrainState, batch: Batch, *, model: nn.Module,
       "learning_rate": optimizer.schedule(state.step),
       **gt_transform.diagnostics(opt_state),
       **meta_attention.diagnostics(opt_state),
+      **selection_metrics,
   }
   new_state = state.replace(step=state.step + 1, params=params,
                             opt_state=opt_state)
