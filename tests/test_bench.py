@@ -36,6 +36,18 @@ def _fake_trial(config, *, eval_every):
           **time_to_target.first_reach(curve, None)}
 
 
+def _name_fake_methods(monkeypatch):
+  """The fake keys on the method: nadamw trials become "fast", the others
+  "slow"."""
+  real_trial_config = suite.trial_config
+
+  def trial_config(w, m, lr, seed):
+    c = real_trial_config(w, m, lr, seed)
+    c.optim.name = "fast" if m.optim.name == "nadamw" else "slow"
+    return c
+  monkeypatch.setattr(suite, "trial_config", trial_config)
+
+
 def test_suite_picks_learning_rates_and_ratios(monkeypatch):
   monkeypatch.setattr(suite.time_to_target, "run_trial", _fake_trial)
   workload = ml_collections.ConfigDict(dict(
@@ -44,14 +56,7 @@ def test_suite_picks_learning_rates_and_ratios(monkeypatch):
   methods = ml_collections.ConfigDict({
       "slow": dict(optim={"name": "adamw"}, learning_rates=(1e-3, 1e-2)),
       "fast": dict(optim={"name": "nadamw"}, learning_rates=(1e-3, 1e-2))})
-  # The fake keys on the method name; map the optimizer names back.
-  real_trial_config = suite.trial_config
-
-  def trial_config(w, m, lr, seed):
-    c = real_trial_config(w, m, lr, seed)
-    c.optim.name = "slow" if m.optim.name == "adamw" else "fast"
-    return c
-  monkeypatch.setattr(suite, "trial_config", trial_config)
+  _name_fake_methods(monkeypatch)
   out = suite.run_workload("w", workload, methods, [0, 1], "slow",
                            log=lambda *_, **__: None, sensitivity=(0.1,))
   # Baseline "slow" at its best lr (1e-2) ends at accuracy 1.0: target 0.9.
@@ -114,13 +119,7 @@ def test_method_overrides_batch_multiplier_and_matched_wallclock(
     seen.append(config.total_steps)
     return _fake_trial(config, eval_every=eval_every)
   monkeypatch.setattr(suite.time_to_target, "run_trial", fake)
-  real_trial_config = suite.trial_config
-
-  def trial_config(w, m, lr, seed):
-    c = real_trial_config(w, m, lr, seed)
-    c.optim.name = "fast" if m.optim.name == "nadamw" else "slow"
-    return c
-  monkeypatch.setattr(suite, "trial_config", trial_config)
+  _name_fake_methods(monkeypatch)
   methods = ml_collections.ConfigDict({
       "base": dict(optim={"name": "adamw"}, learning_rates=(1e-2,)),
       "fast": dict(optim={"name": "nadamw"}, learning_rates=(1e-2,)),

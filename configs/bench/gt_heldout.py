@@ -21,6 +21,7 @@ largest.
 
 import ml_collections
 
+from accel.bench import workloads
 from accel.train import config as config_lib
 
 LRS = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
@@ -32,19 +33,10 @@ def get_config(arg: str = ""):
   c.baseline = "adamw"
   c.seeds = (0, 1, 2)
   c.workloads = {
-      "digits_cnn": dict(config="digits_cnn", eval_every=100,
-                         target_fraction=0.99,
-                         overrides={"total_steps": 1000}),
-      "mnist1d_cnn": dict(config="mnist1d_cnn", eval_every=150,
-                          target_fraction=0.99,
-                          overrides={"total_steps": 1500, "batch_size": 64,
-                                     "model": {"channels": (32, 32, 32)}}),
-      "recall_gru": dict(config="sequence_transformer:rnn", eval_every=150,
-                         target_fraction=0.99,
-                         overrides={"total_steps": 1500}),
-      "synthetic_imbalanced_noisy": dict(
-          config="synthetic_mlp:imbalance=20,noise=0.2", eval_every=100,
-          target_fraction=0.99, overrides={"total_steps": 1000}),
+      "digits_cnn": workloads.digits_cnn(1000),
+      "mnist1d_cnn": workloads.mnist1d_cnn(1500),
+      "recall_gru": workloads.recall_gru(1500),
+      "synthetic_imbalanced_noisy": workloads.synthetic_imbalanced_noisy(1000),
   }
   c.methods = {
       "adamw": dict(optim={"name": "adamw"}, learning_rates=LRS),

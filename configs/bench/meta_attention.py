@@ -19,6 +19,7 @@ Variant `quick`: one workload, 3 values, 2 seeds, 300 steps.
 
 import ml_collections
 
+from accel.bench import workloads
 from accel.train import config as config_lib
 
 LRS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
@@ -31,15 +32,8 @@ def get_config(arg: str = ""):
   c.baseline = "adamw"
   c.seeds = (0, 1, 2)
   c.sensitivity = (0.1, 10.0)
-  c.workloads = {
-      "digits_cnn": dict(config="digits_cnn", eval_every=100,
-                         target_fraction=0.99,
-                         overrides={"total_steps": 1000}),
-      "mnist1d_cnn": dict(config="mnist1d_cnn", eval_every=150,
-                          target_fraction=0.99,
-                          overrides={"total_steps": 1500, "batch_size": 64,
-                                     "model": {"channels": (32, 32, 32)}}),
-  }
+  c.workloads = {"digits_cnn": workloads.digits_cnn(1000),
+                 "mnist1d_cnn": workloads.mnist1d_cnn(1500)}
   c.methods = {
       "adamw": dict(optim={"name": "adamw"}, learning_rates=LRS),
       "meta_attention_adamw": dict(optim={"name": "meta_attention_adamw"},

@@ -22,6 +22,7 @@ Variant `quick`: the synthetic workload, 2 learning rates, 1 seed.
 
 import ml_collections
 
+from accel.bench import workloads
 from accel.train import config as config_lib
 
 LRS = (1e-3, 3e-3, 1e-2)
@@ -39,17 +40,12 @@ def get_config(arg: str = ""):
   c.seeds = (0, 1, 2)
   il = {"holdout_fraction": 0.2, "steps": 500, "batch_size": 64}
   c.workloads = {
-      "synthetic_imbalanced_noisy": dict(
-          config="synthetic_mlp:imbalance=20,noise=0.2", eval_every=100,
-          target_fraction=0.99, irreducible=il,
-          overrides={"total_steps": 1000}),
-      "mnist1d_mlp": dict(config="mnist1d_mlp", eval_every=150,
-                          target_fraction=0.99, irreducible=il,
-                          overrides={"total_steps": 1500}),
-      "digits_cnn": dict(config="digits_cnn", eval_every=100,
-                         target_fraction=0.99, irreducible=il,
-                         overrides={"total_steps": 1000}),
+      "synthetic_imbalanced_noisy": workloads.synthetic_imbalanced_noisy(1000),
+      "mnist1d_mlp": workloads.mnist1d_mlp(1500),
+      "digits_cnn": workloads.digits_cnn(1000),
   }
+  for w in c.workloads.values():
+    w.irreducible = il
   adamw = {"name": "adamw"}
   c.methods = {
       "adamw": dict(optim=adamw, learning_rates=LRS),

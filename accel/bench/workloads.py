@@ -1,0 +1,35 @@
+"""The CPU benchmark workloads that suite configs share: a training config,
+its evaluation interval, the target rule and overrides (see suite.py).
+
+Each function returns a fresh dict, so a suite may change its copy.
+"""
+
+
+def digits_cnn(steps: int = 1000) -> dict:
+  """The CNN of configs/digits_cnn.py on scikit-learn's 8x8 digits."""
+  return dict(config="digits_cnn", eval_every=100, target_fraction=0.99,
+              overrides={"total_steps": steps})
+
+
+def mnist1d_cnn(steps: int = 1500) -> dict:
+  """A narrower (32-channel) MNIST-1D CNN with batch 64."""
+  return dict(config="mnist1d_cnn", eval_every=150, target_fraction=0.99,
+              overrides={"total_steps": steps, "batch_size": 64,
+                         "model": {"channels": (32, 32, 32)}})
+
+
+def mnist1d_mlp(steps: int = 1500) -> dict:
+  return dict(config="mnist1d_mlp", eval_every=150, target_fraction=0.99,
+              overrides={"total_steps": steps})
+
+
+def recall_gru(steps: int = 1500) -> dict:
+  """A GRU with attention pooling on associative recall."""
+  return dict(config="sequence_transformer:rnn", eval_every=150,
+              target_fraction=0.99, overrides={"total_steps": steps})
+
+
+def synthetic_imbalanced_noisy(steps: int = 1000) -> dict:
+  """1:20 class imbalance, 20% corrupted labels; balanced clean test set."""
+  return dict(config="synthetic_mlp:imbalance=20,noise=0.2", eval_every=100,
+              target_fraction=0.99, overrides={"total_steps": steps})
