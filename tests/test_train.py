@@ -155,3 +155,19 @@ def test_binary_trains_debug_config_and_rejects_unknown_keys(tmp_path):
   assert ok.returncode == 0, ok.stderr[-2000:]
   assert "Final test accuracy:" in ok.stdout
   assert os.path.isdir(os.path.join(tmp_path, "w", "checkpoints", "6"))
+
+
+def test_evaluation_reports_the_worst_class_accuracy(tmp_path):
+  from accel import data, models  # pylint: disable=g-import-not-at-top
+  c = tiny_config()
+  result = train.run(c, str(tmp_path / "w"))
+  source = data.make_source(c.data)
+  model = models.make(c.model, source.spec)
+  test = source.arrays("test")
+  logits = model.apply({"params": result["state"].params}, test["inputs"],
+                       train=False)
+  correct = np.asarray(logits).argmax(-1) == test["label"]
+  per_class = [correct[test["label"] == k].mean()
+               for k in np.unique(test["label"])]
+  assert result["worst_class_accuracy"] == pytest.approx(min(per_class))
+  assert result["accuracy"] == pytest.approx(correct.mean())
