@@ -14,7 +14,8 @@ grid: learning rates for AdamW, meta-attention, schedule-free and Mechanic's
 base, multipliers of the self-set step size (0.1 ... 10) for Prodigy and
 DoG. 3 seeds; the target is 99% of AdamW's best mean final accuracy. Then
 each method runs again at 0.1x and 10x its tuned value (`sensitivity`).
-Variant `quick`: one workload, 3 values, 2 seeds, 300 steps.
+Variant `quick`: one workload, 3 values, 2 seeds, 300 steps. Variant
+`dog`: AdamW and DoG alone (DoG's first run used the shared warm-up).
 """
 
 import ml_collections
@@ -46,8 +47,13 @@ def get_config(arg: str = ""):
           learning_rates=LRS),
       "prodigy": dict(optim={"name": "prodigy"}, learning_rates=MULTIPLIERS),
       "mechanic": dict(optim={"name": "mechanic"}, learning_rates=LRS),
-      "dog": dict(optim={"name": "dog"}, learning_rates=MULTIPLIERS),
+      # DoG's step grows from the distance it has moved: under the shared
+      # warm-up (which starts at 0) it never moves (measured), so no warm-up.
+      "dog": dict(optim={"name": "dog", "warmup_steps": 0},
+                  learning_rates=MULTIPLIERS),
   }
+  if "dog" in variants:
+    c.methods = {k: c.methods[k] for k in ("adamw", "dog")}
   if "quick" in variants:
     c.seeds = (0, 1)
     c.workloads = {"digits_cnn": c.workloads["digits_cnn"]}
