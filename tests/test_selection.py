@@ -113,7 +113,7 @@ def test_class_quota_guarantees_places(method):
   for r in range(20):
     idx, _ = sel.select_batch(scores, 6, rng=jax.random.PRNGKey(r),
                               method=method, labels_N=jnp.asarray(labels),
-                              class_quota=2, num_classes=3)
+                              class_quota=2)
     chosen = labels[np.asarray(idx)]
     assert np.sum(chosen == 1) >= 2 and np.sum(chosen == 2) >= 2
     assert len(set(np.asarray(idx).tolist())) == 6
@@ -141,8 +141,7 @@ def test_bad_arguments_are_named():
     sel.select_batch(SCORES, 13, rng=rng)
   with pytest.raises(ValueError, match="class_quota would bias"):
     sel.select_batch(SCORES, K, rng=rng, method="importance",
-                     labels_N=jnp.zeros(N, jnp.int32), class_quota=1,
-                     num_classes=2)
+                     labels_N=jnp.zeros(N, jnp.int32), class_quota=1)
   with pytest.raises(ValueError, match="need labels_N"):
     sel.select_batch(SCORES, K, rng=rng, class_quota=1)
 

@@ -81,8 +81,12 @@ def _flatten(overrides, prefix=""):
       yield f"{prefix}{key}", value
 
 
+def _workload_config(workload):
+  return load_config(workload.config, dict(workload.get("overrides", {})))
+
+
 def trial_config(workload, method, lr: float, seed: int):
-  c = load_config(workload.config, dict(workload.get("overrides", {})))
+  c = _workload_config(workload)
   optim = ml_collections.ConfigDict(dict(c.optim))
   # The method replaces the optimizer; schedule and warm-up stay the
   # workload's so every method gets the same schedule.
@@ -117,6 +121,11 @@ def _stats(values):
             "values": values}
   return {"mean": float(np.mean(vals)), "std": float(np.std(vals)),
           "reached": len(vals), "values": values}
+
+
+def _selection_of(method) -> dict[str, Any]:
+  """The `selection` section of a method's config overrides ({} if none)."""
+  return dict(dict(method.get("overrides", {})).get("selection", {}))
 
 
 def _run(workload, wname, mname, method, lr, seed, log):
@@ -164,11 +173,10 @@ def _with_tables(wname, workload, methods, log):
   made for the workload (once; its seconds are reported, not hidden)."""
   out = {}
   for mname, method in methods.items():
-    sel = dict(dict(method.get("overrides", {})).get("selection", {}))
-    if sel.get("irreducible_table") == "auto":
+    if _selection_of(method).get("irreducible_table") == "auto":
       from accel.data import irreducible  # pylint: disable=g-import-not-at-top
       if wname not in _TABLES:
-        c = load_config(workload.config, dict(workload.get("overrides", {})))
+        c = _workload_config(workload)
         t0 = time.perf_counter()
         table = irreducible.make_table(c, **dict(workload.get(
             "irreducible", {})))
@@ -193,19 +201,17 @@ def run_workload(wname: str, workload, methods, seeds, baseline: str,
   trials: dict[str, dict[float, list[dict[str, Any]]]] = {
       m: {lr: [] for lr in method.learning_rates}
       for m, method in methods.items()}
-  budget = load_config(workload.config,
-                       dict(workload.get("overrides", {}))).total_steps
+  budget = _workload_config(workload).total_steps
   plain = {m: x for m, x in methods.items() if "match_wallclock_of" not in x}
   _run_grid(trials, plain, workload, wname, seeds, log)
   # Methods that get the wall-clock another method took: as many steps as
   # fit in it at the baseline's (same batch, no scoring) time per step.
   matched = {}
+  ms = lambda m: np.mean([t["step_ms"] for runs in trials[m].values()
+                          for t in runs])
   for mname, method in methods.items():
     if "match_wallclock_of" in method:
-      other = method.match_wallclock_of
-      ms = lambda m: np.mean([t["step_ms"] for runs in trials[m].values()
-                              for t in runs])
-      steps = int(round(budget * ms(other) / ms(baseline)))
+      steps = int(round(budget * ms(method.match_wallclock_of) / ms(baseline)))
       matched[mname] = ml_collections.ConfigDict(method.to_dict())
       overrides = dict(matched[mname].get("overrides", {}))
       overrides["total_steps"] = steps
@@ -242,8 +248,7 @@ def run_workload(wname: str, workload, methods, seeds, baseline: str,
     if "il_table_s" in methods[mname]:
       summary[mname]["irreducible_table_s"] = methods[mname].il_table_s
   for mname, method in methods.items():
-    sel = dict(dict(method.get("overrides", {})).get("selection", {}))
-    if sel.get("scorer", "none") != "none":
+    if _selection_of(method).get("scorer", "none") != "none":
       # Scoring + selection + gather, as a share of the selecting step
       # (the baseline trains on the same batch size without them).
       summary[mname]["scoring_share_of_step"] = (

@@ -60,12 +60,15 @@ def make_table(config, *, holdout_fraction: float = 0.2, steps: int = 500,
   return out
 
 
+def _as_json(data_config) -> str:
+  return json.dumps(dict(data_config), sort_keys=True, default=str)
+
+
 def save_table(path: str, table: np.ndarray, data_config) -> None:
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
   with open(path, "wb") as f:
     np.savez(f, irreducible_loss=np.asarray(table, np.float32),
-             data_config=json.dumps(dict(data_config), sort_keys=True,
-                                    default=str))
+             data_config=_as_json(data_config))
 
 
 def load_table(path: str, source: data.Source, data_config) -> jnp.ndarray:
@@ -83,7 +86,7 @@ def load_table(path: str, source: data.Source, data_config) -> jnp.ndarray:
     raise ValueError(f"Irreducible-loss table {path!r} has {table.shape[0]} "
                      f"entries but the training split has {n} examples; it "
                      f"was made for data {made_for}.")
-  now = json.loads(json.dumps(dict(data_config), sort_keys=True, default=str))
+  now = json.loads(_as_json(data_config))
   if made_for != now:
     raise ValueError(f"Irreducible-loss table {path!r} was made for data "
                      f"{made_for}, not this run's {now}.")

@@ -64,10 +64,11 @@ def _gumbel_keys(rng, log_p_N):
   return log_p_N + jax.random.gumbel(rng, log_p_N.shape, jnp.float32)
 
 
-def _quota_bonus(keys_N, labels_N, num_classes: int, quota: int):
-  # O(N^2) comparisons: fine for candidate batches of a few thousand.
-  """+_BIG on each class's `quota` best-keyed candidates."""
-  del num_classes
+def _quota_bonus(keys_N, labels_N, quota: int):
+  """+_BIG on each class's `quota` best-keyed candidates.
+
+  O(N^2) comparisons: fine for candidate batches of a few thousand.
+  """
   # rank_i = how many same-class candidates have a larger key (ties by index).
   n = keys_N.shape[0]
   ahead_NxN = (keys_N[None, :] > keys_N[:, None]) | (
@@ -82,13 +83,11 @@ def select_batch(scores_N: jax.Array, k: int, *, rng: jax.Array,
                  method: str = "topk", labels_N: jax.Array | None = None,
                  class_weights: jax.Array | None = None,
                  temperature: float = 1.0, min_prob: float = 0.0,
-                 class_quota: int = 0, num_classes: int | None = None
-                 ) -> tuple[jax.Array, jax.Array]:
+                 class_quota: int = 0) -> tuple[jax.Array, jax.Array]:
   """Indices (k,) int32 into the candidates and weights (k,) float32.
 
   See the module doc for the methods. `labels_N` is needed for
-  `class_weights` and `class_quota`; `num_classes` defaults to the length
-  of `class_weights`.
+  `class_weights` and `class_quota`.
   """
   if method not in METHODS:
     raise ValueError(f"Unknown selection method {method!r}; expected one of "
@@ -121,11 +120,7 @@ def select_batch(scores_N: jax.Array, k: int, *, rng: jax.Array,
     log_p_N = jnp.log(p_N)
     keys_N = _gumbel_keys(rng, log_p_N)
   if class_quota:
-    if num_classes is None:
-      if class_weights is None:
-        raise ValueError("class_quota needs num_classes (or class_weights).")
-      num_classes = len(class_weights)
-    keys_N = keys_N + _quota_bonus(keys_N, labels_N, num_classes, class_quota)
+    keys_N = keys_N + _quota_bonus(keys_N, labels_N, class_quota)
   if method != "importance":
     _, idx_k = jax.lax.top_k(keys_N, k)
     return idx_k.astype(jnp.int32), jnp.ones((k,), jnp.float32)
@@ -235,7 +230,7 @@ class Selector:
         min_prob=min_prob,
         class_weights=(None if class_weights is None
                        else jnp.asarray(class_weights, jnp.float32)),
-        class_quota=class_quota, num_classes=num_classes)
+        class_quota=class_quota)
     self._needs_labels = class_weights is not None or class_quota > 0
 
   def __call__(self, params, candidates, rng, step):

@@ -76,15 +76,15 @@ class MetaAttentionState(NamedTuple):
   count: jax.Array          # int32 []
   net_params: Any           # the attention network, learnt online
   net_opt_state: Any        # its Adam state
-  window_TxWxF: jax.Array   # per-group statistics, newest last
+  window_TxWxF: jax.Array   # per-group statistics, newest last; the
+                            # current multipliers came from it
   loss_W: jax.Array         # mean log loss per refresh, newest last
   loss_valid_W: jax.Array
   loss_acc: jax.Array       # sum and count of log losses since the refresh
   loss_n: jax.Array
   trace: Any                # decaying sum of past updates (hypergradient)
   trace_sq_T: jax.Array     # its mean square per group
-  inputs_TxWxF: jax.Array   # the statistics the multipliers came from
-  inputs_G: jax.Array       # ... and the global features
+  global_G: jax.Array       # global features the multipliers came from
   hyper_acc_T: jax.Array    # hypergradient summed since the refresh
   hyper_n: jax.Array
   multiplier_T: jax.Array   # current multipliers
@@ -187,9 +187,8 @@ def scale_by_meta_attention_lr(
         loss_W=jnp.zeros((window,)), loss_valid_W=jnp.zeros((window,)),
         loss_acc=zero, loss_n=zero,
         trace=jax.tree.map(jnp.zeros_like, params),
-        trace_sq_T=jnp.zeros((t,)), inputs_TxWxF=zeros_w,
-        inputs_G=jnp.zeros((num_global,)), hyper_acc_T=jnp.zeros((t,)),
-        hyper_n=zero, multiplier_T=jnp.ones((t,)),
+        trace_sq_T=jnp.zeros((t,)), global_G=jnp.zeros((num_global,)),
+        hyper_acc_T=jnp.zeros((t,)), hyper_n=zero, multiplier_T=jnp.ones((t,)),
         global_multiplier=jnp.ones([]), attention_TxN=jnp.zeros((t, t + 1)),
         hypergrad_T=jnp.zeros((t,)))
 
@@ -239,7 +238,7 @@ def scale_by_meta_attention_lr(
     def refresh(_):
       mean_hyper_T = hyper_acc_T / jnp.maximum(hyper_n, 1.0)
       lm_T, vjp, _ = jax.vjp(
-          lambda p: log_multipliers(p, state.inputs_TxWxF, state.inputs_G),
+          lambda p: log_multipliers(p, state.window_TxWxF, state.global_G),
           state.net_params, has_aux=True)
       learn = hyper_n > 0
       (net_grads,) = vjp(jnp.where(learn, mean_hyper_T + anchor * lm_T, 0.0))
@@ -256,7 +255,8 @@ def scale_by_meta_attention_lr(
         mm, gm = _mean(m * m, n), _mean(g * m, n)
         vv = _mean(v32[i], n) if v32 is not None else jnp.zeros([])
         pp = _mean(p32[i] * p32[i], n) if p32 is not None else jnp.ones([])
-        log_update = (0.5 * jnp.log(_mean(d * d, n) + _TINY) + jnp.log(lr + _TINY)
+        log_update = (0.5 * jnp.log(_mean(d * d, n) + _TINY)
+                      + jnp.log(lr + _TINY)
                       + jnp.log(state.multiplier_T[i]))
         feats.append(jnp.stack([
             0.05 * jnp.log(gg_T[i] + _TINY), 0.05 * jnp.log(mm + _TINY),
@@ -278,8 +278,8 @@ def scale_by_meta_attention_lr(
           net_params=net_params, net_opt_state=net_opt_state,
           window_TxWxF=window_TxWxF, loss_W=loss_W, loss_valid_W=loss_valid_W,
           loss_acc=jnp.zeros([]), loss_n=jnp.zeros([]),
-          inputs_TxWxF=window_TxWxF, inputs_G=global_G,
-          hyper_acc_T=jnp.zeros((t,)), hyper_n=jnp.zeros([]),
+          global_G=global_G, hyper_acc_T=jnp.zeros((t,)),
+          hyper_n=jnp.zeros([]),
           multiplier_T=jnp.exp(lm_T),
           global_multiplier=jnp.exp(log_max * jnp.tanh(out_0)),
           attention_TxN=attention_TxN,
@@ -290,7 +290,7 @@ def scale_by_meta_attention_lr(
           net_params=state.net_params, net_opt_state=state.net_opt_state,
           window_TxWxF=state.window_TxWxF, loss_W=state.loss_W,
           loss_valid_W=state.loss_valid_W, loss_acc=loss_acc, loss_n=loss_n,
-          inputs_TxWxF=state.inputs_TxWxF, inputs_G=state.inputs_G,
+          global_G=state.global_G,
           hyper_acc_T=hyper_acc_T, hyper_n=hyper_n,
           multiplier_T=state.multiplier_T,
           global_multiplier=state.global_multiplier,

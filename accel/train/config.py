@@ -48,11 +48,16 @@ def selection_section(**overrides) -> ml_collections.ConfigDict:
   reducible_loss scorer's file.
   """
   from accel.data import selection  # pylint: disable=g-import-not-at-top
-  unknown = sorted(set(overrides) - set(selection.DEFAULTS))
+  _check_selection_keys(overrides)
+  return ml_collections.ConfigDict({**selection.DEFAULTS, **overrides})
+
+
+def _check_selection_keys(keys) -> None:
+  from accel.data import selection  # pylint: disable=g-import-not-at-top
+  unknown = sorted(set(keys) - set(selection.DEFAULTS))
   if unknown:
     raise ValueError(f"Unknown selection option {unknown[0]!r}. Accepted "
                      f"options: {sorted(selection.DEFAULTS)}.")
-  return ml_collections.ConfigDict({**selection.DEFAULTS, **overrides})
 
 
 def variants(arg: str) -> set[str]:
@@ -150,11 +155,7 @@ def validate(config) -> None:
   for key in ("data", "model", "optim"):
     if "name" not in config[key]:
       raise ValueError(f"config.{key} needs a 'name' key.")
-  from accel.data import selection  # pylint: disable=g-import-not-at-top
-  unknown = sorted(set(config.selection.keys()) - set(selection.DEFAULTS))
-  if unknown:
-    raise ValueError(f"Unknown config.selection key {unknown[0]!r}; known "
-                     f"keys: {sorted(selection.DEFAULTS)}.")
+  _check_selection_keys(config.selection.keys())
 
 
 def load_file(path_and_variant: str) -> ml_collections.ConfigDict:

@@ -94,7 +94,8 @@ def run(config, workdir: str, *, stop_after: int | None = None
   ckpt = checkpoint.Checkpointer(workdir, _meta(config, abstract_state.params),
                                  config.keep_checkpoints)
   train_iter = source.train_iterator(
-      selection.candidate_batch_size(config), config.seed, process_index=jax.process_index(),
+      selection.candidate_batch_size(config), config.seed,
+      process_index=jax.process_index(),
       process_count=jax.process_count())
   restored = ckpt.restore_latest(abstract_state)
   if restored is None:
