@@ -27,9 +27,9 @@ class MultiHeadAttention(nn.Module):
   param_dtype: Dtype = jnp.float32
   zero_init_output: bool = False
 
-  def _proj(self, name, head_dim):
+  def _proj(self, name, head_dim, use_bias=True):
     return nn.DenseGeneral(
-        (self.num_heads, head_dim), dtype=self.dtype,
+        (self.num_heads, head_dim), dtype=self.dtype, use_bias=use_bias,
         param_dtype=self.param_dtype, name=name,
         kernel_init=layers.partitioned(nn.initializers.lecun_normal(),
                                        ("embed", "heads", "kv")),
@@ -43,7 +43,9 @@ class MultiHeadAttention(nn.Module):
                        f"{self.num_heads}.")
     head_dim = d // self.num_heads
     q_BxQxHxK = self._proj("query", head_dim)(x_q)
-    k_BxTxHxK = self._proj("key", head_dim)(x_kv)
+    # No key bias: it adds q.b to every logit of a query, which the softmax
+    # cancels, so its gradient is zero and only rounding noise would move it.
+    k_BxTxHxK = self._proj("key", head_dim, use_bias=False)(x_kv)
     v_BxTxHxK = self._proj("value", head_dim)(x_kv)
     logits_BxHxQxT = jnp.einsum("bqhk,bthk->bhqt", q_BxQxHxK, k_BxTxHxK,
                                 preferred_element_type=jnp.float32)

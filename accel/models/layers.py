@@ -5,9 +5,11 @@ Names follow T5X/MaxText (batch, embed, mlp, heads, kv, vocab, length);
 names a mesh axis. Axes that are never worth sharding are None.
 """
 
+import functools
 from typing import Any, Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 Dtype = Any
@@ -19,11 +21,18 @@ def partitioned(init, axes: Sequence[str | None]):
 
 def dense(features: int, axes: tuple[str | None, str | None], dtype: Dtype,
           param_dtype: Dtype, name: str | None = None,
-          use_bias: bool = True, zero_init: bool = False) -> nn.Dense:
+          use_bias: bool = True, zero_init: bool = False,
+          float32_output: bool = False) -> nn.Dense:
+  """A Dense layer; `float32_output` accumulates and returns float32 even
+  when the inputs and kernel are cast to a bfloat16 compute dtype (logits)."""
   kernel_init = (nn.initializers.zeros if zero_init
                  else nn.initializers.lecun_normal())
+  dot = (functools.partial(jax.lax.dot_general,
+                           preferred_element_type=jnp.float32)
+         if float32_output else None)
   return nn.Dense(
       features, use_bias=use_bias, dtype=dtype, param_dtype=param_dtype,
+      dot_general=dot,
       kernel_init=partitioned(kernel_init, axes),
       bias_init=partitioned(nn.initializers.zeros, axes[-1:]), name=name)
 
@@ -65,5 +74,5 @@ class ClassifierHead(nn.Module):
   @nn.compact
   def __call__(self, x):
     logits = dense(self.num_classes, ("embed", None), self.dtype,
-                   self.param_dtype, name="head")(x)
+                   self.param_dtype, name="head", float32_output=True)(x)
     return logits.astype(jnp.float32)

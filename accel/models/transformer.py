@@ -127,6 +127,6 @@ class TransformerLM(nn.Module):
                      self.dropout, self.dtype, self.param_dtype,
                      name="trunk")(x_BxLxD, causal_1x1xLxL, train)
     logits_BxLxV = layers.dense(self.vocab_size, ("embed", "vocab"),
-                                self.dtype, self.param_dtype,
-                                name="lm_head")(x_BxLxD)
+                                self.dtype, self.param_dtype, name="lm_head",
+                                float32_output=True)(x_BxLxD)
     return logits_BxLxV.astype(jnp.float32)

@@ -15,6 +15,7 @@ Adagrad.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -66,21 +67,24 @@ def _sgd(lr, weight_decay, mask, momentum: float = 0.9,
 
 
 @OPTIMIZERS.register("adam")
-def _adam(lr, weight_decay, mask, b1: float = 0.9, b2: float = 0.999,
-          eps: float = 1e-8):
-  return _coupled_l2(weight_decay, mask)(optax.adam(lr, b1, b2, eps))
+def _adam(lr, weight_decay, mask, mu_dtype, b1: float = 0.9,
+          b2: float = 0.999, eps: float = 1e-8):
+  return _coupled_l2(weight_decay, mask)(optax.adam(lr, b1, b2, eps,
+                                                    mu_dtype=mu_dtype))
 
 
 @OPTIMIZERS.register("adamw")
-def _adamw(lr, weight_decay, mask, b1: float = 0.9, b2: float = 0.999,
-           eps: float = 1e-8):
-  return optax.adamw(lr, b1, b2, eps, weight_decay=weight_decay, mask=mask)
+def _adamw(lr, weight_decay, mask, mu_dtype, b1: float = 0.9,
+           b2: float = 0.999, eps: float = 1e-8):
+  return optax.adamw(lr, b1, b2, eps, mu_dtype=mu_dtype,
+                     weight_decay=weight_decay, mask=mask)
 
 
 @OPTIMIZERS.register("nadamw")
-def _nadamw(lr, weight_decay, mask, b1: float = 0.9, b2: float = 0.999,
-            eps: float = 1e-8):
-  return optax.nadamw(lr, b1, b2, eps, weight_decay=weight_decay, mask=mask)
+def _nadamw(lr, weight_decay, mask, mu_dtype, b1: float = 0.9,
+            b2: float = 0.999, eps: float = 1e-8):
+  return optax.nadamw(lr, b1, b2, eps, mu_dtype=mu_dtype,
+                      weight_decay=weight_decay, mask=mask)
 
 
 @OPTIMIZERS.register("rmsprop")
@@ -113,8 +117,10 @@ def _lars(lr, weight_decay, mask, momentum: float = 0.9,
 
 
 @OPTIMIZERS.register("lion")
-def _lion(lr, weight_decay, mask, b1: float = 0.9, b2: float = 0.99):
-  return optax.lion(lr, b1, b2, weight_decay=weight_decay, mask=mask)
+def _lion(lr, weight_decay, mask, mu_dtype, b1: float = 0.9,
+          b2: float = 0.99):
+  return optax.lion(lr, b1, b2, mu_dtype=mu_dtype, weight_decay=weight_decay,
+                    mask=mask)
 
 
 @OPTIMIZERS.register("schedule_free_adamw")
@@ -140,11 +146,12 @@ def _prodigy(lr, weight_decay, mask, b1: float = 0.9, b2: float = 0.999,
 
 
 @OPTIMIZERS.register("mechanic")
-def _mechanic(lr, weight_decay, mask, b1: float = 0.9, b2: float = 0.999,
-              eps: float = 1e-8, mechanic_weight_decay: float = 0.01,
-              s_init: float = 1e-6):
+def _mechanic(lr, weight_decay, mask, mu_dtype, b1: float = 0.9,
+              b2: float = 0.999, eps: float = 1e-8,
+              mechanic_weight_decay: float = 0.01, s_init: float = 1e-6):
   # Mechanic learns a global scale for the base optimizer's updates.
-  base = optax.adamw(lr, b1, b2, eps, weight_decay=weight_decay, mask=mask)
+  base = optax.adamw(lr, b1, b2, eps, mu_dtype=mu_dtype,
+                     weight_decay=weight_decay, mask=mask)
   return contrib.mechanize(base, weight_decay=mechanic_weight_decay,
                            s_init=s_init)
 
@@ -180,7 +187,7 @@ def _gradient_transformer(lr, weight_decay, mask, weights: str = "default",
 
 
 @OPTIMIZERS.register("meta_attention_adamw")
-def _meta_attention_adamw(lr, weight_decay, mask, b1: float = 0.9,
+def _meta_attention_adamw(lr, weight_decay, mask, mu_dtype, b1: float = 0.9,
                           b2: float = 0.999, eps: float = 1e-8,
                           num_heads: int = 2, window: int = 16,
                           width: int = 16, hyper_lr: float = 1e-3,
@@ -191,7 +198,7 @@ def _meta_attention_adamw(lr, weight_decay, mask, b1: float = 0.9,
       lr, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay, mask=mask,
       num_heads=num_heads, window=window, width=width, hyper_lr=hyper_lr,
       max_multiplier=max_multiplier, anchor=anchor, horizon=horizon,
-      update_every=update_every)
+      update_every=update_every, mu_dtype=mu_dtype)
 
 
 def eval_params(opt_state, params):
@@ -202,8 +209,16 @@ def eval_params(opt_state, params):
   return contrib.schedule_free_eval_params(state, params)
 
 
-def make(config, total_steps: int) -> Optimizer:
-  """The optimizer named by `config.name`, with schedule, clipping and decay."""
+def _takes_mu_dtype(fn) -> bool:
+  return "mu_dtype" in inspect.signature(fn).parameters
+
+
+def make(config, total_steps: int, *, mu_dtype: Any = None) -> Optimizer:
+  """The optimizer named by `config.name`, with schedule, clipping and decay.
+
+  `mu_dtype` (from the precision policy) is the first moment's dtype for the
+  optimizers that keep one as Adam does; None keeps the parameters' dtype.
+  """
   options = dict(config)
   name = options.pop("name", None)
   common = {k: options.pop(k, v) for k, v in COMMON_DEFAULTS.items()}
@@ -220,7 +235,16 @@ def make(config, total_steps: int) -> Optimizer:
     raise ValueError(f"decay_mask must be 'no_bias_norm' or 'all', got "
                      f"{decay_mask!r}.")
   mask = _no_bias_norm if decay_mask == "no_bias_norm" else None
-  tx = fn(schedule, common["weight_decay"], mask, **options)
+  if _takes_mu_dtype(fn):
+    tx = fn(schedule, common["weight_decay"], mask, mu_dtype, **options)
+  elif mu_dtype is not None:
+    supported = [n for n in OPTIMIZERS.names
+                 if _takes_mu_dtype(OPTIMIZERS.get(n))]
+    raise ValueError(
+        f"optimizer {name!r} cannot keep its first moment in {mu_dtype}; "
+        f"config.precision.first_moment applies to {supported}.")
+  else:
+    tx = fn(schedule, common["weight_decay"], mask, **options)
   clip = common["grad_clip_norm"]
   if clip:
     tx = optax.chain(optax.clip_by_global_norm(clip), tx)

@@ -330,6 +330,7 @@ def meta_attention_adamw(learning_rate: optax.ScalarOrSchedule, *,
                          hyper_lr: float = 1e-3, max_multiplier: float = 10.0,
                          anchor: float = 1e-3, horizon: float = 100.0,
                          update_every: int = 1, seed: int = 0,
+                         mu_dtype: Any = None,
                          ) -> optax.GradientTransformationExtraArgs:
   """AdamW whose learning-rate scaling is `scale_by_meta_attention_lr`.
 
@@ -339,9 +340,9 @@ def meta_attention_adamw(learning_rate: optax.ScalarOrSchedule, *,
 
   The raw gradient (not Adam's smoothed direction, whose successive values
   nearly always agree) feeds the hypergradient, and Adam's moments feed the
-  statistics.
+  statistics. `mu_dtype` is the first moment's dtype (None: the params').
   """
-  adam = optax.scale_by_adam(b1, b2, eps)
+  adam = optax.scale_by_adam(b1, b2, eps, mu_dtype=mu_dtype)
   decay = optax.add_decayed_weights(weight_decay, mask)
   meta = scale_by_meta_attention_lr(
       learning_rate, num_heads=num_heads, window=window, width=width,
