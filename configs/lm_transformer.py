@@ -5,7 +5,8 @@ random), so accuracy is the share of queries answered right.
 
   python launch/train.py --config configs/lm_transformer.py --workdir runs/recall_lm
 
-Variants: `debug`.
+Variants: `debug`; `large` (a 26M-parameter model on 257-token sequences,
+for accelerator throughput: launch/scaling.py).
 """
 
 from accel.train import config as config_lib
@@ -22,6 +23,14 @@ def get_config(arg: str = ""):
       "adamw", learning_rate=1e-3, schedule="cosine", warmup_steps=200,
       weight_decay=0.01, grad_clip_norm=1.0)
   c.total_steps = 5000
+  if "large" in variants:
+    c.data = config_lib.data_section("sequence", task="lm", num_pairs=128,
+                                     num_keys=256, num_values=256,
+                                     num_train=20000)
+    c.model = config_lib.model_section("transformer_lm", width=512,
+                                       num_layers=8, num_heads=8,
+                                       mlp_dim=2048)
+    c.batch_size = 64
   if "debug" in variants:
     config_lib.shrink_for_debug(c)
   return c

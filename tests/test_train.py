@@ -127,7 +127,7 @@ def test_unknown_config_key_is_named():
 
 def test_one_step_on_mock_tfds_data(tmp_path):
   c = tiny_config(total_steps=2, log_every=1, checkpoint_every=0,
-                  eval_every=0, batch_size=4, eval_batch_size=8)
+                  eval_every=0, batch_size=8, eval_batch_size=8)
   c.optim.warmup_steps = 0
   c.data = config_lib.data_section("tfds", dataset="mnist")
   c.model = config_lib.model_section("cnn", channels=(4,))

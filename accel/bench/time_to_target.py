@@ -13,20 +13,16 @@ Bookkeeping rules (AlgoPerf-like):
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import time
 from typing import Any
 
 import jax
 import numpy as np
 
-from accel import data
-from accel import models
-from accel import optim
 from accel.data import selection
 from accel.train import loop as loop_lib
-from accel.train import state as state_lib
-from accel.train import step as step_lib
+from accel.train import sharded
 
 
 def first_reach(curve: list[dict[str, float]], target: float | None,
@@ -50,30 +46,24 @@ def run_trial(config, *, eval_every: int, target: float | None = None,
   `final_*`, `best_accuracy`, `compile_s`, `step_ms` (mean train time per
   step) and the first-reach numbers for `target`.
   """
-  source = data.make_source(config.data)
-  model = models.make(config.model, source.spec)
-  optimizer = optim.make(config.optim, config.total_steps)
-  selector = selection.make_selector(config, model, source)
-  state = jax.jit(functools.partial(state_lib.init_state, model, optimizer,
-                                    source.spec, config.seed))()
+  parts = sharded.build(config)
+  source, steps = parts.source, parts.steps
+  state = steps.init()
   it = source.train_iterator(selection.candidate_batch_size(config),
                              config.seed)
-  batch = next(it)
+  batch = steps.train_batch(next(it))
 
   t0 = time.perf_counter()
-  train_fn = jax.jit(functools.partial(
-      step_lib.train_step, model=model, optimizer=optimizer,
-      selector=selector),
-                     donate_argnums=0).lower(state, batch).compile()
-  eval_jit = jax.jit(functools.partial(step_lib.eval_step, model=model,
-                                       optimizer=optimizer))
-  eval_batch = next(iter(source.eval_batches(config.eval_batch_size, "test",
-                                             None)))
-  eval_fn = eval_jit.lower(state, eval_batch).compile()
+  train_fn = steps.train.lower(state, batch).compile()
+  eval_batch = steps.eval_batch(next(iter(source.eval_batches(
+      config.eval_batch_size, "test", None))))
+  eval_fn = steps.evaluate.lower(state, eval_batch).compile()
   compile_s = time.perf_counter() - t0
+  # The loop's evaluation, with the programs compiled above.
+  compiled = dataclasses.replace(steps, train=train_fn, evaluate=eval_fn)
 
   def evaluate(st):
-    return loop_lib.evaluate(eval_fn, st, source, config)
+    return loop_lib.evaluate(compiled, st, source, config)
 
   curve, train_s, reached = [], 0.0, None
   for start in range(0, config.total_steps, eval_every):
@@ -81,8 +71,10 @@ def run_trial(config, *, eval_every: int, target: float | None = None,
     t0 = time.perf_counter()
     for i in range(n):
       if start + i:  # the first batch was drawn before compiling
-        batch = next(it)
+        batch = steps.train_batch(next(it))
       state, metrics = train_fn(state, batch)
+      if steps.block_each_step:
+        jax.block_until_ready(metrics)
     jax.block_until_ready(metrics)
     train_s += time.perf_counter() - t0
     result = evaluate(state)

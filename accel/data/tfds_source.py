@@ -12,7 +12,6 @@ with internet); `make_tfds` says how when it is not.
 from __future__ import annotations
 
 import numpy as np
-import tensorflow_datasets as tfds
 
 from accel.data import source
 
@@ -114,6 +113,8 @@ def make_tfds(dataset: str = "mnist", data_dir: str | None = None,
     standardize: images only: per-channel zero mean, unit variance.
     max_length: text only: bytes kept per example.
   """
+  # Imported here: tfds is slow to import and only this source needs it.
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   try:
     builder = tfds.builder(dataset, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError as e:

@@ -14,7 +14,9 @@ import sys
 from absl import flags
 import ml_collections
 
+from accel import parallel
 from accel import registry
+from accel.parallel import precision as precision_lib
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -33,6 +35,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.model = model_section("cnn")
   c.optim = optim_section("adamw", schedule="cosine")
   c.selection = selection_section()
+  # Scale (accel.parallel): mesh axes and sizes (-1: the devices left), the
+  # logical-name -> mesh-axis rules, how much of the parameter bytes may be
+  # replicated when the mesh has fsdp/tensor axes, and the dtype policy.
+  c.mesh = parallel.DEFAULT_MESH
+  c.axis_rules = parallel.DEFAULT_AXIS_RULES
+  c.max_replicated_share = 0.5
+  c.precision = ml_collections.ConfigDict(dict(precision_lib.DEFAULTS))
   return c
 
 
@@ -156,6 +165,13 @@ def validate(config) -> None:
     if "name" not in config[key]:
       raise ValueError(f"config.{key} needs a 'name' key.")
   _check_selection_keys(config.selection.keys())
+  parallel.mesh.check_mesh_axes(config.mesh)
+  parallel.mesh.check_axis_rules(config.axis_rules)
+  precision_lib.policy(config.precision)
+  if not 0 <= config.max_replicated_share <= 1:
+    raise ValueError("config.max_replicated_share is a share of the "
+                     f"parameter bytes in [0, 1], got "
+                     f"{config.max_replicated_share}.")
 
 
 def load_file(path_and_variant: str) -> ml_collections.ConfigDict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import time
@@ -14,15 +13,14 @@ import numpy as np
 import tqdm
 
 from accel import data
-from accel import models
-from accel import optim
+from accel import parallel
 from accel.data import selection
 from accel.optim import meta_attention
 from accel.train import checkpoint
 from accel.train import config as config_lib
 from accel.train import metrics as metrics_lib
+from accel.train import sharded
 from accel.train import state as state_lib
-from accel.train import step as step_lib
 
 
 def _meta(config, params) -> dict[str, Any]:
@@ -31,13 +29,15 @@ def _meta(config, params) -> dict[str, Any]:
           "param_shapes": state_lib.param_shapes(params)}
 
 
-def evaluate(eval_fn, state, source: data.Source, config) -> dict[str, float]:
+def evaluate(steps: sharded.Steps, state, source: data.Source, config
+             ) -> dict[str, float]:
   """Loss and accuracy over the test split (or its first N examples); for
-  classification also the accuracy of the worst class."""
+  classification also the accuracy of the worst class. Every process reads
+  every evaluation batch; the mesh splits each."""
   limit = config.eval_max_examples if config.eval_max_examples > 0 else None
   sums = None
   for batch in source.eval_batches(config.eval_batch_size, "test", limit):
-    out = eval_fn(state, batch)
+    out = steps.evaluate(state, steps.eval_batch(batch))
     sums = out if sums is None else jax.tree.map(np.add, sums, out)
   sums = jax.tree.map(np.asarray, jax.device_get(sums))
   n = max(float(sums["weight_sum"]), 1e-9)
@@ -67,9 +67,9 @@ def run(config, workdir: str, *, stop_after: int | None = None
   `stop_after` ends this call after that many steps (counted from 0) with a
   checkpoint, as a pre-empted job would; running again resumes.
 
-  Sections of the run, in order: set-up, input, model and optimizer, state
-  (restored from the newest checkpoint when there is one), compiled steps,
-  the loop, the final evaluation.
+  Sections of the run, in order: set-up; input, model, optimizer and the
+  sharded compiled steps; state (restored onto this run's mesh from the
+  newest checkpoint when there is one); the loop; the final evaluation.
   """
   # --- Set-up -------------------------------------------------------------
   config_lib.validate(config)
@@ -78,28 +78,22 @@ def run(config, workdir: str, *, stop_after: int | None = None
     f.write(config.to_json_best_effort(indent=2))
   is_main = jax.process_index() == 0
 
-  # --- Input --------------------------------------------------------------
-  source = data.make_source(config.data)
-  spec = source.spec
+  # --- Input, model, optimizer, selection; mesh, shardings, compiled steps
+  parts = sharded.build(config)
+  source, steps = parts.source, parts.steps
+  logging.info("%s", sharded.describe(steps))
 
-  # --- Model, optimizer and batch selection ------------------------------
-  model = models.make(config.model, spec)
-  optimizer = optim.make(config.optim, config.total_steps)
-  selector = selection.make_selector(config, model, source)
-  init = functools.partial(state_lib.init_state, model, optimizer, spec,
-                           config.seed)
-
-  # --- State: fresh, or restored from the workdir -------------------------
-  abstract_state = jax.eval_shape(init)
-  ckpt = checkpoint.Checkpointer(workdir, _meta(config, abstract_state.params),
-                                 config.keep_checkpoints)
+  # --- State: fresh, or restored (onto this run's mesh) from the workdir --
+  ckpt = checkpoint.Checkpointer(
+      workdir, _meta(config, steps.abstract_state.params),
+      config.keep_checkpoints)
   train_iter = source.train_iterator(
-      selection.candidate_batch_size(config), config.seed,
-      process_index=jax.process_index(),
+      parallel.process_batch_size(selection.candidate_batch_size(config)),
+      config.seed, process_index=jax.process_index(),
       process_count=jax.process_count())
-  restored = ckpt.restore_latest(abstract_state)
+  restored = ckpt.restore_latest(steps.abstract_state)
   if restored is None:
-    state = jax.jit(init)()
+    state = steps.init()
     logging.info("Starting from scratch in %s.", workdir)
   else:
     state, data_state, start = restored
@@ -112,13 +106,6 @@ def run(config, workdir: str, *, stop_after: int | None = None
   start_step = int(state.step)
   logging.info("%s: %s parameters.", config.model.name,
                f"{state_lib.num_params(state.params):,}")
-
-  # --- Compiled steps -----------------------------------------------------
-  train_fn = jax.jit(functools.partial(step_lib.train_step, model=model,
-                                       optimizer=optimizer, selector=selector),
-                     donate_argnums=0)
-  eval_fn = jax.jit(functools.partial(step_lib.eval_step, model=model,
-                                      optimizer=optimizer))
 
   # --- Loop ---------------------------------------------------------------
   writer = metrics_lib.MetricWriter(workdir, enabled=is_main)
@@ -141,8 +128,10 @@ def run(config, workdir: str, *, stop_after: int | None = None
     end_step = max(start_step, min(end_step, stop_after))
   try:
     for step in range(start_step, end_step):
-      batch = next(train_iter)
-      state, device_metrics = train_fn(state, batch)
+      batch = steps.train_batch(next(train_iter))
+      state, device_metrics = steps.train(state, batch)
+      if steps.block_each_step:
+        jax.block_until_ready(device_metrics)
       if pending is not None:
         consume(pending)
       pending = (step, device_metrics)
@@ -165,7 +154,7 @@ def run(config, workdir: str, *, stop_after: int | None = None
 
       if config.eval_every and done % config.eval_every == 0 \
           and done != config.total_steps:
-        result = evaluate(eval_fn, state, source, config)
+        result = evaluate(steps, state, source, config)
         writer.scalars(done, {f"eval/{k}": v for k, v in result.items()})
         _log_attention(writer, done, state)
         bar.write(f"step {done}: test loss {result['loss']:.4f}, "
@@ -185,7 +174,7 @@ def run(config, workdir: str, *, stop_after: int | None = None
     writer.flush()
 
   # --- Final evaluation ---------------------------------------------------
-  result = evaluate(eval_fn, state, source, config)
+  result = evaluate(steps, state, source, config)
   final_step = int(state.step)
   writer.scalars(final_step, {f"eval/{k}": v for k, v in result.items()})
   _log_attention(writer, final_step, state)
