@@ -7,6 +7,14 @@
 
 Running the same command again in the same workdir resumes from the newest
 checkpoint there.
+
+Several devices: `--config.mesh` splits them (see accel/parallel/mesh.py),
+e.g. `--config.mesh='(("data",2),("fsdp",4),("tensor",1))'`; bfloat16
+compute: `--config.precision.compute=bfloat16`. Several hosts: run the same
+command on every host with `--multihost` (launch/tpu_pod.sh,
+launch/slurm_gpus.sbatch); `jax.distributed` finds the coordinator on Cloud
+TPU and under SLURM, or takes `--coordinator_address`, `--num_processes`
+and `--process_id`.
 """
 
 from absl import app
@@ -14,6 +22,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+import accel.parallel
 import accel.train
 from accel.train import config as config_lib
 
@@ -23,6 +32,15 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Checkpoints, TensorBoard events and final metrics go "
     "here; a run started in a workdir that has checkpoints resumes.")
+_MULTIHOST = flags.DEFINE_bool(
+    "multihost", False, "Join a multi-process job (jax.distributed) first.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0 (--multihost; "
+    "found automatically on Cloud TPU and under SLURM).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None,
+                                      "Processes in the job (--multihost).")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None,
+                                   "This process's index (--multihost).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -33,6 +51,9 @@ def main(argv):
     # Orbax logs every save step at INFO; keep the terminal to the progress
     # bar, evaluations and warnings unless -v/--verbosity asks for more.
     logging.set_verbosity(logging.WARNING)
+  if _MULTIHOST.value:
+    accel.parallel.initialize(_COORDINATOR.value, _NUM_PROCESSES.value,
+                              _PROCESS_ID.value)
   accel.train.run(_CONFIG.value, _WORKDIR.value)
 
 
