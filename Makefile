@@ -21,8 +21,10 @@ train: $(STAMP)
 	$(PY) launch/train.py --config configs/mnist1d_cnn.py --workdir runs/mnist1d_cnn
 
 # pytest exits 5 when it collected no tests: that fails here, it is no pass.
+# Two workers: XLA compiles on one core, so one pytest process leaves the
+# other core idle for much of the suite.
 test: $(STAMP)
-	@$(PY) -m pytest -q tests; rc=$$?; \
+	@$(PY) -m pytest -q -n 2 --dist worksteal tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5)" >&2; exit 1; fi; \
 	exit $$rc
 

@@ -28,4 +28,5 @@ def get_config(arg: str = ""):
   c.total_steps, c.batch_size = 10000, 64
   if "debug" in variants:
     config_lib.shrink_for_debug(c)
+    c.data.max_length = 128
   return c

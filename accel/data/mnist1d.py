@@ -5,6 +5,8 @@ padded, shifted, sheared, scaled, blurred and corrupted with noise. No
 download: the generator is seeded, so the same seed gives the same data.
 """
 
+import functools
+
 import numpy as np
 from mnist1d import data as mnist1d_data
 
@@ -21,11 +23,9 @@ def make_mnist1d(num_samples: int = 5000, train_split: float = 0.8,
     train_split: share of them that is training data.
     data_seed: seed of the generator (42 is the package's published default).
   """
-  args = mnist1d_data.get_dataset_args()
-  args.num_samples, args.train_split, args.seed = (num_samples, train_split,
-                                                   data_seed)
-  d = mnist1d_data.make_dataset(args)
-  # Conv layers read the signal as [length, channels=1].
+  d = _generate(num_samples, train_split, data_seed)
+  # Conv layers read the signal as [length, channels=1]; fresh copies, so no
+  # caller can change the cached arrays.
   split = lambda x, y: {"inputs": x.astype(np.float32)[..., None],
                         "label": y.astype(np.int32)}
   train, test = split(d["x"], d["y"]), split(d["x_test"], d["y_test"])
@@ -34,3 +34,13 @@ def make_mnist1d(num_samples: int = 5000, train_split: float = 0.8,
       input_dtype="float32", num_classes=10, num_train=len(train["label"]),
       num_test=len(test["label"]))
   return source.ArraySource(spec, train, test)
+
+
+@functools.lru_cache(maxsize=4)
+def _generate(num_samples: int, train_split: float, data_seed: int) -> dict:
+  """The generator's output; it takes about a second, so it is kept (a
+  benchmark grid or a meta-training task family builds the set many times)."""
+  args = mnist1d_data.get_dataset_args()
+  args.num_samples, args.train_split, args.seed = (num_samples, train_split,
+                                                   data_seed)
+  return mnist1d_data.make_dataset(args)
