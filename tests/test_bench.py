@@ -129,3 +129,34 @@ def test_method_overrides_batch_multiplier_and_matched_wallclock(
                            log=lambda *_, **__: None)
   assert seen == [100, 100, 150]
   assert out["summary"]["same_time"]["total_steps"] == 150
+
+
+def test_scaling_points_train_alike_and_compare_with_one_device():
+  from accel.bench import scaling  # pylint: disable=g-import-not-at-top
+  from accel.train import config as config_lib  # pylint: disable=g-import-not-at-top
+  c = config_lib.load_file("configs/mnist1d_mlp.py:debug")
+  one = scaling.measure(c, devices=1, steps=3, warmup=1)
+  fsdp = scaling.measure(c, devices=4, layout="fsdp", steps=3, warmup=1)
+  assert (one["replicated_share"], fsdp["devices"]) == (1.0, 4)
+  assert fsdp["replicated_share"] < 0.5  # the weights are split 4 ways
+  # The same batches on both meshes: the timed steps trained alike.
+  assert fsdp["final_loss"] == pytest.approx(one["final_loss"], rel=1e-4)
+  table = scaling.markdown([one, fsdp], "t")
+  ratio = fsdp["examples_per_s"] / one["examples_per_s"]
+  assert f"| 4 | fsdp | float32 | {fsdp['step_ms']:.2f} |" in table
+  assert f"| {ratio:.2f}x |" in table and "| 1.00x |" in table
+  with pytest.raises(ValueError, match="'tensor'; expected 'data' or"):
+    scaling.layout_mesh("tensor", 2)
+
+
+@pytest.mark.parametrize("name", ["gpu", "gt_heldout", "meta_attention",
+                                  "selection"])
+def test_every_bench_config_gives_valid_trials(name):
+  """Each workload x method of a shipped bench config resolves to a train
+  config that validates (a typo there would only fail hours into a run)."""
+  from accel.train import config as config_lib  # pylint: disable=g-import-not-at-top
+  bench = config_lib.load_file(f"configs/bench/{name}.py")
+  for workload in bench.workloads.values():
+    for method in bench.methods.values():
+      c = suite.trial_config(workload, method, method.learning_rates[0], 0)
+      config_lib.validate(c)
