@@ -71,8 +71,11 @@ def host(tree):
   return jax.tree.map(np.asarray, jax.device_get(tree))
 
 
-def assert_same_training(config, meshes, rtol=2e-5, atol=2e-6):
-  _, ref_state, ref_losses = two_steps(config, ONE)
+def assert_same_training(config, meshes, rtol=2e-5, atol=2e-6,
+                         reference=None):
+  """`config` on each mesh trains as `reference` (default: `config`) does
+  on one device."""
+  _, ref_state, ref_losses = two_steps(reference or config, ONE)
   for mesh_axes in meshes:
     steps, state, losses = two_steps(config, mesh_axes)
     np.testing.assert_allclose(losses, ref_losses, rtol=rtol, atol=atol)
@@ -192,12 +195,48 @@ def test_transformer_lm_step_matches_one_device(name, meshes):
   assert_same_training(lm_config(name), meshes)
 
 
+def _selecting(config_fn, groups, **options):
+  c = config_fn()
+  c.selection = config_lib.selection_section(
+      scorer="loss", method=options.pop("method", "topk"), ratio=2,
+      groups=groups, **options)
+  return c
+
+
 @pytest.mark.parametrize("config_fn", [mlp_config, lm_config])
 def test_batch_selection_on_a_mesh_matches_one_device(config_fn):
-  c = config_fn()
-  c.selection = config_lib.selection_section(scorer="loss", method="topk",
-                                             ratio=2)
-  assert_same_training(c, [FSDP4, DATA8])
+  # Global selection (groups=1) is the one-device selection on any mesh.
+  assert_same_training(_selecting(config_fn, 1), [FSDP4])
+  # Per-shard selection (the default) on 8 batch shards is the one-device
+  # selection in 8 groups.
+  assert_same_training(_selecting(config_fn, 0), [DATA8],
+                       reference=_selecting(config_fn, 8))
+
+
+def test_per_shard_selection_needs_no_communication():
+  """The selected batch of a data-parallel mesh is formed where its
+  candidates are: the compiled scoring, selection and gather hold no
+  collective, and the batch comes out split over the devices."""
+  c = _selecting(mlp_config, 0, method="sample", class_quota=1)
+  parts = sharded.build(c, mesh=parallel.make_mesh(DATA8))
+  steps = parts.steps
+  it = parts.source.train_iterator(selection.candidate_batch_size(c), 0)
+  candidates = steps.train_batch(next(it))
+  params = steps.init().params
+  select = jax.jit(lambda p, b: parts.selector(
+      p, b, jax.random.PRNGKey(0), jnp.int32(10))[0])
+  hlo = select.lower(params, candidates).compile().as_text()
+  for op in ("all-gather", "all-reduce", "all-to-all", "collective-permute"):
+    assert op not in hlo, op
+  batch = select(params, candidates)
+  assert batch["inputs"].shape[0] == c.batch_size
+  assert batch["inputs"].sharding.is_equivalent_to(
+      candidates["inputs"].sharding, 2)
+  # Each device's rows are some of its own candidates.
+  for shard, cand in zip(batch["inputs"].addressable_shards,
+                         candidates["inputs"].addressable_shards):
+    rows = {tuple(r) for r in np.asarray(cand.data)}
+    assert all(tuple(r) in rows for r in np.asarray(shard.data))
 
 
 # --- bfloat16 ---------------------------------------------------------------

@@ -237,6 +237,7 @@ def test_training_with_selection_rho_loss_avoids_noisy_labels(tmp_path):
     assert {"train/selection/noisy_share_selected",
             "train/selection/class_share/0",
             "train/selection/score_p90"} <= tags
+    assert "train/selection/scores" in acc.Tags()["histograms"]
     # The last window: after warm-up.
     shares[scorer] = [e.value for e in acc.Scalars(
         "train/selection/noisy_share_selected")][-1]
@@ -257,3 +258,87 @@ def test_selection_config_errors_are_named(tmp_path):
   with pytest.raises(ValueError, match="ratio is candidates per selected "
                      "example, >= 1; got 0.5"):
     train.run(c, str(tmp_path / "b"))
+
+
+def test_attention_scorer_matches_its_definition(tiny):
+  source, model, params, batch = tiny
+  labels = source.arrays("train")["label"]
+  idx = sel.reference_set(labels, 3, source.spec.num_classes, seed=1)
+  assert len(idx) == len(set(idx.tolist()))
+  counts = np.bincount(labels[idx], minlength=source.spec.num_classes)
+  assert (counts == np.minimum(3, np.bincount(
+      labels, minlength=source.spec.num_classes))).all()
+  ref = source.fetch("train", idx)
+  scores = sel.attention_scorer(model, ref, source.spec.num_classes,
+                                temperature=0.5)(params, batch)
+  # NumPy reference: the MLP head's input is the last hidden layer.
+  feats = lambda x: np.asarray(sel.head_features(model, params, x)[1])
+  unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)
+  f, rf = unit(feats(batch["inputs"])), unit(feats(ref["inputs"]))
+  protos = unit(np.stack([rf[ref["label"] == c].mean(0)
+                          for c in range(source.spec.num_classes)]))
+  z = f @ protos.T / 0.5
+  logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+  np.testing.assert_allclose(
+      scores, -logp[np.arange(len(f)), batch["label"]], rtol=1e-4, atol=1e-5)
+  # A candidate's score does not depend on the other candidates.
+  part = {k: v[:5] for k, v in batch.items()}
+  np.testing.assert_allclose(sel.attention_scorer(
+      model, ref, source.spec.num_classes, temperature=0.5)(params, part),
+                             scores[:5], rtol=1e-5)
+
+
+def _auc(scores, positive):
+  s, y = np.asarray(scores), np.asarray(positive).astype(bool)
+  return (s[y][:, None] > s[~y][None, :]).mean()
+
+
+def test_attention_scorer_flags_corrupted_labels_before_and_after_training(
+    tmp_path):
+  """What the scorer reads: label agreement in feature space. It ranks
+  corrupted labels high at initialisation, where the loss cannot, and still
+  after training."""
+  c = _noisy_config()
+  c.data.imbalance, c.total_steps = 1.0, 150
+  trained = train.run(c, str(tmp_path / "run"))["state"].params
+  source = data.make_source(c.data)
+  model = models.make(c.model, source.spec)
+  params0 = model.init(jax.random.PRNGKey(0), models.dummy_inputs(
+      source.spec), train=False)["params"]
+  arrays = source.arrays("train")
+  ref = source.fetch("train", sel.reference_set(
+      arrays["label"], 8, source.spec.num_classes))
+  score = jax.jit(sel.attention_scorer(model, ref, source.spec.num_classes))
+  batch = source.fetch("train", np.arange(512))
+  loss = jax.jit(sel.loss_scorer(model))
+  assert _auc(score(params0, batch), batch["noisy"]) > 0.75
+  assert _auc(loss(params0, batch), batch["noisy"]) < 0.6
+  assert _auc(score(jax.device_get(trained), batch), batch["noisy"]) > 0.85
+  # Clean examples attend to their own class's prototype far more.
+  a = np.asarray(jax.jit(lambda p: sel.prototype_attention(
+      sel.head_features(model, p, batch["inputs"])[1],
+      sel.head_features(model, p, ref["inputs"])[1], ref["label"],
+      source.spec.num_classes, 0.1))(jax.device_get(trained)))
+  own = a[np.arange(len(a)), batch["label"]]
+  noisy = np.asarray(batch["noisy"]).astype(bool)
+  assert own[~noisy].mean() > 3 * own[noisy].mean()
+
+
+def test_attention_scorer_trains_and_names_bad_settings(tmp_path):
+  c = _noisy_config(scorer="attention", method="topk", ratio=2,
+                    reference_per_class=4)
+  c.total_steps = 4
+  assert train.run(c, str(tmp_path / "ok"))["step"] == 4
+  c = _noisy_config(scorer="attention", prototype_temperature=0.0)
+  with pytest.raises(ValueError, match="prototype_temperature must be > 0"):
+    train.run(c, str(tmp_path / "t"))
+  c = _noisy_config(scorer="attention", reference_per_class=0)
+  with pytest.raises(ValueError, match="reference_per_class must be >= 1"):
+    train.run(c, str(tmp_path / "r"))
+  c.data = config_lib.data_section("sequence", task="lm", num_train=64,
+                                   num_test=16)
+  c.model = config_lib.model_section("transformer_lm", width=16,
+                                     num_layers=1, num_heads=2, mlp_dim=32)
+  c.selection.reference_per_class = 8
+  with pytest.raises(ValueError, match="needs a classification data set"):
+    train.run(c, str(tmp_path / "lm"))

@@ -22,6 +22,7 @@ import numpy as np
 
 from accel.data import selection
 from accel.train import loop as loop_lib
+from accel.train import metrics as metrics_lib
 from accel.train import sharded
 
 
@@ -78,7 +79,8 @@ def run_trial(config, *, eval_every: int, target: float | None = None,
     jax.block_until_ready(metrics)
     train_s += time.perf_counter() - t0
     result = evaluate(state)
-    last = {k: float(v) for k, v in jax.device_get(metrics).items()}
+    last = {k: float(v) for k, v in jax.device_get(metrics).items()
+            if not k.startswith(metrics_lib.HISTOGRAM_PREFIX)}
     curve.append({"step": start + n, "train_s": train_s, **result,
                   "train": last})
     if not np.isfinite(result["loss"]):

@@ -73,6 +73,9 @@ class ClassifierHead(nn.Module):
 
   @nn.compact
   def __call__(self, x):
+    # The representation the head reads, for selection's attention scorer
+    # (apply with mutable=["intermediates"] to get it; free otherwise).
+    self.sow("intermediates", "features", x)
     logits = dense(self.num_classes, ("embed", None), self.dtype,
                    self.param_dtype, name="head", float32_output=True)(x)
     return logits.astype(jnp.float32)

@@ -48,13 +48,18 @@ def base_config() -> ml_collections.ConfigDict:
 def selection_section(**overrides) -> ml_collections.ConfigDict:
   """Scored batch formation (accel.data.selection); scorer 'none' is off.
 
-  scorer: none | loss | grad_norm_bound | reducible_loss | uniform;
+  scorer: none | loss | grad_norm_bound | reducible_loss | attention |
+  uniform;
   method: topk | sample | importance | uniform; ratio: candidates per
   selected example; warmup_steps: plain batches before selection starts;
   temperature, min_prob: the sampling distribution; class_rebalance:
   power of the inverse class frequency that weights scores (0 = off);
   class_quota: places guaranteed per class; irreducible_table: the
-  reducible_loss scorer's file.
+  reducible_loss scorer's file; reference_per_class,
+  prototype_temperature: the attention scorer's reference set and
+  sharpness; groups: 0 = each batch shard of the mesh
+  selects its own share (no communication), 1 = one global selection,
+  g = g equal groups.
   """
   from accel.data import selection  # pylint: disable=g-import-not-at-top
   _check_selection_keys(overrides)

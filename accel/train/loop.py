@@ -118,10 +118,11 @@ def run(config, workdir: str, *, stop_after: int | None = None
 
   def consume(step_and_metrics):
     step, device_metrics = step_and_metrics
-    values = jax.device_get(device_metrics)
+    values, arrays = metrics_lib.split_histograms(
+        jax.device_get(device_metrics))
     metrics_lib.finite_or_raise(step, values)
     averager.add(values)
-    return values
+    return values, arrays
 
   end_step = config.total_steps
   if stop_after is not None:
@@ -140,7 +141,7 @@ def run(config, workdir: str, *, stop_after: int | None = None
       bar.update(1)
 
       if done % config.log_every == 0 or done == end_step:
-        values = consume(pending)
+        values, arrays = consume(pending)
         pending = None
         elapsed = time.perf_counter() - window_start
         logged = {f"train/{k}": v for k, v in averager.pop().items()}
@@ -148,6 +149,7 @@ def run(config, workdir: str, *, stop_after: int | None = None
         logged["train/examples_per_sec"] = (
             window_steps * config.batch_size / elapsed)
         writer.scalars(done, logged)
+        writer.histograms(done, {f"train/{k}": v for k, v in arrays.items()})
         bar.set_postfix(loss=f"{values['loss']:.4f}",
                         acc=f"{values['accuracy']:.3f}")
         window_start, window_steps = time.perf_counter(), 0

@@ -22,6 +22,11 @@ class MetricWriter:
     for name, value in values.items():
       self._writer.add_scalar(name, float(value), step)
 
+  def histograms(self, step: int, values: dict[str, np.ndarray]) -> None:
+    if self._writer is not None:
+      for name, value in values.items():
+        self._writer.add_histogram(name, np.asarray(value, np.float32), step)
+
   def image(self, step: int, name: str, image_HxWxC: np.ndarray) -> None:
     if self._writer is not None:
       self._writer.add_image(name, image_HxWxC, step, dataformats="HWC")
@@ -91,3 +96,17 @@ def finite_or_raise(step: int, values: dict[str, np.ndarray]) -> None:
           f"Training diverged: {key} is {value} at step {step}. Lower the "
           "learning rate, add warmup or gradient clipping "
           "(config.optim.grad_clip_norm), or check the data.")
+
+
+HISTOGRAM_PREFIX = "hist/"
+
+
+def split_histograms(values: dict[str, np.ndarray]
+                     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+  """(scalars, arrays): metrics under "hist/" are arrays for a histogram,
+  keyed without the prefix."""
+  scalars = {k: v for k, v in values.items()
+             if not k.startswith(HISTOGRAM_PREFIX)}
+  arrays = {k[len(HISTOGRAM_PREFIX):]: v for k, v in values.items()
+            if k.startswith(HISTOGRAM_PREFIX)}
+  return scalars, arrays

@@ -127,7 +127,10 @@ def build(config, mesh: jax.sharding.Mesh | None = None) -> Parts:
   model = models.make(policy.model_config(config.model), source.spec)
   optimizer = optim.make(config.optim, config.total_steps,
                          mu_dtype=policy.mu_dtype)
-  selector = selection.make_selector(config, model, source)
+  mesh = mesh if mesh is not None else parallel.make_mesh(config.mesh)
+  axes = parallel.mesh.batch_axes(
+      parallel.mesh.check_axis_rules(config.axis_rules))
+  selector = selection.make_selector(config, model, source, mesh, axes)
   steps = compile_steps(config, model, optimizer, source.spec, selector, mesh)
   return Parts(source, model, optimizer, selector, steps)
 
