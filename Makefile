@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test clean
+.PHONY: install train test bench clean
 
 install: $(STAMP)
 
@@ -27,6 +27,11 @@ test: $(STAMP)
 	@$(PY) -m pytest -q -n 2 --dist worksteal tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5)" >&2; exit 1; fi; \
 	exit $$rc
+
+# The CPU benchmark suite (under 20 minutes on 2 cores): results, table and
+# figures in benchmarks/cpu/, the report in BENCHMARKS.md.
+bench: $(STAMP)
+	$(PY) launch/bench.py --config configs/bench/cpu.py --workdir benchmarks/cpu --report BENCHMARKS.md
 
 clean:
 	rm -rf runs

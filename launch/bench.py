@@ -3,7 +3,9 @@
   python launch/bench.py --config configs/bench/gt_heldout.py --workdir W
 
 writes W/results.json (every trial's curve, the chosen learning rates and
-the summary) and W/results.md (the table).
+the summary), W/results.md (the table), W/profile.png (performance
+profile) and W/curves_<workload>.png; `--report BENCHMARKS.md` also writes
+the report with conclusions computed from the numbers.
 """
 
 import datetime
@@ -17,12 +19,16 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from accel.bench import report
 from accel.bench import suite
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Suite config file, optionally `file.py:variant`.",
     lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Results go here.")
+_REPORT = flags.DEFINE_string(
+    "report", None, "Also write the Markdown report (conclusions, tables, "
+    "figures) here, e.g. BENCHMARKS.md.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -44,7 +50,8 @@ def main(argv):
   for wname, workload in c.workloads.items():
     results["workloads"][wname] = suite.run_workload(
         wname, workload, c.methods, list(c.seeds), c.baseline,
-        sensitivity=tuple(c.get("sensitivity", ())))
+        sensitivity=tuple(c.get("sensitivity", ())),
+        tuning_seeds=tuple(c.get("tuning_seeds", ())))
     results["load_avg_end"] = os.getloadavg()
     with open(os.path.join(_WORKDIR.value, "results.json"), "w") as f:
       json.dump(results, f, indent=1, default=str)
@@ -52,7 +59,10 @@ def main(argv):
     with open(os.path.join(_WORKDIR.value, "results.md"), "w") as f:
       f.write(f"`{results['command']}`\n\n{results['date']}, "
               f"{results['machine']}\n\n{table}\n")
+  figures = report.write_all(results, c.baseline, _WORKDIR.value,
+                             _REPORT.value)
   print(table)
+  print("figures:", ", ".join(figures))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """Benchmark bookkeeping: first reach of a target, learning-rate choice,
 ratios, and one real trial's timing fields."""
 
+import os
+
 import ml_collections
+import numpy as np
 import pytest
 
 from accel.bench import suite
@@ -14,9 +17,13 @@ def test_first_reach_takes_the_first_eval_at_or_above_target():
            {"step": 30, "train_s": 3.0, "accuracy": 0.7},
            {"step": 40, "train_s": 4.0, "accuracy": 0.9}]
   assert time_to_target.first_reach(curve, 0.8) == {
-      "steps_to_target": 20, "seconds_to_target": 2.0}
+      "steps_to_target": 20, "seconds_to_target": 2.0,
+      "examples_to_target": None}
   assert time_to_target.first_reach(curve, 0.95) == {
-      "steps_to_target": None, "seconds_to_target": None}
+      "steps_to_target": None, "seconds_to_target": None,
+      "examples_to_target": None}
+  curve[1]["examples"] = 640
+  assert time_to_target.first_reach(curve, 0.8)["examples_to_target"] == 640
 
 
 def _fake_trial(config, *, eval_every):
@@ -93,6 +100,96 @@ def test_real_trial_reports_timings_and_curve():
   assert r["steps_to_target"] == 10
   assert r["curve"][0]["train_s"] <= r["curve"][1]["train_s"]
   assert r["compile_s"] > 0 and r["step_ms"] > 0
+  assert [p["examples"] for p in r["curve"]] == [10 * c.batch_size,
+                                                 20 * c.batch_size]
+  assert r["examples_to_target"] == 10 * c.batch_size
+  assert r["memory"]["compiled_mb"] > 0
+  assert r["memory"]["process_peak_rss_mb"] > 100  # jax alone is larger
+
+
+def test_scoring_passes_count_as_forwarded_examples():
+  from accel.train import config as config_lib  # pylint: disable=g-import-not-at-top
+  c = config_lib.base_config()
+  c.batch_size = 32
+  assert time_to_target.examples_forwarded(c, 100) == 3200
+  c.selection = config_lib.selection_section(scorer="loss", ratio=4,
+                                             warmup_steps=50)
+  # 100 train batches of 32, and 50 scoring passes over 128 candidates.
+  assert time_to_target.examples_forwarded(c, 100) == 3200 + 50 * 128
+  assert time_to_target.examples_forwarded(c, 30) == 960
+
+
+def test_tuning_seeds_pick_the_rate_and_report_only_other_seeds(monkeypatch):
+  ran = []
+
+  def trial(config, *, eval_every):
+    ran.append((config.optim.name, config.optim.learning_rate, config.seed))
+    return _fake_trial(config, eval_every=eval_every)
+  monkeypatch.setattr(suite.time_to_target, "run_trial", trial)
+  _name_fake_methods(monkeypatch)
+  workload = ml_collections.ConfigDict(dict(
+      config="mnist1d_mlp", eval_every=10, target_fraction=0.9,
+      overrides={"total_steps": 100}))
+  methods = ml_collections.ConfigDict({
+      "slow": dict(optim={"name": "adamw"}, learning_rates=(1e-3, 1e-2)),
+      "fast": dict(optim={"name": "nadamw"}, learning_rates=(1e-3, 1e-2))})
+  out = suite.run_workload("w", workload, methods, [0, 1], "slow",
+                           log=lambda *_, **__: None, tuning_seeds=(100,))
+  tuning = [r for r in ran if r[2] == 100]
+  assert sorted(tuning) == sorted([(m, lr, 100) for m in ("fast", "slow")
+                                   for lr in (1e-3, 1e-2)])
+  # After tuning, only the chosen rate ran, on the reported seeds.
+  assert sorted(r for r in ran if r[2] != 100) == sorted(
+      [(m, 1e-2, seed) for m in ("fast", "slow") for seed in (0, 1)])
+  assert out["tuning"]["methods"]["fast"]["learning_rate"] == 1e-2
+  assert out["tuning"]["methods"]["fast"]["grid"]["0.001"][
+      "steps_to_target"] == [90]
+  assert list(out["trials"]["fast"]) == ["0.01"]
+  assert out["summary"]["fast"]["steps_to_target"]["values"] == [50, 50]
+
+
+def test_report_draws_figures_and_states_conclusions(monkeypatch, tmp_path):
+  from accel.bench import report  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(suite.time_to_target, "run_trial", _fake_trial)
+  _name_fake_methods(monkeypatch)
+  workload = ml_collections.ConfigDict(dict(
+      config="mnist1d_mlp", eval_every=10, target_fraction=0.9,
+      overrides={"total_steps": 100}))
+  methods = ml_collections.ConfigDict({
+      "slow": dict(optim={"name": "adamw"}, learning_rates=(1e-2,)),
+      "fast": dict(optim={"name": "nadamw"}, learning_rates=(1e-2,))})
+  out = suite.run_workload("w", workload, methods, [0, 1], "slow",
+                           log=lambda *_, **__: None)
+  results = {"command": "python launch/bench.py", "date": "today",
+             "machine": "test", "load_avg_start": (1.0, 1.0, 1.0),
+             "load_avg_end": (2.0, 2.0, 2.0),
+             "config": {"seeds": [0, 1]}, "workloads": {"w": out}}
+  md_path = str(tmp_path / "BENCHMARKS.md")
+  figures = report.write_all(results, "slow", str(tmp_path), md_path)
+  assert [os.path.basename(f) for f in figures] == ["profile.png",
+                                                     "curves_w.png"]
+  for f in figures:
+    with open(f, "rb") as fh:
+      assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+  with open(md_path) as f:
+    md = f.read()
+  assert "- **fast**: faster on w (0.83x)." in md
+  assert "![curves_w.png](curves_w.png)" in md
+  assert "| w | 0.9000 | fast | 0.01 | 50 ± 0 | 0.56 |" in md
+
+
+def test_performance_profile_counts_workloads_within_tau():
+  from accel.bench import report  # pylint: disable=g-import-not-at-top
+  t = lambda mean: {"seconds_to_target": {"mean": mean, "reached": 1,
+                                          "values": [mean]}}
+  results = {"workloads": {
+      "w1": {"summary": {"a": t(1.0), "b": t(2.0), "c": t(None)}},
+      "w2": {"summary": {"a": t(3.0), "b": t(1.0), "c": t(None)}}}}
+  taus = np.array([1.0, 1.99, 2.0, 3.0])
+  prof = report.profile_curves(results, taus)
+  np.testing.assert_allclose(prof["a"], [0.5, 0.5, 0.5, 1.0])
+  np.testing.assert_allclose(prof["b"], [0.5, 0.5, 1.0, 1.0])
+  np.testing.assert_allclose(prof["c"], [0, 0, 0, 0])
 
 
 def test_unknown_override_is_named():
@@ -149,14 +246,15 @@ def test_scaling_points_train_alike_and_compare_with_one_device():
     scaling.layout_mesh("tensor", 2)
 
 
-@pytest.mark.parametrize("name", ["gpu", "gt_heldout", "meta_attention",
-                                  "selection"])
+@pytest.mark.parametrize("name", ["cpu.py", "cpu.py:full", "gpu.py",
+                                  "gt_heldout.py", "meta_attention.py",
+                                  "selection.py"])
 def test_every_bench_config_gives_valid_trials(name):
   """Each workload x method of a shipped bench config resolves to a train
   config that validates (a typo there would only fail hours into a run)."""
   from accel.train import config as config_lib  # pylint: disable=g-import-not-at-top
-  bench = config_lib.load_file(f"configs/bench/{name}.py")
+  bench = config_lib.load_file(f"configs/bench/{name}")
   for workload in bench.workloads.values():
     for method in bench.methods.values():
-      c = suite.trial_config(workload, method, method.learning_rates[0], 0)
-      config_lib.validate(c)
+      for lr in (method.learning_rates[0], method.learning_rates[-1]):
+        config_lib.validate(suite.trial_config(workload, method, lr, 0))

@@ -21,6 +21,12 @@ the same size as every other method's. The protocol:
      and reports final accuracy and steps to target there (how much a
      wrong learning rate costs).
 
+With `tuning_seeds`, the grid runs on those seeds only; each method's
+learning rate is chosen there (step 3, against a target from the
+baseline's tuning runs), and then `seeds`, separate seeds, train at the
+chosen rates. What is reported comes from those seeds alone, so the choice
+of learning rate does not flatter them.
+
 A method may also carry `overrides` of the training config (batch
 selection, steps), a `batch_multiplier`, and `match_wallclock_of: other`:
 it then trains as many steps as fit in the other method's wall-clock at the
@@ -123,6 +129,11 @@ def _stats(values):
           "reached": len(vals), "values": values}
 
 
+def _mean_or_none(values):
+  vals = [v for v in values if v is not None]
+  return float(np.mean(vals)) if vals else None
+
+
 def _selection_of(method) -> dict[str, Any]:
   """The `selection` section of a method's config overrides ({} if none)."""
   return dict(dict(method.get("overrides", {})).get("selection", {}))
@@ -194,10 +205,46 @@ def _with_tables(wname, workload, methods, log):
   return out
 
 
+def _tune(wname, workload, methods, tuning_seeds, baseline, log):
+  """(methods with learning_rates narrowed to the value each chose on
+  `tuning_seeds`, a record of the tuning)."""
+  if any("match_wallclock_of" in m for m in methods.values()):
+    raise ValueError("tuning_seeds cannot yet tune methods with "
+                     "match_wallclock_of; give them their own suite.")
+  trials = {m: {lr: [] for lr in method.learning_rates}
+            for m, method in methods.items()}
+  _run_grid(trials, methods, workload, wname, tuning_seeds, log)
+  budget = _workload_config(workload).total_steps
+  best_base = max(np.mean([t["final_accuracy"] for t in runs])
+                  for runs in trials[baseline].values())
+  target = workload.get("target") or workload.target_fraction * best_base
+  tuned, record = {}, {"seeds": list(tuning_seeds), "target": float(target),
+                       "methods": {}}
+  for mname, by_lr in trials.items():
+    for runs in by_lr.values():
+      for t in runs:
+        t.update(time_to_target.first_reach(t["curve"], target))
+    lr = min(by_lr, key=lambda l: _score(by_lr[l], budget))
+    record["methods"][mname] = {
+        "learning_rate": lr,
+        "grid": {str(l): {"final_accuracy": float(np.mean(
+            [t["final_accuracy"] for t in r])), "steps_to_target": [
+                t["steps_to_target"] for t in r]} for l, r in by_lr.items()}}
+    tuned[mname] = ml_collections.ConfigDict(methods[mname].to_dict())
+    tuned[mname].learning_rates = (lr,)
+    log(f"{wname} {mname}: tuned learning rate {lr:g}", flush=True)
+  return tuned, record
+
+
 def run_workload(wname: str, workload, methods, seeds, baseline: str,
-                 log=print, sensitivity=()) -> dict[str, Any]:
+                 log=print, sensitivity=(), tuning_seeds=()
+                 ) -> dict[str, Any]:
   """All trials of one workload; returns its results section."""
   methods = _with_tables(wname, workload, methods, log)
+  tuning = None
+  if tuning_seeds:
+    methods, tuning = _tune(wname, workload, methods, tuning_seeds, baseline,
+                            log)
   trials: dict[str, dict[float, list[dict[str, Any]]]] = {
       m: {lr: [] for lr in method.learning_rates}
       for m, method in methods.items()}
@@ -234,9 +281,16 @@ def run_workload(wname: str, workload, methods, seeds, baseline: str,
         "learning_rate": lr,
         "steps_to_target": _stats([t["steps_to_target"] for t in runs]),
         "seconds_to_target": _stats([t["seconds_to_target"] for t in runs]),
+        "examples_to_target": _stats([t["examples_to_target"]
+                                      for t in runs]),
         "final_accuracy": _stats([t["final_accuracy"] for t in runs]),
         "step_ms": float(np.mean([t["step_ms"] for t in runs])),
         "compile_s": float(np.mean([t["compile_s"] for t in runs])),
+        "memory": {k: _mean_or_none([t.get("memory", {}).get(k)
+                                     for t in runs])
+                   for k in ("compiled_mb", "process_peak_rss_mb",
+                             "device_peak_mb")},
+        "load_avg_1m": _mean_or_none([t.get("load_avg_1m") for t in runs]),
         "grid": {str(l): float(np.mean([t["final_accuracy"] for t in r]))
                  for l, r in by_lr.items()},
         "final_diagnostics": _final_diagnostics(runs),
@@ -273,11 +327,12 @@ def run_workload(wname: str, workload, methods, seeds, baseline: str,
           for f, runs in by_factor.items()}
   b = summary[baseline]
   for mname, s in summary.items():
-    for key in ("steps_to_target", "seconds_to_target"):
+    for key in ("steps_to_target", "seconds_to_target",
+                "examples_to_target"):
       ok = s[key]["mean"] is not None and b[key]["mean"]
       s[key + "_ratio"] = s[key]["mean"] / b[key]["mean"] if ok else None
   return {"target": float(target), "budget_steps": int(budget),
-          "summary": summary,
+          "summary": summary, "tuning": tuning,
           "trials": {m: {str(l): r for l, r in by_lr.items()}
                      for m, by_lr in trials.items()},
           "sensitivity_trials": {m: {str(f): r for f, r in by_f.items()}

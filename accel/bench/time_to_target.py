@@ -14,6 +14,7 @@ Bookkeeping rules (AlgoPerf-like):
 from __future__ import annotations
 
 import dataclasses
+import resource
 import time
 from typing import Any
 
@@ -28,14 +29,50 @@ from accel.train import sharded
 
 def first_reach(curve: list[dict[str, float]], target: float | None,
                 metric: str = "accuracy") -> dict[str, float | None]:
-  """Steps and train seconds at the first point of `curve` with metric >=
-  target (None when never reached or no target)."""
+  """Steps, train seconds and examples forward-passed (where the curve
+  counts them) at the first point of `curve` with metric >= target (None
+  when never reached or no target)."""
   if target is not None:
     for point in curve:
       if point[metric] >= target:
         return {"steps_to_target": point["step"],
-                "seconds_to_target": point["train_s"]}
-  return {"steps_to_target": None, "seconds_to_target": None}
+                "seconds_to_target": point["train_s"],
+                "examples_to_target": point.get("examples")}
+  return {"steps_to_target": None, "seconds_to_target": None,
+          "examples_to_target": None}
+
+
+def examples_forwarded(config, steps: int) -> int:
+  """Examples passed forward through the model in `steps` train steps: the
+  batch, plus every candidate a scoring pass reads after the selection's
+  warm-up (scoring passes count)."""
+  n = steps * config.batch_size
+  if config.selection.scorer not in ("none", "uniform"):
+    scored = max(0, steps - config.selection.warmup_steps)
+    n += scored * selection.candidate_batch_size(config)
+  return n
+
+
+def memory_stats(compiled) -> dict[str, float | None]:
+  """The compiled train step's own estimate (arguments + outputs +
+  temporaries, less what donation aliases), the process's peak resident
+  memory so far, and the device's peak where the backend reports one."""
+  out = {"compiled_mb": None, "process_peak_rss_mb": None,
+         "device_peak_mb": None}
+  try:
+    m = compiled.memory_analysis()
+    out["compiled_mb"] = (m.argument_size_in_bytes + m.output_size_in_bytes
+                          + m.temp_size_in_bytes
+                          - m.alias_size_in_bytes) / 2**20
+  except (AttributeError, NotImplementedError):
+    pass
+  # ru_maxrss is in KiB on Linux.
+  out["process_peak_rss_mb"] = resource.getrusage(
+      resource.RUSAGE_SELF).ru_maxrss / 1024
+  stats = jax.devices()[0].memory_stats() or {}
+  if "peak_bytes_in_use" in stats:
+    out["device_peak_mb"] = stats["peak_bytes_in_use"] / 2**20
+  return out
 
 
 def run_trial(config, *, eval_every: int, target: float | None = None,
@@ -45,7 +82,7 @@ def run_trial(config, *, eval_every: int, target: float | None = None,
   Returns a dict with `curve` (step, train_s, accuracy, loss per eval, and
   `train`: the train-step metrics of the step before the eval),
   `final_*`, `best_accuracy`, `compile_s`, `step_ms` (mean train time per
-  step) and the first-reach numbers for `target`.
+  step), `memory` (memory_stats) and the first-reach numbers for `target`.
   """
   parts = sharded.build(config)
   source, steps = parts.source, parts.steps
@@ -81,8 +118,9 @@ def run_trial(config, *, eval_every: int, target: float | None = None,
     result = evaluate(state)
     last = {k: float(v) for k, v in jax.device_get(metrics).items()
             if not k.startswith(metrics_lib.HISTOGRAM_PREFIX)}
-    curve.append({"step": start + n, "train_s": train_s, **result,
-                  "train": last})
+    curve.append({"step": start + n, "train_s": train_s,
+                  "examples": examples_forwarded(config, start + n),
+                  **result, "train": last})
     if not np.isfinite(result["loss"]):
       break
     if target is not None and result["accuracy"] >= target:
@@ -94,5 +132,6 @@ def run_trial(config, *, eval_every: int, target: float | None = None,
           "final_loss": curve[-1]["loss"],
           "best_accuracy": max(p["accuracy"] for p in curve),
           "compile_s": compile_s, "steps": steps_done,
+          "memory": memory_stats(train_fn),
           "step_ms": 1e3 * train_s / max(steps_done, 1),
           **first_reach(curve, target)}

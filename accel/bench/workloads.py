@@ -33,3 +33,14 @@ def synthetic_imbalanced_noisy(steps: int = 1000) -> dict:
   """1:20 class imbalance, 20% corrupted labels; balanced clean test set."""
   return dict(config="synthetic_mlp:imbalance=20,noise=0.2", eval_every=100,
               target_fraction=0.99, overrides={"total_steps": steps})
+
+
+def keep_methods(bench, names: str) -> None:
+  """Keeps the methods named in `names` ("a+b") and the baseline; raises on
+  a name the bench config does not have."""
+  keep = set(names.split("+")) | {bench.baseline}
+  unknown = sorted(keep - set(bench.methods))
+  if unknown:
+    raise ValueError(f"Unknown method {unknown[0]!r}; expected some of "
+                     f"{sorted(bench.methods)}.")
+  bench.methods = {k: v for k, v in bench.methods.items() if k in keep}

@@ -19,6 +19,7 @@ Compile time is reported apart and not counted (suite.py).
 
 import ml_collections
 
+from accel.bench import workloads
 from accel.train import config as config_lib
 
 LRS = (1e-3, 3e-3)
@@ -68,14 +69,8 @@ def get_config(arg: str = ""):
   options = config_lib.variant_options(arg)
   if "seeds" in options:
     c.seeds = tuple(range(int(options["seeds"])))
-  keep = options.get("methods")
-  if keep:
-    names = set(keep.split("+")) | {c.baseline}
-    unknown = sorted(names - set(c.methods))
-    if unknown:
-      raise ValueError(f"Unknown method {unknown[0]!r}; expected some of "
-                       f"{sorted(c.methods)}.")
-    c.methods = {k: v for k, v in c.methods.items() if k in names}
+  if options.get("methods"):
+    workloads.keep_methods(c, options["methods"])
   if "quick" in variants:
     c.seeds = (0,)
     for w in c.workloads.values():

@@ -16,8 +16,11 @@ sampling on the gradient-norm bound, unbiased weights), `rho_topk`
 (RHO-LOSS: reducible loss, irreducible-loss table made first from a model
 trained on a 20% holdout of the training split; its seconds are
 reported), `rho_topk_rebalanced` (the same with inverse-frequency class
-weights). 3 learning rates each, 3 seeds; target = 99% of AdamW's best.
-Variant `quick`: the synthetic workload, 2 learning rates, 1 seed.
+weights), `attention_topk` (the attention scorer: candidates whose
+features attend least to their own label's class prototype). 3 learning
+rates each, 3 seeds; target = 99% of AdamW's best.
+Variant `quick`: the synthetic workload, 2 learning rates, 1 seed;
+`methods=a+b`: only those methods (and the baseline).
 """
 
 import ml_collections
@@ -65,7 +68,12 @@ def get_config(arg: str = ""):
           optim=adamw, learning_rates=LRS,
           overrides=_select("reducible_loss", irreducible_table="auto",
                             class_rebalance=1.0)),
+      "attention_topk": dict(optim=adamw, learning_rates=LRS,
+                             overrides=_select("attention")),
   }
+  options = config_lib.variant_options(arg)
+  if options.get("methods"):
+    workloads.keep_methods(c, options["methods"])
   if "quick" in variants:
     c.seeds = (0,)
     c.workloads = {"synthetic_imbalanced_noisy":

@@ -1,0 +1,237 @@
+"""Figures and the written report of a benchmark suite's results.json.
+
+  curves         per workload, test accuracy against train seconds and
+                 against steps, each method at its chosen learning rate
+                 (mean over seeds), with the target;
+  profile        an AlgoPerf-style performance profile: for each method,
+                 the share of workloads on which its time to target is
+                 within a factor tau of the fastest method's (a method that
+                 misses the target on any seed counts as never reaching it);
+  benchmarks_md  the report: machine, command, date, load, the table, the
+                 conclusions (computed from the numbers: which method is
+                 faster or slower than the baseline where), memory, figures.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+import numpy as np  # pylint: disable=g-import-not-at-top
+
+from accel.bench import suite  # pylint: disable=g-import-not-at-top
+
+# A ratio within this band of 1 is a tie: the machines are noisy.
+TIE = 0.05
+
+
+def _chosen_runs(workload: dict[str, Any], method: str) -> list[dict]:
+  lr = workload["summary"][method]["learning_rate"]
+  return workload["trials"][method][str(lr)]
+
+
+def _mean_curve(runs: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
+  n = min(len(r["curve"]) for r in runs)
+  x = np.mean([[p[key] for p in r["curve"][:n]] for r in runs], axis=0)
+  y = np.mean([[p["accuracy"] for p in r["curve"][:n]] for r in runs], axis=0)
+  return x, y
+
+
+def curves(results: dict[str, Any], outdir: str) -> list[str]:
+  """One PNG per workload; returns their paths."""
+  paths = []
+  for wname, w in results["workloads"].items():
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for method in w["summary"]:
+      runs = _chosen_runs(w, method)
+      for ax, key in zip(axes, ("train_s", "step")):
+        x, y = _mean_curve(runs, key)
+        ax.plot(x, y, marker=".", label=method)
+    for ax, xlabel in zip(axes, ("train seconds (mean over seeds)",
+                                 "steps")):
+      ax.axhline(w["target"], color="gray", linestyle="--", linewidth=1)
+      ax.set_xlabel(xlabel)
+      ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test accuracy")
+    axes[1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"{wname}: target {w['target']:.4f} (dashed)")
+    fig.tight_layout()
+    path = os.path.join(outdir, f"curves_{wname}.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    paths.append(path)
+  return paths
+
+
+def _times(results: dict[str, Any]) -> dict[str, dict[str, float]]:
+  """{workload: {method: mean seconds to target, inf when any seed
+  missed}}."""
+  out = {}
+  for wname, w in results["workloads"].items():
+    out[wname] = {}
+    for method, s in w["summary"].items():
+      t = s["seconds_to_target"]
+      out[wname][method] = math.inf if t["mean"] is None else t["mean"]
+  return out
+
+
+def profile_curves(results: dict[str, Any], taus: np.ndarray
+                   ) -> dict[str, np.ndarray]:
+  """{method: share of workloads solved within tau x the fastest}."""
+  times = _times(results)
+  methods = sorted({m for w in times.values() for m in w})
+  shares = {m: np.zeros(len(taus)) for m in methods}
+  for by_method in times.values():
+    best = min(by_method.values())
+    for m in methods:
+      t = by_method.get(m, math.inf)
+      if math.isfinite(best) and math.isfinite(t):
+        shares[m] += (t / best) <= taus
+  return {m: v / max(len(times), 1) for m, v in shares.items()}
+
+
+def profile(results: dict[str, Any], path: str) -> str:
+  taus = np.linspace(1.0, 4.0, 301)
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for m, share in profile_curves(results, taus).items():
+    ax.step(taus, share, where="post", label=m)
+  ax.set_xlabel("tau: time to target / fastest method's")
+  ax.set_ylabel("share of workloads")
+  ax.set_ylim(-0.02, 1.02)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7, loc="lower right")
+  ax.set_title("Performance profile (train seconds to target)")
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def conclusions(results: dict[str, Any], baseline: str) -> list[str]:
+  """One line per method: where it is faster than the baseline in train
+  seconds to target, where it ties (within TIE), where it is slower and
+  where it misses the target on some seed."""
+  lines = []
+  methods = list(next(iter(results["workloads"].values()))["summary"])
+  for m in methods:
+    if m == baseline:
+      continue
+    faster, tie, slower, missed = [], [], [], []
+    for wname, w in results["workloads"].items():
+      s = w["summary"].get(m)
+      if s is None:
+        continue
+      ratio = s.get("seconds_to_target_ratio")
+      if s["seconds_to_target"]["mean"] is None:
+        missed.append(f"{wname} ({s['seconds_to_target']['reached']}/"
+                      f"{len(s['seconds_to_target']['values'])} seeds)")
+      elif ratio is None:
+        tie.append(f"{wname} (baseline missed)")
+      elif ratio < 1 - TIE:
+        faster.append(f"{wname} ({ratio:.2f}x)")
+      elif ratio > 1 + TIE:
+        slower.append(f"{wname} ({ratio:.2f}x)")
+      else:
+        tie.append(f"{wname} ({ratio:.2f}x)")
+    parts = [f"faster on {', '.join(faster)}" if faster else "faster nowhere"]
+    if tie:
+      parts.append(f"ties on {', '.join(tie)}")
+    if slower:
+      parts.append(f"slower on {', '.join(slower)}")
+    if missed:
+      parts.append(f"misses the target on {', '.join(missed)}")
+    lines.append(f"- **{m}**: " + "; ".join(parts) + ".")
+  return lines
+
+
+def memory_table(results: dict[str, Any]) -> str:
+  rows = ["| workload | method | examples to target | x baseline | "
+          "compiled step MB | process peak RSS MB | load avg (1 min) |",
+          "|---" * 7 + "|"]
+  fmt = lambda v, p=1: "-" if v is None else f"{v:,.{p}f}"
+  for wname, w in results["workloads"].items():
+    for m, s in w["summary"].items():
+      ex = s.get("examples_to_target", {})
+      mem = s.get("memory", {})
+      rows.append(
+          f"| {wname} | {m} | {fmt(ex.get('mean'), 0)} | "
+          f"{fmt(s.get('examples_to_target_ratio'), 2)} | "
+          f"{fmt(mem.get('compiled_mb'), 2)} | "
+          f"{fmt(mem.get('process_peak_rss_mb'), 0)} | "
+          f"{fmt(s.get('load_avg_1m'), 2)} |")
+  return "\n".join(rows)
+
+
+def benchmarks_md(results: dict[str, Any], baseline: str,
+                  figures: list[str], root: str) -> str:
+  """The report as Markdown; figure links are relative to `root`."""
+  c = results["config"]
+  tuning = c.get("tuning_seeds")
+  protocol = (
+      f"Each method's learning rate was chosen from its grid on tuning "
+      f"seed(s) {list(tuning)}; the numbers below come from seeds "
+      f"{list(c['seeds'])} at that rate." if tuning else
+      f"Each method's learning rate is the grid value that reached the "
+      f"target fastest over seeds {list(c['seeds'])}.")
+  load = results.get("load_avg_start"), results.get("load_avg_end")
+  out = [
+      "# Benchmarks",
+      "",
+      "Generated by the harness (`accel/bench/report.py`); do not edit by "
+      "hand.",
+      "",
+      f"- command: `{results['command']}`",
+      f"- date: {results['date']}",
+      f"- machine: {results['machine']}",
+      f"- load average (1, 5, 15 min) at start {_triple(load[0])}, at end "
+      f"{_triple(load[1])}",
+      "",
+      "Time to target: train seconds (input pipeline, steps and any scoring "
+      "pass; compile and evaluation excluded) until the test accuracy first "
+      "reaches the workload's target, 99% of the baseline's mean final "
+      f"accuracy. {protocol}",
+      "",
+      "## Conclusions",
+      "",
+      f"Against `{baseline}` in train seconds to target (a ratio within "
+      f"{TIE:.0%} of 1 is a tie):",
+      "",
+      *conclusions(results, baseline),
+      "",
+      "## Results",
+      "",
+      suite.markdown(results, baseline),
+      "",
+      "## Examples forward-passed and memory",
+      "",
+      memory_table(results),
+      "",
+      "## Figures",
+      "",
+  ]
+  for path in figures:
+    rel = os.path.relpath(path, root)
+    out.append(f"![{os.path.basename(path)}]({rel})")
+  return "\n".join(out) + "\n"
+
+
+def _triple(values) -> str:
+  return "-" if values is None else ", ".join(f"{v:.2f}" for v in values)
+
+
+def write_all(results: dict[str, Any], baseline: str, workdir: str,
+              report_path: str | None = None) -> list[str]:
+  """Figures into `workdir`; the report to `report_path` when given.
+  Returns the figure paths."""
+  figures = curves(results, workdir)
+  figures.insert(0, profile(results, os.path.join(workdir, "profile.png")))
+  if report_path:
+    root = os.path.dirname(os.path.abspath(report_path))
+    with open(report_path, "w") as f:
+      f.write(benchmarks_md(results, baseline, figures, root))
+  return figures

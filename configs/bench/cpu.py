@@ -1,0 +1,113 @@
+r"""The CPU suite that `make bench` runs: every optimizer a user would pick
+instead of accel, and each accel component, on small workloads, with the
+same tuning budget for every method.
+
+  python launch/bench.py --config configs/bench/cpu.py \
+      --workdir benchmarks/cpu --report BENCHMARKS.md
+
+Protocol: 5 learning rates per method, tuned on seed 100 (the learning rate
+reaching the target in the fewest steps); then seeds 0, 1, 2 at the tuned
+rate, which are the reported numbers. Target: 99% of AdamW's mean final
+accuracy at its tuned rate. Each run uses the workload's own schedule
+(cosine with warm-up) and batch.
+
+Workloads (short budgets so the suite fits in 20 minutes on 2 CPU cores;
+steps are jitted one per call, with batches large enough that a step is
+~1-6 ms of compute rather than Python dispatch):
+  mnist1d_mlp    MLP on MNIST-1D, 600 steps, batch 128;
+  mnist1d_cnn    32-channel 1-D CNN on MNIST-1D, 600 steps, batch 64;
+  digits_cnn     CNN on scikit-learn's 8x8 digits, 300 steps;
+  synthetic      MLP on 1:20 imbalanced Gaussian clusters, 20% corrupted
+                 labels, 400 steps (worst-class accuracy reported).
+Variant `full` adds the GRU on MNIST-1D, the Transformer on the synthetic
+sequence task and the small decoder LM, and longer budgets: about 2 hours.
+
+Methods: AdamW (baseline), NAdamW, SGD with momentum, schedule-free AdamW,
+Prodigy, Mechanic, Lion; accel's gradient transformer (shipped weights),
+meta-attention learning rates, both chained; batch selection with 4x
+candidates by loss top-k and by the attention scorer (RHO-LOSS needs an
+irreducible-loss table per workload: configs/bench/selection.py runs it).
+Variant `quick`: one workload, 2 methods, 2 learning rates (a smoke run);
+`methods=a+b` keeps those methods and the baseline.
+"""
+
+import ml_collections
+
+from accel.bench import workloads
+from accel.train import config as config_lib
+
+# A 5-point grid around each family's usual range (half-decades).
+ADAM_LRS = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+SGD_LRS = (1e-2, 3e-2, 1e-1, 3e-1, 1.0)
+LION_LRS = (3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
+# Prodigy and Mechanic estimate the step size; their "learning rate" is a
+# multiplier on that estimate.
+SCALE_LRS = (0.1, 0.3, 1.0, 3.0, 10.0)
+
+
+def _select(scorer):
+  return {"selection": {"scorer": scorer, "method": "topk", "ratio": 4.0,
+                        "warmup_steps": 50}}
+
+
+def get_config(arg: str = ""):
+  variants = config_lib.variants(arg)
+  c = ml_collections.ConfigDict()
+  c.baseline = "adamw"
+  c.tuning_seeds = (100,)
+  c.seeds = (0, 1, 2)
+  full = "full" in variants
+  c.workloads = {
+      "mnist1d_mlp": workloads.mnist1d_mlp(1500 if full else 600),
+      "mnist1d_cnn": workloads.mnist1d_cnn(1500 if full else 600),
+      "digits_cnn": workloads.digits_cnn(1000 if full else 300),
+      "synthetic": workloads.synthetic_imbalanced_noisy(1000 if full else 400),
+  }
+  for w in c.workloads.values():
+    w.eval_every = w.overrides.total_steps // 10
+  if full:
+    c.workloads["mnist1d_gru"] = dict(
+        config="mnist1d_rnn", eval_every=100, target_fraction=0.99,
+        overrides={"total_steps": 1000})
+    c.workloads["sequence_transformer"] = dict(
+        config="sequence_transformer", eval_every=100, target_fraction=0.99,
+        overrides={"total_steps": 1000})
+    c.workloads["lm_transformer"] = dict(
+        config="lm_transformer", eval_every=100, target_fraction=0.99,
+        overrides={"total_steps": 1000})
+  adamw = {"name": "adamw"}
+  c.methods = {
+      "adamw": dict(optim=adamw, learning_rates=ADAM_LRS),
+      "nadamw": dict(optim={"name": "nadamw"}, learning_rates=ADAM_LRS),
+      "sgd_momentum": dict(optim={"name": "sgd", "momentum": 0.9},
+                           learning_rates=SGD_LRS),
+      "schedule_free_adamw": dict(
+          optim={"name": "schedule_free_adamw", "schedule": "constant"},
+          learning_rates=ADAM_LRS),
+      "prodigy": dict(optim={"name": "prodigy"}, learning_rates=SCALE_LRS),
+      "mechanic": dict(optim={"name": "mechanic"}, learning_rates=ADAM_LRS),
+      "lion": dict(optim={"name": "lion"}, learning_rates=LION_LRS),
+      "gradient_transformer": dict(optim={"name": "gradient_transformer"},
+                                   learning_rates=ADAM_LRS),
+      "meta_attention_adamw": dict(optim={"name": "meta_attention_adamw"},
+                                   learning_rates=ADAM_LRS),
+      "gt_and_meta_lr": dict(
+          optim={"name": "gradient_transformer", "meta_lr": True},
+          learning_rates=ADAM_LRS),
+      "loss_topk": dict(optim=adamw, learning_rates=ADAM_LRS,
+                        overrides=_select("loss")),
+      "attention_topk": dict(optim=adamw, learning_rates=ADAM_LRS,
+                             overrides=_select("attention")),
+  }
+  options = config_lib.variant_options(arg)
+  if options.get("methods"):
+    workloads.keep_methods(c, options["methods"])
+  if "quick" in variants:
+    c.workloads = {"synthetic": c.workloads["synthetic"]}
+    c.workloads.synthetic.overrides.total_steps = 200
+    c.workloads.synthetic.eval_every = 50
+    c.seeds = (0, 1)
+    workloads.keep_methods(c, "loss_topk")
+    for m in c.methods.values():
+      m.learning_rates = m.learning_rates[1:3]
+  return c
