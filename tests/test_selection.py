@@ -238,6 +238,9 @@ def test_training_with_selection_rho_loss_avoids_noisy_labels(tmp_path):
             "train/selection/class_share/0",
             "train/selection/score_p90"} <= tags
     assert "train/selection/scores" in acc.Tags()["histograms"]
+    share = acc.Scalars("train/selection/scoring_share")
+    assert [e.step for e in share] == [20, 40, 60]  # after the warm-up
+    assert all(0 < e.value < 1 for e in share)
     # The last window: after warm-up.
     shares[scorer] = [e.value for e in acc.Scalars(
         "train/selection/noisy_share_selected")][-1]

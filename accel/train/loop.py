@@ -60,6 +60,24 @@ def _log_attention(writer, step: int, state) -> None:
         f"meta-attention weights, step {step}"))
 
 
+class _ScoringClock:
+  """The scoring pass's share of a train step, for the logs: the scorer
+  compiled on its own and timed on the step's candidates once per logging
+  window (one extra forward pass per window)."""
+
+  def __init__(self, selector):
+    self._score = jax.jit(selector.scorer)
+    self._warm = False
+
+  def share(self, params, candidates, step_seconds: float) -> float:
+    if not self._warm:
+      jax.block_until_ready(self._score(params, candidates))
+      self._warm = True
+    t0 = time.perf_counter()
+    jax.block_until_ready(self._score(params, candidates))
+    return min(1.0, (time.perf_counter() - t0) / step_seconds)
+
+
 def run(config, workdir: str, *, stop_after: int | None = None
         ) -> dict[str, Any]:
   """Trains `config` in `workdir` and returns the final test metrics.
@@ -114,6 +132,8 @@ def run(config, workdir: str, *, stop_after: int | None = None
                   disable=not (is_main and config.progress_bar),
                   dynamic_ncols=True)
   pending = None  # (step, device metrics): read one step late
+  scoring_clock = (_ScoringClock(parts.selector)
+                   if parts.selector is not None else None)
   window_start, window_steps = time.perf_counter(), 0
 
   def consume(step_and_metrics):
@@ -148,6 +168,9 @@ def run(config, workdir: str, *, stop_after: int | None = None
         logged["train/step_time_ms"] = 1e3 * elapsed / window_steps
         logged["train/examples_per_sec"] = (
             window_steps * config.batch_size / elapsed)
+        if scoring_clock and done > config.selection.warmup_steps:
+          logged["train/selection/scoring_share"] = scoring_clock.share(
+              state.params, batch, elapsed / window_steps)
         writer.scalars(done, logged)
         writer.histograms(done, {f"train/{k}": v for k, v in arrays.items()})
         bar.set_postfix(loss=f"{values['loss']:.4f}",
