@@ -55,14 +55,21 @@ def _name_fake_methods(monkeypatch):
   monkeypatch.setattr(suite, "trial_config", trial_config)
 
 
-def test_suite_picks_learning_rates_and_ratios(monkeypatch):
-  monkeypatch.setattr(suite.time_to_target, "run_trial", _fake_trial)
+def _fake_suite(learning_rates):
+  """A workload whose target is 90% of the baseline's final accuracy, and
+  two methods ("slow" the baseline, "fast" twice as fast) on one grid."""
   workload = ml_collections.ConfigDict(dict(
       config="mnist1d_mlp", eval_every=10, target_fraction=0.9,
       overrides={"total_steps": 100}))
   methods = ml_collections.ConfigDict({
-      "slow": dict(optim={"name": "adamw"}, learning_rates=(1e-3, 1e-2)),
-      "fast": dict(optim={"name": "nadamw"}, learning_rates=(1e-3, 1e-2))})
+      "slow": dict(optim={"name": "adamw"}, learning_rates=learning_rates),
+      "fast": dict(optim={"name": "nadamw"}, learning_rates=learning_rates)})
+  return workload, methods
+
+
+def test_suite_picks_learning_rates_and_ratios(monkeypatch):
+  monkeypatch.setattr(suite.time_to_target, "run_trial", _fake_trial)
+  workload, methods = _fake_suite((1e-3, 1e-2))
   _name_fake_methods(monkeypatch)
   out = suite.run_workload("w", workload, methods, [0, 1], "slow",
                            log=lambda *_, **__: None, sensitivity=(0.1,))
@@ -105,6 +112,10 @@ def test_real_trial_reports_timings_and_curve():
   assert r["examples_to_target"] == 10 * c.batch_size
   assert r["memory"]["compiled_mb"] > 0
   assert r["memory"]["process_peak_rss_mb"] > 100  # jax alone is larger
+  # The same seed again: the same curve, so the same steps to any target.
+  again = time_to_target.run_trial(c, eval_every=10, target=0.0)
+  assert [(p["accuracy"], p["loss"]) for p in again["curve"]] == [
+      (p["accuracy"], p["loss"]) for p in r["curve"]]
 
 
 def test_scoring_passes_count_as_forwarded_examples():
@@ -127,12 +138,7 @@ def test_tuning_seeds_pick_the_rate_and_report_only_other_seeds(monkeypatch):
     return _fake_trial(config, eval_every=eval_every)
   monkeypatch.setattr(suite.time_to_target, "run_trial", trial)
   _name_fake_methods(monkeypatch)
-  workload = ml_collections.ConfigDict(dict(
-      config="mnist1d_mlp", eval_every=10, target_fraction=0.9,
-      overrides={"total_steps": 100}))
-  methods = ml_collections.ConfigDict({
-      "slow": dict(optim={"name": "adamw"}, learning_rates=(1e-3, 1e-2)),
-      "fast": dict(optim={"name": "nadamw"}, learning_rates=(1e-3, 1e-2))})
+  workload, methods = _fake_suite((1e-3, 1e-2))
   out = suite.run_workload("w", workload, methods, [0, 1], "slow",
                            log=lambda *_, **__: None, tuning_seeds=(100,))
   tuning = [r for r in ran if r[2] == 100]
@@ -152,12 +158,7 @@ def test_report_draws_figures_and_states_conclusions(monkeypatch, tmp_path):
   from accel.bench import report  # pylint: disable=g-import-not-at-top
   monkeypatch.setattr(suite.time_to_target, "run_trial", _fake_trial)
   _name_fake_methods(monkeypatch)
-  workload = ml_collections.ConfigDict(dict(
-      config="mnist1d_mlp", eval_every=10, target_fraction=0.9,
-      overrides={"total_steps": 100}))
-  methods = ml_collections.ConfigDict({
-      "slow": dict(optim={"name": "adamw"}, learning_rates=(1e-2,)),
-      "fast": dict(optim={"name": "nadamw"}, learning_rates=(1e-2,))})
+  workload, methods = _fake_suite((1e-2,))
   out = suite.run_workload("w", workload, methods, [0, 1], "slow",
                            log=lambda *_, **__: None)
   results = {"command": "python launch/bench.py", "date": "today",
@@ -258,3 +259,18 @@ def test_every_bench_config_gives_valid_trials(name):
     for method in bench.methods.values():
       for lr in (method.learning_rates[0], method.learning_rates[-1]):
         config_lib.validate(suite.trial_config(workload, method, lr, 0))
+
+
+def test_target_rules():
+  runs = {0.01: [{"final_accuracy": 0.8, "best_accuracy": 0.9},
+                 {"final_accuracy": 0.6, "best_accuracy": 0.7}],
+          0.1: [{"final_accuracy": 0.5, "best_accuracy": 0.95}]}
+  w = ml_collections.ConfigDict(dict(target_fraction=0.5))
+  assert suite._target(w, runs) == pytest.approx(0.35)  # pylint: disable=protected-access
+  w.target_rule = "worst_seed_best"
+  assert suite._target(w, runs) == pytest.approx(0.35)  # pylint: disable=protected-access
+  runs[0.01][1]["best_accuracy"] = 0.8
+  assert suite._target(w, runs) == pytest.approx(0.4)  # pylint: disable=protected-access
+  w.target_rule = "median"
+  with pytest.raises(ValueError, match="Unknown target_rule 'median'"):
+    suite._target(w, runs)  # pylint: disable=protected-access

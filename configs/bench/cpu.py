@@ -7,20 +7,21 @@ same tuning budget for every method.
 
 Protocol: 5 learning rates per method, tuned on seed 100 (the learning rate
 reaching the target in the fewest steps); then seeds 0, 1, 2 at the tuned
-rate, which are the reported numbers. Target: 99% of AdamW's mean final
-accuracy at its tuned rate. Each run uses the workload's own schedule
+rate, which are the reported numbers. Target: 99% of the best accuracy
+AdamW reaches on its worst seed at its tuned rate (so AdamW reaches it on
+every seed; the final accuracy on the noisy task falls after a peak). Each run uses the workload's own schedule
 (cosine with warm-up) and batch.
 
 Workloads (short budgets so the suite fits in 20 minutes on 2 CPU cores;
 steps are jitted one per call, with batches large enough that a step is
-~1-6 ms of compute rather than Python dispatch):
+~0.5-3 ms of compute rather than Python dispatch alone):
   mnist1d_mlp    MLP on MNIST-1D, 600 steps, batch 128;
   mnist1d_cnn    32-channel 1-D CNN on MNIST-1D, 600 steps, batch 64;
-  digits_cnn     CNN on scikit-learn's 8x8 digits, 300 steps;
   synthetic      MLP on 1:20 imbalanced Gaussian clusters, 20% corrupted
                  labels, 400 steps (worst-class accuracy reported).
-Variant `full` adds the GRU on MNIST-1D, the Transformer on the synthetic
-sequence task and the small decoder LM, and longer budgets: about 2 hours.
+Variant `full` adds the CNN on scikit-learn's 8x8 digits, the GRU on
+MNIST-1D, the Transformer on the synthetic sequence task and the small
+decoder LM, with longer budgets: several hours.
 
 Methods: AdamW (baseline), NAdamW, SGD with momentum, schedule-free AdamW,
 Prodigy, Mechanic, Lion; accel's gradient transformer (shipped weights),
@@ -60,12 +61,10 @@ def get_config(arg: str = ""):
   c.workloads = {
       "mnist1d_mlp": workloads.mnist1d_mlp(1500 if full else 600),
       "mnist1d_cnn": workloads.mnist1d_cnn(1500 if full else 600),
-      "digits_cnn": workloads.digits_cnn(1000 if full else 300),
       "synthetic": workloads.synthetic_imbalanced_noisy(1000 if full else 400),
   }
-  for w in c.workloads.values():
-    w.eval_every = w.overrides.total_steps // 10
   if full:
+    c.workloads["digits_cnn"] = workloads.digits_cnn(1000)
     c.workloads["mnist1d_gru"] = dict(
         config="mnist1d_rnn", eval_every=100, target_fraction=0.99,
         overrides={"total_steps": 1000})
@@ -99,6 +98,9 @@ def get_config(arg: str = ""):
       "attention_topk": dict(optim=adamw, learning_rates=ADAM_LRS,
                              overrides=_select("attention")),
   }
+  for w in c.workloads.values():
+    w.eval_every = w.overrides.total_steps // 10
+    w.target_rule = "worst_seed_best"
   options = config_lib.variant_options(arg)
   if options.get("methods"):
     workloads.keep_methods(c, options["methods"])
