@@ -102,7 +102,9 @@ def test_attention_pooling_weights_are_a_distribution_over_time():
   model, variables, x = _init("rnn", SIGNAL, {"hidden": 8,
                                               "pool": "attention"})
   _, inter = model.apply(variables, x, mutable=["intermediates"])
-  (weights,) = jax.tree.leaves(inter)
+  # The pooling's attention weights (the head's input features are sown too).
+  (weights,) = [v for path, v in jax.tree_util.tree_leaves_with_path(inter)
+                if "attention_weights" in jax.tree_util.keystr(path)]
   assert weights.shape == (3, 2, 1, 40)  # [B, heads, query, time]
   np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
 
