@@ -59,7 +59,8 @@ def main(argv):
     results["workloads"][wname] = suite.run_workload(
         wname, workload, c.methods, list(c.seeds), c.baseline,
         sensitivity=tuple(c.get("sensitivity", ())),
-        tuning_seeds=tuple(c.get("tuning_seeds", ())))
+        tuning_seeds=tuple(c.get("tuning_seeds", ())),
+        overhead_rounds=int(c.get("overhead_rounds", 0)))
     results["load_avg_end"] = os.getloadavg()
     with open(os.path.join(_WORKDIR.value, "results.json"), "w") as f:
       json.dump(results, f, indent=1, default=str)

@@ -274,3 +274,23 @@ def test_target_rules():
   w.target_rule = "median"
   with pytest.raises(ValueError, match="Unknown target_rule 'median'"):
     suite._target(w, runs)  # pylint: disable=protected-access
+
+
+def test_update_overhead_times_each_optimizer_at_its_rate():
+  workload = ml_collections.ConfigDict(dict(
+      config="mnist1d_mlp:debug", eval_every=10, target_fraction=0.9,
+      overrides={"total_steps": 20}))
+  methods = ml_collections.ConfigDict({
+      "adamw": dict(optim={"name": "adamw"}, learning_rates=(1e-3,)),
+      "lion": dict(optim={"name": "lion"}, learning_rates=(1e-4,)),
+      "loss_topk": dict(optim={"name": "adamw"}, learning_rates=(1e-3,),
+                        overrides={"selection": {"scorer": "loss"}})})
+  summary = {m: {"learning_rate": x.learning_rates[0]}
+             for m, x in methods.items()}
+  rows = suite.update_overhead(workload, methods, summary, "adamw", rounds=1)
+  # The selecting method's update is AdamW's: not timed twice.
+  assert [r["method"] for r in rows] == ["adamw", "lion"]
+  assert rows[0]["update_ratio"] == 1.0 and rows[0]["step_ratio"] == 1.0
+  assert all(r["update_ms"] > 0 and r["step_ms"] > 0 for r in rows)
+  # Lion keeps one moment, AdamW two.
+  assert rows[1]["state_ratio"] == pytest.approx(0.5, rel=0.05)

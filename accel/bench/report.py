@@ -153,6 +153,17 @@ def conclusions(results: dict[str, Any], baseline: str) -> list[str]:
   return lines
 
 
+def update_table(results: dict[str, Any]) -> str:
+  rows = ["| workload | method | update ms | x baseline | step ms | "
+          "x baseline | optimizer state MB |", "|---" * 7 + "|"]
+  for wname, w in results["workloads"].items():
+    for r in w.get("update_overhead") or []:
+      rows.append(f"| {wname} | {r['method']} | {r['update_ms']:.3f} | "
+                  f"{r['update_ratio']:.2f} | {r['step_ms']:.3f} | "
+                  f"{r['step_ratio']:.2f} | {r['state_bytes'] / 2**20:.2f} |")
+  return "\n".join(rows) if len(rows) > 2 else "(not measured in this run)"
+
+
 def memory_table(results: dict[str, Any]) -> str:
   rows = ["| workload | method | examples to target | x baseline | "
           "compiled step MB | process peak RSS MB | load avg (1 min) |",
@@ -210,6 +221,14 @@ def benchmarks_md(results: dict[str, Any], baseline: str,
       "## Results",
       "",
       suite.markdown(results, baseline),
+      "",
+      "## Optimizer update cost",
+      "",
+      "The update alone and the whole step of each optimizer at its tuned "
+      "learning rate (median of interleaved rounds of jitted 20-step scans; "
+      "compile excluded):",
+      "",
+      update_table(results),
       "",
       "## Examples forward-passed and memory",
       "",

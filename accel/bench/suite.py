@@ -256,9 +256,29 @@ def _tune(wname, workload, methods, tuning_seeds, baseline, log):
   return tuned, record
 
 
+def update_overhead(workload, methods, summary, baseline: str,
+                    rounds: int) -> list[dict[str, Any]]:
+  """The optimizer update alone and the whole step, per method, timed as
+  accel.bench.overhead does (jitted scans, interleaved rounds, median), at
+  each method's chosen learning rate. Methods that differ from another
+  only by batch selection are left out: their update is that optimizer's."""
+  from accel.bench import overhead  # pylint: disable=g-import-not-at-top
+  sections = {}
+  for mname, method in methods.items():
+    if mname != baseline and (_selection_of(method) or dict(method).get(
+        "batch_multiplier") or "match_wallclock_of" in method):
+      continue
+    lr = summary[mname]["learning_rate"]
+    sections[mname] = trial_config(workload, method, lr, 0).optim
+  rows = overhead.measure({"w": _workload_config(workload)}, sections,
+                          rounds=rounds)
+  return [{k: v for k, v in r.items() if k != "workload"}
+          for r in overhead.ratios(rows, baseline)]
+
+
 def run_workload(wname: str, workload, methods, seeds, baseline: str,
-                 log=print, sensitivity=(), tuning_seeds=()
-                 ) -> dict[str, Any]:
+                 log=print, sensitivity=(), tuning_seeds=(),
+                 overhead_rounds: int = 0) -> dict[str, Any]:
   """All trials of one workload; returns its results section."""
   methods = _with_tables(wname, workload, methods, log)
   tuning = None
@@ -349,8 +369,13 @@ def run_workload(wname: str, workload, methods, seeds, baseline: str,
                 "examples_to_target"):
       ok = s[key]["mean"] is not None and b[key]["mean"]
       s[key + "_ratio"] = s[key]["mean"] / b[key]["mean"] if ok else None
+  overhead = None
+  if overhead_rounds:
+    overhead = update_overhead(workload, methods, summary, baseline,
+                               overhead_rounds)
+    log(f"{wname}: optimizer update times measured", flush=True)
   return {"target": float(target), "budget_steps": int(budget),
-          "summary": summary, "tuning": tuning,
+          "summary": summary, "tuning": tuning, "update_overhead": overhead,
           "trials": {m: {str(l): r for l, r in by_lr.items()}
                      for m, by_lr in trials.items()},
           "sensitivity_trials": {m: {str(f): r for f, r in by_f.items()}

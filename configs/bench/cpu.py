@@ -28,6 +28,9 @@ Prodigy, Mechanic, Lion; accel's gradient transformer (shipped weights),
 meta-attention learning rates, both chained; batch selection with 4x
 candidates by loss top-k and by the attention scorer (RHO-LOSS needs an
 irreducible-loss table per workload: configs/bench/selection.py runs it).
+After each workload, every optimizer's update alone and whole step are
+timed as launch/bench_overhead.py does (5 interleaved rounds of 20-step
+jitted scans, median) at its tuned learning rate.
 Variant `quick`: one workload, 2 methods, 2 learning rates (a smoke run);
 `methods=a+b` keeps those methods and the baseline.
 """
@@ -56,6 +59,8 @@ def get_config(arg: str = ""):
   c = ml_collections.ConfigDict()
   c.baseline = "adamw"
   c.tuning_seeds = (100,)
+  # The optimizer update alone against AdamW's (accel.bench.overhead).
+  c.overhead_rounds = 5
   c.seeds = (0, 1, 2)
   full = "full" in variants
   c.workloads = {
