@@ -130,6 +130,15 @@ def _stats(values):
           "reached": len(vals), "values": values}
 
 
+def _choose_rate(by_lr, target: float, budget: int) -> float:
+  """Marks every trial's first reach of `target` and returns the learning
+  rate with the best score (step 3 of the protocol)."""
+  for runs in by_lr.values():
+    for t in runs:
+      t.update(time_to_target.first_reach(t["curve"], target))
+  return min(by_lr, key=lambda l: _score(by_lr[l], budget))
+
+
 def _mean_or_none(values):
   vals = [v for v in values if v is not None]
   return float(np.mean(vals)) if vals else None
@@ -241,10 +250,7 @@ def _tune(wname, workload, methods, tuning_seeds, baseline, log):
   tuned, record = {}, {"seeds": list(tuning_seeds), "target": float(target),
                        "methods": {}}
   for mname, by_lr in trials.items():
-    for runs in by_lr.values():
-      for t in runs:
-        t.update(time_to_target.first_reach(t["curve"], target))
-    lr = min(by_lr, key=lambda l: _score(by_lr[l], budget))
+    lr = _choose_rate(by_lr, target, budget)
     record["methods"][mname] = {
         "learning_rate": lr,
         "grid": {str(l): {"final_accuracy": float(np.mean(
@@ -310,10 +316,7 @@ def run_workload(wname: str, workload, methods, seeds, baseline: str,
   target = _target(workload, base)
   summary = {}
   for mname, by_lr in trials.items():
-    for runs in by_lr.values():
-      for t in runs:
-        t.update(time_to_target.first_reach(t["curve"], target))
-    lr = min(by_lr, key=lambda l: _score(by_lr[l], budget))
+    lr = _choose_rate(by_lr, target, budget)
     runs = by_lr[lr]
     summary[mname] = {
         "learning_rate": lr,

@@ -116,8 +116,8 @@ def run_trial(config, *, eval_every: int, target: float | None = None,
     jax.block_until_ready(metrics)
     train_s += time.perf_counter() - t0
     result = evaluate(state)
-    last = {k: float(v) for k, v in jax.device_get(metrics).items()
-            if not k.startswith(metrics_lib.HISTOGRAM_PREFIX)}
+    scalars, _ = metrics_lib.split_histograms(jax.device_get(metrics))
+    last = {k: float(v) for k, v in scalars.items()}
     curve.append({"step": start + n, "train_s": train_s,
                   "examples": examples_forwarded(config, start + n),
                   **result, "train": last})

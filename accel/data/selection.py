@@ -84,6 +84,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from accel.parallel import sharding as sharding_lib
+
 METHODS = ("topk", "sample", "importance", "uniform")
 SCORERS = ("loss", "grad_norm_bound", "reducible_loss", "attention",
            "uniform")
@@ -332,9 +334,14 @@ class Selector:
                num_classes: int | None = None, groups: int = 1,
                mesh: jax.sharding.Mesh | None = None,
                batch_axes: tuple[str, ...] = ()):
+    """`groups=0`: one group per batch shard of `mesh` (1 without one)."""
+    shards = (1 if mesh is None
+              else sharding_lib.axis_size(mesh, tuple(batch_axes) or None))
+    groups = groups or shards
     if groups < 1 or k % groups:
-      raise ValueError(f"Selection in {groups} groups needs a batch size "
-                       f"divisible by them; got batch size {k}.")
+      raise ValueError(f"Selection in {groups} groups (groups=0 is one per "
+                       "batch shard) needs a batch size divisible by them; "
+                       f"got batch size {k}.")
     self.scorer, self.k, self.groups = scorer, k, groups
     self.warmup_steps = warmup_steps
     self.num_classes = num_classes
@@ -345,10 +352,8 @@ class Selector:
                        else jnp.asarray(class_weights, jnp.float32)),
         class_quota=class_quota)
     self._needs_labels = class_weights is not None or class_quota > 0
-    shards = (int(np.prod([mesh.shape[a] for a in batch_axes]))
-              if mesh is not None and batch_axes else 1)
     self._mesh = mesh if shards > 1 and groups % shards == 0 else None
-    self._axes = batch_axes
+    self._axes = tuple(batch_axes)
 
   def _grouped(self, scores_N, labels_N, candidates, keys_G, first):
     """Selection and gather within each of len(keys_G) equal groups; the
@@ -427,8 +432,6 @@ def make_selector(config, model, source, mesh=None,
   `mesh` and `batch_axes`: where the candidates are split; with
   `config.selection.groups=0` each batch shard selects on its own.
   """
-  batch_shards = (int(np.prod([mesh.shape[a] for a in batch_axes]))
-                  if mesh is not None else 1)
   c = config.selection
   if c.scorer == "none":
     return None
@@ -445,11 +448,8 @@ def make_selector(config, model, source, mesh=None,
                      f"{spec.name!r} is a {spec.task!r} task.")
   class_weights = None
   if c.class_rebalance:
-    arrays = getattr(source, "arrays", None)
-    if arrays is None:
-      raise ValueError(f"class_rebalance needs the training labels in "
-                       f"memory; the {spec.name!r} source does not hold them.")
-    counts = np.bincount(arrays("train")["label"], minlength=spec.num_classes)
+    labels = _train_arrays(source, "class_rebalance")["label"]
+    counts = np.bincount(labels, minlength=spec.num_classes)
     class_weights = class_weights_from_counts(counts, c.class_rebalance)
   table = None
   if c.scorer == "reducible_loss":
@@ -463,35 +463,41 @@ def make_selector(config, model, source, mesh=None,
     raise ValueError("config.selection.groups is 0 (one group per batch "
                      "shard), 1 (global) or a number of groups; got "
                      f"{c.groups}.")
-  groups = c.groups or batch_shards
-  n = candidate_batch_size(config)
-  if n % groups or config.batch_size % groups:
-    raise ValueError(
-        f"Selection in {groups} groups (config.selection.groups="
-        f"{c.groups}, {batch_shards} batch shards) needs the candidate "
-        f"batch ({n}) and the batch ({config.batch_size}) to divide by "
-        f"{groups}.")
   reference = None
   if c.scorer == "attention":
-    arrays = getattr(source, "arrays", None)
-    if not classification or arrays is None:
-      raise ValueError(
-          "The attention scorer needs a classification data set whose "
-          f"training labels are in memory; {spec.name!r} is a {spec.task!r} "
-          "task" + ("" if arrays else " without them") + ".")
+    if not classification:
+      raise ValueError("The attention scorer needs a classification data "
+                       f"set; {spec.name!r} is a {spec.task!r} task.")
     if c.prototype_temperature <= 0:
       raise ValueError("config.selection.prototype_temperature must be > 0, "
                        f"got {c.prototype_temperature}.")
-    train = arrays("train")
+    train = _train_arrays(source, "the attention scorer")
     idx = reference_set(train["label"], c.reference_per_class,
                         spec.num_classes, config.seed)
     reference = {"inputs": train["inputs"][idx], "label": train["label"][idx]}
   scorer = make_scorer(c.scorer, model, irreducible_N=table,
                        reference=reference, num_classes=spec.num_classes,
                        prototype_temperature=c.prototype_temperature)
-  return Selector(scorer, config.batch_size, method=c.method, groups=groups,
-                  mesh=mesh, batch_axes=tuple(batch_axes),
-                  warmup_steps=c.warmup_steps, temperature=c.temperature,
-                  min_prob=c.min_prob, class_weights=class_weights,
-                  class_quota=c.class_quota,
-                  num_classes=spec.num_classes if classification else None)
+  selector = Selector(  # raises when the groups do not divide the batch
+      scorer, config.batch_size, method=c.method, groups=c.groups,
+      mesh=mesh, batch_axes=batch_axes, warmup_steps=c.warmup_steps,
+      temperature=c.temperature, min_prob=c.min_prob,
+      class_weights=class_weights, class_quota=c.class_quota,
+      num_classes=spec.num_classes if classification else None)
+  n = candidate_batch_size(config)
+  if n % selector.groups:
+    raise ValueError(
+        f"Selection in {selector.groups} groups (config.selection.groups="
+        f"{c.groups}; 0 is one per batch shard) needs a candidate batch "
+        f"divisible by them; got {n} candidates.")
+  return selector
+
+
+def _train_arrays(source, what: str) -> dict[str, np.ndarray]:
+  """The training split's arrays; raises ValueError naming `what` needs
+  them when the source does not hold them in memory."""
+  arrays = getattr(source, "arrays", None)
+  if arrays is None:
+    raise ValueError(f"{what} needs the training labels in memory; the "
+                     f"{source.spec.name!r} source does not hold them.")
+  return arrays("train")

@@ -102,7 +102,7 @@ def check_axis_rules(rules) -> tuple[tuple[str, str | tuple[str, ...] | None],
       raise ValueError(f"each axis rule is (logical name, mesh axes), got "
                        f"{rule!r}.")
     logical, target = rule
-    targets = (target,) if isinstance(target, str) else tuple(target or ())
+    targets = _axis_names(target)
     unknown = [t for t in targets if t not in AXES]
     if unknown:
       raise ValueError(f"axis rule {rule!r} names mesh axis {unknown[0]!r}; "
@@ -116,5 +116,11 @@ def batch_axes(rules) -> tuple[str, ...]:
   """The mesh axes the batch dimension is split over."""
   for logical, target in rules:
     if logical == "batch":
-      return (target,) if isinstance(target, str) else tuple(target or ())
+      return _axis_names(target)
   return ()
+
+
+def _axis_names(target) -> tuple[str, ...]:
+  """A rule's target (an axis name, a sequence of them, or None) as a
+  tuple of names."""
+  return (target,) if isinstance(target, str) else tuple(target or ())

@@ -30,7 +30,8 @@ def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 
 
-def _axis_size(mesh, target) -> int:
+def axis_size(mesh, target) -> int:
+  """Devices along `target`: a mesh axis name, a tuple of them, or None."""
   if target is None:
     return 1
   names = (target,) if isinstance(target, str) else target
@@ -41,7 +42,7 @@ def fit_spec(spec: P, shape, mesh) -> P:
   """`spec` with every dimension that the mesh does not divide, or that
   maps to mesh axes of size 1, left unsplit (None)."""
   dims = list(spec) + [None] * (len(shape) - len(spec))
-  return P(*[t if _axis_size(mesh, t) > 1 and n % _axis_size(mesh, t) == 0
+  return P(*[t if axis_size(mesh, t) > 1 and n % axis_size(mesh, t) == 0
              else None for t, n in zip(dims, shape)])
 
 
@@ -175,7 +176,7 @@ def batch_sharding(mesh, rules, ndim: int = 1) -> NamedSharding:
 
 
 def batch_shards(mesh, rules) -> int:
-  return _axis_size(mesh, mesh_lib.batch_axes(rules) or None)
+  return axis_size(mesh, mesh_lib.batch_axes(rules) or None)
 
 
 def check_batch_size(batch_size: int, mesh, rules, what: str) -> None:

@@ -128,9 +128,9 @@ def build(config, mesh: jax.sharding.Mesh | None = None) -> Parts:
   optimizer = optim.make(config.optim, config.total_steps,
                          mu_dtype=policy.mu_dtype)
   mesh = mesh if mesh is not None else parallel.make_mesh(config.mesh)
-  axes = parallel.mesh.batch_axes(
-      parallel.mesh.check_axis_rules(config.axis_rules))
-  selector = selection.make_selector(config, model, source, mesh, axes)
+  selector = selection.make_selector(
+      config, model, source, mesh, parallel.mesh.batch_axes(
+          parallel.mesh.check_axis_rules(config.axis_rules)))
   steps = compile_steps(config, model, optimizer, source.spec, selector, mesh)
   return Parts(source, model, optimizer, selector, steps)
 
