@@ -5,8 +5,11 @@ random), so accuracy is the share of queries answered right.
 
   python launch/train.py --config configs/lm_transformer.py --workdir runs/recall_lm
 
-Variants: `debug`; `large` (a 26M-parameter model on 257-token sequences,
-for accelerator throughput: launch/scaling.py).
+Variants: `debug`; `ngram` (the n-gram language of accel.data.sequence
+instead of recall: 64-token sequences, every target counts); `medium` (a
+3.2M-parameter model on the n-gram language, for the accelerator benchmark
+suite); `large` (a 26M-parameter
+model on 257-token sequences, for accelerator throughput: launch/scaling.py).
 """
 
 from accel.train import config as config_lib
@@ -23,6 +26,13 @@ def get_config(arg: str = ""):
       "adamw", learning_rate=1e-3, schedule="cosine", warmup_steps=200,
       weight_decay=0.01, grad_clip_norm=1.0)
   c.total_steps = 5000
+  if "ngram" in variants or "medium" in variants:
+    c.data = config_lib.data_section("sequence", task="ngram",
+                                     num_train=50000)
+  if "medium" in variants:
+    c.model = config_lib.model_section("transformer_lm", width=256,
+                                       num_layers=4, num_heads=4,
+                                       mlp_dim=1024)
   if "large" in variants:
     c.data = config_lib.data_section("sequence", task="lm", num_pairs=128,
                                      num_keys=256, num_values=256,

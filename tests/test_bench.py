@@ -247,7 +247,9 @@ def test_scaling_points_train_alike_and_compare_with_one_device():
     scaling.layout_mesh("tensor", 2)
 
 
-@pytest.mark.parametrize("name", ["cpu.py", "cpu.py:full", "gpu.py",
+@pytest.mark.parametrize("name", ["cpu.py", "cpu.py:full", "cpu.py:more",
+                                  "gpu.py", "gpu.py:all",
+                                  "gpu.py:workload=recall_lm",
                                   "gt_heldout.py", "meta_attention.py",
                                   "selection.py"])
 def test_every_bench_config_gives_valid_trials(name):

@@ -13,6 +13,9 @@ SMALL = {
     "sequence": {"name": "sequence", "num_train": 256, "num_test": 64},
     "sequence_lm": {"name": "sequence", "task": "lm", "num_train": 256,
                     "num_test": 64},
+    "ngram": {"name": "sequence", "task": "ngram", "num_train": 256,
+              "num_test": 64, "length": 17},
+    "textures": {"name": "textures", "num_train": 256, "num_test": 64},
 }
 
 
@@ -138,6 +141,67 @@ def test_sequence_lm_counts_only_the_answer_position():
   b = next(src.train_iterator(4, seed=0))
   np.testing.assert_array_equal(b["inputs"][:, 1:], b["label"][:, :-1])
   assert (b["label_mask"].sum(1) == 1).all() and (b["label_mask"][:, -1] == 1).all()
+
+
+def test_ngram_follows_its_table_and_bayes_accuracy_is_the_limit():
+  from accel.data import sequence  # pylint: disable=g-import-not-at-top
+  args = dict(vocab_size=9, order=2, concentration=0.3, data_seed=4)
+  src = data.make_source({"name": "sequence", "task": "ngram",
+                          "num_train": 4000, "num_test": 2000, "length": 33,
+                          **args})
+  table = sequence.ngram_table(args["vocab_size"], args["order"],
+                               args["concentration"], args["data_seed"])
+  tr, te = src.arrays("train"), src.arrays("test")
+  np.testing.assert_array_equal(tr["inputs"][:, 1:], tr["label"][:, :-1])
+  # The first target's context is one token, incomplete: it does not count.
+  assert (tr["label_mask"][:, 0] == 0).all()
+  assert (tr["label_mask"][:, 1:] == 1).all()
+  assert tr["inputs"].min() >= 1 and tr["inputs"].max() <= 8
+  # Empirical next-token frequencies of a context match its row.
+  k = args["vocab_size"] - 1
+  ctx = (tr["inputs"][:, :-1] - 1) * k + (tr["inputs"][:, 1:] - 1)
+  nxt = tr["label"][:, 1:]
+  for row in np.argsort(-np.bincount(ctx.ravel()))[:5]:
+    freq = np.bincount(nxt[ctx == row], minlength=k + 1) / (ctx == row).sum()
+    np.testing.assert_allclose(freq, table[row], atol=0.05)
+  # Predicting each context's likeliest token scores the stated limit.
+  ctx_t = (te["inputs"][:, :-1] - 1) * k + (te["inputs"][:, 1:] - 1)
+  bayes = (table[ctx_t].argmax(-1) == te["label"][:, 1:]).mean()
+  assert bayes == pytest.approx(sequence.ngram_accuracy_limit(table),
+                                abs=0.02)
+  assert sequence.ngram_accuracy_limit(table) > 2.0 / k  # above chance
+  with pytest.raises(ValueError, match="length=2"):
+    data.make_source({"name": "sequence", "task": "ngram", "length": 2})
+
+
+def test_textures_need_translation_invariance_and_noise_sets_difficulty():
+  """Class templates in pixel space cancel out (random translations), while
+  the power spectrum, which translation leaves alone, separates classes;
+  more noise makes that harder."""
+  def accuracies(noise):
+    src = data.make_source({"name": "textures", "num_train": 3000,
+                            "num_test": 1000, "noise": noise})
+    tr, te = src.arrays("train"), src.arrays("test")
+    def nearest_mean(feat_tr, feat_te):
+      means = np.stack([feat_tr[tr["label"] == c].mean(0)
+                        for c in range(10)])
+      d = ((feat_te[:, None] - means[None]) ** 2).sum(-1)
+      return (d.argmin(1) == te["label"]).mean()
+    flat = lambda x: x.reshape(len(x), -1)
+    power = lambda x: flat(np.abs(np.fft.fft2(x, axes=(1, 2))) ** 2)
+    return (nearest_mean(flat(tr["inputs"]), flat(te["inputs"])),
+            nearest_mean(power(tr["inputs"]), power(te["inputs"])))
+  pixel, spectrum = accuracies(noise=2.5)  # the default
+  assert pixel < 0.2 and spectrum > 0.8  # chance is 0.1
+  _, clean_spectrum = accuracies(noise=1.0)
+  _, noisy_spectrum = accuracies(noise=4.0)
+  assert clean_spectrum > spectrum > noisy_spectrum + 0.02
+  src = data.make_source({"name": "textures", "num_train": 64,
+                          "num_test": 16})
+  assert src.spec.input_shape == (32, 32, 3)
+  assert not src.arrays("train")["inputs"].flags.writeable
+  with pytest.raises(ValueError, match="distractor in"):
+    data.make_source({"name": "textures", "distractor": 1.5})
 
 
 def test_tfds_image_and_text_on_mock_data():

@@ -3,18 +3,34 @@ step times are those of real hardware, not of 2 CPU cores.
 
   python launch/bench.py --config configs/bench/gpu.py --workdir W
 
-Workloads: the Transformer LM of configs/lm_transformer.py (associative
-recall, batch 128) for 8000 steps, evaluated every 500, and the MNIST-1D CNN
-of configs/mnist1d_cnn.py for 3000 steps, evaluated every 250. Variant
-`workload=NAME` runs one of them. Every method computes
-in bfloat16 (float32 master weights) except `adamw_float32`, the same AdamW
-in float32. Methods: AdamW (baseline); schedule-free AdamW; meta-attention
-learning rates; the gradient transformer (shipped weights); loss top-k batch
-selection (4x candidates, from step 50). 2 learning rates, 2 seeds; target:
-99% of AdamW's best mean final accuracy. Variant `quick`: 600 steps, 1 seed.
-Variant `wide`: 3 learning rates (1e-3, 3e-3, 1e-2); `methods=a+b`: only
-those methods (the baseline is always kept); `seeds=N`: N seeds.
+Sized, from measured per-trial times, for about 10 minutes on one H100,
+data generation and compilation included (not yet run as one command:
+benchmarks/gpu/README.md). There every new (method, learning rate)
+compiles for 10-20 s and every trial costs 4-15 s besides its steps, so
+the grid is small. Workloads, computing in bfloat16 with
+float32 master weights (except `adamw_float32`):
+  textures_resnet  ResNet-20 (GroupNorm) on CIFAR-sized synthetic textures
+                   (50,000 32x32x3 images, 10 classes; configs/
+                   textures_resnet.py), batch 128, 1000 steps;
+  ngram_lm         a 3.2M-parameter decoder Transformer on the n-gram
+                   language (64-token sequences, every target counts;
+                   configs/lm_transformer.py:medium), batch 128, 1000 steps.
+Protocol, as in the CPU suite but with 2 learning rates (1e-3, 3e-3) per
+method: tuned on seed 100; seeds 0 and 1 at the tuned rate are reported;
+target: 99% of the best accuracy tuned AdamW reaches on its worst seed.
+Methods: AdamW (baseline), meta-attention learning rates and the gradient
+transformer (shipped weights). Variant `all` adds AdamW in float32,
+schedule-free AdamW and loss top-k batch selection (4x candidates, from
+step 50): about 20 minutes by the same estimate.
 Compile time is reported apart and not counted (suite.py).
+
+Options: `workload=NAME` runs one workload; besides the two above, it may
+name `mnist1d_cnn` (configs/mnist1d_cnn.py, 3000 steps) or `recall_lm` (the
+tiny recall LM of configs/lm_transformer.py, 8000 steps), the workloads of
+the suite's first version. `methods=a+b`: only those methods (the baseline
+is always kept); `seeds=N`: N reported seeds; `wide`: the grid widened by
+1e-2 (3 rates); `quick`: 600 steps, the higher rate only, seed 0 untuned
+(a smoke run of the chosen methods).
 """
 
 import ml_collections
@@ -25,28 +41,46 @@ from accel.train import config as config_lib
 LRS = (1e-3, 3e-3)
 
 
-def get_config(arg: str = ""):
-  variants = config_lib.variants(arg)
-  c = ml_collections.ConfigDict()
-  c.baseline = "adamw"
-  c.seeds = (0, 1)
+def _workloads():
   bf16 = {"compute": "bfloat16"}
-  c.workloads = {
-      "recall_lm": dict(
-          config="lm_transformer", eval_every=500, target_fraction=0.99,
-          overrides={"total_steps": 8000, "eval_batch_size": 1024,
+  return {
+      "textures_resnet": dict(
+          config="textures_resnet", eval_every=100, target_fraction=0.99,
+          target_rule="worst_seed_best",
+          overrides={"total_steps": 1000, "eval_batch_size": 2000,
+                     "precision": bf16}),
+      "ngram_lm": dict(
+          config="lm_transformer:medium", eval_every=100,
+          target_fraction=0.99, target_rule="worst_seed_best",
+          overrides={"total_steps": 1000, "eval_batch_size": 1024,
                      "precision": bf16}),
       "mnist1d_cnn": dict(
           config="mnist1d_cnn", eval_every=250, target_fraction=0.99,
           overrides={"total_steps": 3000, "eval_batch_size": 1000,
                      "precision": bf16}),
+      "recall_lm": dict(
+          config="lm_transformer", eval_every=500, target_fraction=0.99,
+          overrides={"total_steps": 8000, "eval_batch_size": 1024,
+                     "precision": bf16}),
   }
-  only = config_lib.variant_options(arg).get("workload")
+
+
+def get_config(arg: str = ""):
+  variants = config_lib.variants(arg)
+  options = config_lib.variant_options(arg)
+  c = ml_collections.ConfigDict()
+  c.baseline = "adamw"
+  c.tuning_seeds = (100,)
+  c.seeds = (0, 1)
+  every = _workloads()
+  only = options.get("workload")
   if only:
-    if only not in c.workloads:
+    if only not in every:
       raise ValueError(f"Unknown workload {only!r}; expected one of "
-                       f"{sorted(c.workloads)}.")
-    c.workloads = {only: c.workloads[only]}
+                       f"{sorted(every)}.")
+    c.workloads = {only: every[only]}
+  else:
+    c.workloads = {k: every[k] for k in ("textures_resnet", "ngram_lm")}
   adamw = {"name": "adamw"}
   c.methods = {
       "adamw": dict(optim=adamw, learning_rates=LRS),
@@ -66,13 +100,16 @@ def get_config(arg: str = ""):
   if "wide" in variants:
     for m in c.methods.values():
       m.learning_rates = LRS + (1e-2,)
-  options = config_lib.variant_options(arg)
   if "seeds" in options:
     c.seeds = tuple(range(int(options["seeds"])))
   if options.get("methods"):
     workloads.keep_methods(c, options["methods"])
+  elif "all" not in variants:
+    workloads.keep_methods(c, "meta_attention_adamw+gradient_transformer")
   if "quick" in variants:
-    c.seeds = (0,)
+    c.tuning_seeds, c.seeds = (), (0,)
+    for m in c.methods.values():
+      m.learning_rates = LRS[-1:]
     for w in c.workloads.values():
       w.overrides.total_steps, w.eval_every = 600, 100
   return c
