@@ -29,9 +29,12 @@ test: $(STAMP)
 	exit $$rc
 
 # The CPU benchmark suite (under 20 minutes on 2 cores): results, table and
-# figures in benchmarks/cpu/, the report in BENCHMARKS.md.
+# figures in benchmarks/cpu/, the report in BENCHMARKS.md. The report also
+# carries the stored results of the suite's longer CPU part
+# (configs/bench/cpu.py:more) and of the GPU suite, each with its command.
+OTHER_RUNS = benchmarks/cpu_more/results.json,benchmarks/gpu/suite_ngram_lm/results.json,benchmarks/gpu/suite_textures_resnet/results.json
 bench: $(STAMP)
-	$(PY) launch/bench.py --config configs/bench/cpu.py --workdir benchmarks/cpu --report BENCHMARKS.md
+	$(PY) launch/bench.py --config configs/bench/cpu.py --workdir benchmarks/cpu --report BENCHMARKS.md --also $(OTHER_RUNS)
 
 clean:
 	rm -rf runs

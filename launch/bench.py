@@ -5,7 +5,10 @@
 writes W/results.json (every trial's curve, the chosen learning rates and
 the summary), W/results.md (the table), W/profile.png (performance
 profile) and W/curves_<workload>.png; `--report BENCHMARKS.md` also writes
-the report with conclusions computed from the numbers.
+the report with conclusions computed from the numbers, and `--also
+A/results.json,B/results.json` appends the stored results of other suite
+runs to it. `--rebuild` trains nothing: it redraws the table, figures and
+report from W/results.json.
 """
 
 import datetime
@@ -26,11 +29,17 @@ from accel.bench import suite
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Suite config file, optionally `file.py:variant`.",
     lock_config=True)
+_ALSO = flags.DEFINE_list(
+    "also", [], "results.json files of other suite runs to append to the "
+    "report, each as its own section.")
+_REBUILD = flags.DEFINE_bool(
+    "rebuild", False, "Train nothing: redraw results.md, the figures and "
+    "the report from WORKDIR/results.json.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Results go here.")
 _REPORT = flags.DEFINE_string(
     "report", None, "Also write the Markdown report (conclusions, tables, "
     "figures) here, e.g. BENCHMARKS.md.")
-flags.mark_flags_as_required(["config", "workdir"])
+flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv):
@@ -38,6 +47,15 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
+  for path in _ALSO.value:  # fail now, not after the run
+    report.load_results(path)
+  if _REBUILD.value:
+    results = report.load_results(os.path.join(_WORKDIR.value,
+                                               "results.json"))
+    _write(results, results["config"]["baseline"])
+    return
+  if _CONFIG.value is None:
+    raise app.UsageError("--config is required (unless --rebuild).")
   import jax  # pylint: disable=g-import-not-at-top
   if not jax.config.jax_compilation_cache_dir:
     # The seeds of one learning rate compile the same programs: a cache for
@@ -64,12 +82,22 @@ def main(argv):
     results["load_avg_end"] = os.getloadavg()
     with open(os.path.join(_WORKDIR.value, "results.json"), "w") as f:
       json.dump(results, f, indent=1, default=str)
-    table = suite.markdown(results, c.baseline)
-    with open(os.path.join(_WORKDIR.value, "results.md"), "w") as f:
-      f.write(f"`{results['command']}`\n\n{results['date']}, "
-              f"{results['machine']}\n\n{table}\n")
-  figures = report.write_all(results, c.baseline, _WORKDIR.value,
-                             _REPORT.value)
+    _write_table(results, c.baseline)
+  _write(results, c.baseline)
+
+
+def _write_table(results, baseline) -> str:
+  table = suite.markdown(results, baseline)
+  with open(os.path.join(_WORKDIR.value, "results.md"), "w") as f:
+    f.write(f"`{results['command']}`\n\n{results['date']}, "
+            f"{results['machine']}\n\n{table}\n")
+  return table
+
+
+def _write(results, baseline) -> None:
+  table = _write_table(results, baseline)
+  figures = report.write_all(results, baseline, _WORKDIR.value,
+                             _REPORT.value, tuple(_ALSO.value))
   print(table)
   print("figures:", ", ".join(figures))
 

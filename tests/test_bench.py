@@ -1,6 +1,7 @@
 """Benchmark bookkeeping: first reach of a target, learning-rate choice,
 ratios, and one real trial's timing fields."""
 
+import json
 import os
 
 import ml_collections
@@ -177,6 +178,45 @@ def test_report_draws_figures_and_states_conclusions(monkeypatch, tmp_path):
   assert "- **fast**: faster on w (0.83x)." in md
   assert "![curves_w.png](curves_w.png)" in md
   assert "| w | 0.9000 | fast | 0.01 | 50 ± 0 | 0.56 |" in md
+  assert "# Other suite runs" not in md
+
+  # Another stored run is appended with its own command, conclusions,
+  # table and figures; the launcher rebuilds a report from stored results
+  # without training, and names a path that holds none.
+  other_dir = tmp_path / "gpu_run"
+  other_dir.mkdir()
+  other = dict(results, command="python launch/bench.py --config gpu.py",
+               date="2026-01-02T03:04", machine="one H100",
+               config={"seeds": [0, 1], "baseline": "slow"},
+               workloads={"v": out})
+  with open(other_dir / "results.json", "w") as f:
+    json.dump(other, f)
+  (other_dir / "curves_v.png").write_bytes(b"\x89PNG")
+  results["config"]["baseline"] = "slow"
+  with open(tmp_path / "results.json", "w") as f:
+    json.dump(results, f)
+  from launch import bench  # pylint: disable=g-import-not-at-top
+  flags = bench.flags.FLAGS
+  with pytest.raises(FileNotFoundError, match="No suite results at .*nowhere"):
+    report.write_all(results, "slow", str(tmp_path), md_path,
+                     (str(tmp_path / "nowhere" / "results.json"),))
+  argv = ["bench", f"--workdir={tmp_path}", "--rebuild",
+          f"--report={md_path}", f"--also={other_dir / 'results.json'}"]
+  flags(argv)
+  try:
+    bench.main(["bench"])
+  finally:
+    flags.unparse_flags()
+  with open(md_path) as f:
+    md = f.read()
+  assert "- command: `python launch/bench.py`" in md  # the rebuilt run's
+  section = md[md.index("# Other suite runs"):]
+  assert "## v (2026-01-02)" in section
+  assert "- command: `python launch/bench.py --config gpu.py`" in section
+  assert "- machine: one H100" in section
+  assert "- **fast**: faster on v (0.83x)." in section
+  assert "| v | 0.9000 | fast | 0.01 | 50 ± 0 | 0.56 |" in section
+  assert "![curves_v.png](gpu_run/curves_v.png)" in section
 
 
 def test_performance_profile_counts_workloads_within_tau():
@@ -255,12 +295,26 @@ def test_scaling_points_train_alike_and_compare_with_one_device():
 def test_every_bench_config_gives_valid_trials(name):
   """Each workload x method of a shipped bench config resolves to a train
   config that validates (a typo there would only fail hours into a run)."""
+  from accel import data  # pylint: disable=g-import-not-at-top
+  from accel.data import selection  # pylint: disable=g-import-not-at-top
   from accel.train import config as config_lib  # pylint: disable=g-import-not-at-top
   bench = config_lib.load_file(f"configs/bench/{name}")
+  specs = {}
   for workload in bench.workloads.values():
-    for method in bench.methods.values():
+    excluded = dict(workload.get("exclude_methods", {}))
+    assert set(excluded) <= set(bench.methods) - {bench.baseline}
+    for mname, method in bench.methods.items():
+      if mname in excluded:
+        continue
       for lr in (method.learning_rates[0], method.learning_rates[-1]):
-        config_lib.validate(suite.trial_config(workload, method, lr, 0))
+        c = suite.trial_config(workload, method, lr, 0)
+        config_lib.validate(c)
+      # What only the data set can tell: a scorer that needs class labels
+      # on a language-model task.
+      key = c.data.to_json()
+      if key not in specs:
+        specs[key] = data.make_source(c.data).spec
+      selection.check_task(c.selection, specs[key])
 
 
 def test_target_rules():

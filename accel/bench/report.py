@@ -9,11 +9,15 @@
                  misses the target on any seed counts as never reaching it);
   benchmarks_md  the report: machine, command, date, load, the table, the
                  conclusions (computed from the numbers: which method is
-                 faster or slower than the baseline where), memory, figures.
+                 faster or slower than the baseline where), memory, figures;
+                 then, optionally, the same conclusions and table of other
+                 suite runs (each with its own command, date and machine),
+                 read from their results.json.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from typing import Any
@@ -28,6 +32,8 @@ from accel.bench import suite  # pylint: disable=g-import-not-at-top
 
 # A ratio within this band of 1 is a tie: the machines are noisy.
 TIE = 0.05
+# Distinct colours for up to 20 methods (the default cycle repeats after 10).
+_CYCLE = matplotlib.cycler(color=plt.cm.tab20.colors)
 
 
 def _chosen_runs(workload: dict[str, Any], method: str) -> list[dict]:
@@ -47,6 +53,8 @@ def curves(results: dict[str, Any], outdir: str) -> list[str]:
   paths = []
   for wname, w in results["workloads"].items():
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax in axes:
+      ax.set_prop_cycle(_CYCLE)
     for method in w["summary"]:
       runs = _chosen_runs(w, method)
       for ax, key in zip(axes, ("train_s", "step")):
@@ -98,6 +106,7 @@ def profile_curves(results: dict[str, Any], taus: np.ndarray
 def profile(results: dict[str, Any], path: str) -> str:
   taus = np.linspace(1.0, 4.0, 301)
   fig, ax = plt.subplots(figsize=(6, 4))
+  ax.set_prop_cycle(_CYCLE)
   for m, share in profile_curves(results, taus).items():
     ax.step(taus, share, where="post", label=m)
   ax.set_xlabel("tau: time to target / fastest method's")
@@ -118,14 +127,17 @@ def conclusions(results: dict[str, Any], baseline: str) -> list[str]:
   it reaches a target the baseline misses on some seed, and where it
   misses the target on some seed."""
   lines = []
-  methods = list(next(iter(results["workloads"].values()))["summary"])
+  methods = list(dict.fromkeys(
+      m for w in results["workloads"].values() for m in w["summary"]))
   for m in methods:
     if m == baseline:
       continue
-    faster, tie, slower, missed, only = [], [], [], [], []
+    faster, tie, slower, missed, only, skipped = [], [], [], [], [], []
     for wname, w in results["workloads"].items():
       s = w["summary"].get(m)
       if s is None:
+        if m in w.get("excluded", {}):
+          skipped.append(f"{wname} ({w['excluded'][m]})")
         continue
       ratio = s.get("seconds_to_target_ratio")
       if s["seconds_to_target"]["mean"] is None:
@@ -149,6 +161,8 @@ def conclusions(results: dict[str, Any], baseline: str) -> list[str]:
                    f"misses some: {', '.join(only)}")
     if missed:
       parts.append(f"misses the target on {', '.join(missed)}")
+    if skipped:
+      parts.append(f"not run on {', '.join(skipped)}")
     lines.append(f"- **{m}**: " + "; ".join(parts) + ".")
   return lines
 
@@ -182,17 +196,56 @@ def memory_table(results: dict[str, Any]) -> str:
   return "\n".join(rows)
 
 
-def benchmarks_md(results: dict[str, Any], baseline: str,
-                  figures: list[str], root: str) -> str:
-  """The report as Markdown; figure links are relative to `root`."""
+def _protocol(results: dict[str, Any]) -> str:
   c = results["config"]
   tuning = c.get("tuning_seeds")
-  protocol = (
+  return (
       f"Each method's learning rate was chosen from its grid on tuning "
       f"seed(s) {list(tuning)}; the numbers below come from seeds "
       f"{list(c['seeds'])} at that rate." if tuning else
       f"Each method's learning rate is the grid value that reached the "
       f"target fastest over seeds {list(c['seeds'])}.")
+
+
+def _figure_links(paths: list[str], root: str) -> list[str]:
+  return [f"![{os.path.basename(p)}]({os.path.relpath(p, root)})"
+          for p in paths]
+
+
+def other_run_md(results: dict[str, Any], workdir: str, root: str) -> str:
+  """A section for another suite run (its results.json in `workdir`): its
+  command, date and machine, conclusions, table and the figures found in
+  `workdir`."""
+  baseline = results["config"]["baseline"]
+  figures = sorted(
+      os.path.join(workdir, f) for f in os.listdir(workdir)
+      if f.endswith(".png"))
+  out = [
+      f"## {', '.join(results['workloads'])} ({results['date'][:10]})",
+      "",
+      f"- command: `{results['command']}`",
+      f"- date: {results['date']}",
+      f"- machine: {results['machine']}",
+      f"- results: `{os.path.relpath(workdir, root)}/results.json`",
+      "",
+      f"{_protocol(results)} Against `{baseline}` in train seconds to "
+      "target:",
+      "",
+      *conclusions(results, baseline),
+      "",
+      suite.markdown(results, baseline),
+      "",
+      *_figure_links(figures, root),
+  ]
+  return "\n".join(out) + "\n"
+
+
+def benchmarks_md(results: dict[str, Any], baseline: str,
+                  figures: list[str], root: str,
+                  others: tuple[tuple[dict[str, Any], str], ...] = ()) -> str:
+  """The report as Markdown; figure links are relative to `root`.
+  `others`: (results, workdir) of other runs, appended as sections."""
+  protocol = _protocol(results)
   load = results.get("load_avg_start"), results.get("load_avg_end")
   out = [
       "# Benchmarks",
@@ -236,10 +289,13 @@ def benchmarks_md(results: dict[str, Any], baseline: str,
       "",
       "## Figures",
       "",
+      *_figure_links(figures, root),
   ]
-  for path in figures:
-    rel = os.path.relpath(path, root)
-    out.append(f"![{os.path.basename(path)}]({rel})")
+  if others:
+    out += ["", "# Other suite runs", "",
+            "The latest stored run of each other suite, as it was recorded "
+            "(not rerun by this command).", ""]
+    out += [other_run_md(r, d, root) for r, d in others]
   return "\n".join(out) + "\n"
 
 
@@ -247,14 +303,32 @@ def _triple(values) -> str:
   return "-" if values is None else ", ".join(f"{v:.2f}" for v in values)
 
 
+def load_results(path: str) -> dict[str, Any]:
+  """A suite run's results.json, with a clear error when it is not one."""
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"No suite results at {path!r}: run "
+                            "launch/bench.py with that --workdir first.")
+  with open(path) as f:
+    results = json.load(f)
+  missing = {"command", "date", "machine", "config", "workloads"} - set(
+      results)
+  if missing:
+    raise ValueError(f"{path!r} is not a launch/bench.py results.json: it "
+                     f"lacks {sorted(missing)}.")
+  return results
+
+
 def write_all(results: dict[str, Any], baseline: str, workdir: str,
-              report_path: str | None = None) -> list[str]:
-  """Figures into `workdir`; the report to `report_path` when given.
-  Returns the figure paths."""
+              report_path: str | None = None,
+              others: tuple[str, ...] = ()) -> list[str]:
+  """Figures into `workdir`; the report to `report_path` when given, with a
+  section for each results.json in `others`. Returns the figure paths."""
+  other_runs = tuple((load_results(p), os.path.dirname(os.path.abspath(p)))
+                     for p in others)
   figures = curves(results, workdir)
   figures.insert(0, profile(results, os.path.join(workdir, "profile.png")))
   if report_path:
     root = os.path.dirname(os.path.abspath(report_path))
     with open(report_path, "w") as f:
-      f.write(benchmarks_md(results, baseline, figures, root))
+      f.write(benchmarks_md(results, baseline, figures, root, other_runs))
   return figures

@@ -285,7 +285,18 @@ def update_overhead(workload, methods, summary, baseline: str,
 def run_workload(wname: str, workload, methods, seeds, baseline: str,
                  log=print, sensitivity=(), tuning_seeds=(),
                  overhead_rounds: int = 0) -> dict[str, Any]:
-  """All trials of one workload; returns its results section."""
+  """All trials of one workload; returns its results section.
+
+  `workload.exclude_methods` ({method: reason}) leaves out methods that
+  cannot run on it (the reason is recorded under "excluded")."""
+  excluded = dict(workload.get("exclude_methods", {}))
+  unknown = sorted(set(excluded) - set(methods))
+  if unknown or baseline in excluded:
+    raise ValueError(
+        f"Workload {wname!r} excludes {unknown or [baseline]}: "
+        f"exclude_methods names methods of the suite other than the "
+        f"baseline {baseline!r}; the suite's are {sorted(methods)}.")
+  methods = {m: x for m, x in methods.items() if m not in excluded}
   methods = _with_tables(wname, workload, methods, log)
   tuning = None
   if tuning_seeds:
@@ -378,7 +389,8 @@ def run_workload(wname: str, workload, methods, seeds, baseline: str,
                                overhead_rounds)
     log(f"{wname}: optimizer update times measured", flush=True)
   return {"target": float(target), "budget_steps": int(budget),
-          "summary": summary, "tuning": tuning, "update_overhead": overhead,
+          "summary": summary, "excluded": excluded, "tuning": tuning,
+          "update_overhead": overhead,
           "trials": {m: {str(l): r for l, r in by_lr.items()}
                      for m, by_lr in trials.items()},
           "sensitivity_trials": {m: {str(f): r for f, r in by_f.items()}

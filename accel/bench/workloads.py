@@ -36,11 +36,27 @@ def synthetic_imbalanced_noisy(steps: int = 1000) -> dict:
 
 
 def keep_methods(bench, names: str) -> None:
-  """Keeps the methods named in `names` ("a+b") and the baseline; raises on
-  a name the bench config does not have."""
+  """Keeps the methods named in `names` ("a+b") and the baseline (and only
+  their workload exclusions); raises on a name the bench config does not
+  have."""
   keep = set(names.split("+")) | {bench.baseline}
   unknown = sorted(keep - set(bench.methods))
   if unknown:
     raise ValueError(f"Unknown method {unknown[0]!r}; expected some of "
                      f"{sorted(bench.methods)}.")
   bench.methods = {k: v for k, v in bench.methods.items() if k in keep}
+  for w in bench.workloads.values():
+    if "exclude_methods" in w:
+      w.exclude_methods = {k: v for k, v in w.exclude_methods.items()
+                           if k in keep}
+
+
+def keep_workloads(bench, names: str) -> None:
+  """Keeps the workloads named in `names` ("a+b"); raises on a name the
+  bench config does not have."""
+  keep = set(names.split("+"))
+  unknown = sorted(keep - set(bench.workloads))
+  if unknown:
+    raise ValueError(f"Unknown workload {unknown[0]!r}; expected some of "
+                     f"{sorted(bench.workloads)}.")
+  bench.workloads = {k: v for k, v in bench.workloads.items() if k in keep}

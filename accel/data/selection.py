@@ -443,9 +443,7 @@ def make_selector(config, model, source, mesh=None,
                      f"expected one of {METHODS}.")
   spec = source.spec
   classification = spec.task == "classification"
-  if (c.class_rebalance or c.class_quota) and not classification:
-    raise ValueError("Class rebalancing needs a classification data set; "
-                     f"{spec.name!r} is a {spec.task!r} task.")
+  check_task(c, spec)
   class_weights = None
   if c.class_rebalance:
     labels = _train_arrays(source, "class_rebalance")["label"]
@@ -465,9 +463,6 @@ def make_selector(config, model, source, mesh=None,
                      f"{c.groups}.")
   reference = None
   if c.scorer == "attention":
-    if not classification:
-      raise ValueError("The attention scorer needs a classification data "
-                       f"set; {spec.name!r} is a {spec.task!r} task.")
     if c.prototype_temperature <= 0:
       raise ValueError("config.selection.prototype_temperature must be > 0, "
                        f"got {c.prototype_temperature}.")
@@ -491,6 +486,21 @@ def make_selector(config, model, source, mesh=None,
         f"{c.groups}; 0 is one per batch shard) needs a candidate batch "
         f"divisible by them; got {n} candidates.")
   return selector
+
+
+def check_task(selection_config, spec) -> None:
+  """Raises ValueError when `config.selection` asks for class labels (class
+  rebalancing, a class quota, the attention scorer's class prototypes) and
+  the data set `spec` describes has none."""
+  c = selection_config
+  if spec.task == "classification":
+    return
+  if c.class_rebalance or c.class_quota:
+    raise ValueError("Class rebalancing needs a classification data set; "
+                     f"{spec.name!r} is a {spec.task!r} task.")
+  if c.scorer == "attention":
+    raise ValueError("The attention scorer needs a classification data "
+                     f"set; {spec.name!r} is a {spec.task!r} task.")
 
 
 def _train_arrays(source, what: str) -> dict[str, np.ndarray]:

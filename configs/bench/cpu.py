@@ -24,7 +24,8 @@ budgets (about 45 minutes): the CNN on scikit-learn's 8x8 digits (400
 steps, batch 64), the GRU on MNIST-1D (500 steps), the Transformer on the
 synthetic sequence task (400 steps) and the small decoder LM on
 associative recall (400 steps, batch 64), the last two with 50 warm-up
-steps instead of 200. Variant `full` runs all seven with
+steps instead of 200. The attention scorer does not run on the LM (it
+needs class labels). Variant `full` runs all seven with
 longer budgets: several hours.
 
 Methods: AdamW (baseline), NAdamW, SGD with momentum, schedule-free AdamW,
@@ -36,7 +37,8 @@ After each workload, every optimizer's update alone and whole step are
 timed as launch/bench_overhead.py does (5 interleaved rounds of 20-step
 jitted scans, median) at its tuned learning rate.
 Variant `quick`: one workload, 2 methods, 2 learning rates (a smoke run);
-`methods=a+b` keeps those methods and the baseline.
+`methods=a+b` keeps those methods and the baseline; `workloads=a+b` those
+workloads.
 """
 
 import ml_collections
@@ -87,7 +89,9 @@ def get_config(arg: str = ""):
             config="lm_transformer", eval_every=100, target_fraction=0.99,
             overrides={"total_steps": 1000 if full else 400,
                        "batch_size": 128 if full else 64,
-                       "optim": {"warmup_steps": 200 if full else 50}}),
+                       "optim": {"warmup_steps": 200 if full else 50}},
+            exclude_methods={"attention_topk": "its class prototypes need "
+                                               "a classification task"}),
     }
     if full:
       c.workloads.update(more)
@@ -121,6 +125,8 @@ def get_config(arg: str = ""):
     w.eval_every = w.overrides.total_steps // 10
     w.target_rule = "worst_seed_best"
   options = config_lib.variant_options(arg)
+  if options.get("workloads"):
+    workloads.keep_workloads(c, options["workloads"])
   if options.get("methods"):
     workloads.keep_methods(c, options["methods"])
   if "quick" in variants:
