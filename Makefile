@@ -32,7 +32,7 @@ test: $(STAMP)
 # figures in benchmarks/cpu/, the report in BENCHMARKS.md. The report also
 # carries the stored results of the suite's longer CPU part
 # (configs/bench/cpu.py:more) and of the GPU suite, each with its command.
-OTHER_RUNS = benchmarks/cpu_more/results.json,benchmarks/gpu/suite_ngram_lm/results.json,benchmarks/gpu/suite_textures_resnet/results.json
+OTHER_RUNS = benchmarks/cpu_more/results.json,benchmarks/cpu_more_sequences/results.json,benchmarks/gpu/suite_ngram_lm/results.json,benchmarks/gpu/suite_textures_resnet/results.json
 bench: $(STAMP)
 	$(PY) launch/bench.py --config configs/bench/cpu.py --workdir benchmarks/cpu --report BENCHMARKS.md --also $(OTHER_RUNS)
 
