@@ -47,12 +47,11 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
-  for path in _ALSO.value:  # fail now, not after the run
-    report.load_results(path)
+  others = report.load_other_runs(_ALSO.value)  # fails now, not after
   if _REBUILD.value:
     results = report.load_results(os.path.join(_WORKDIR.value,
                                                "results.json"))
-    _write(results, results["config"]["baseline"])
+    _write(results, results["config"]["baseline"], others)
     return
   if _CONFIG.value is None:
     raise app.UsageError("--config is required (unless --rebuild).")
@@ -83,7 +82,7 @@ def main(argv):
     with open(os.path.join(_WORKDIR.value, "results.json"), "w") as f:
       json.dump(results, f, indent=1, default=str)
     _write_table(results, c.baseline)
-  _write(results, c.baseline)
+  _write(results, c.baseline, others)
 
 
 def _write_table(results, baseline) -> str:
@@ -94,10 +93,10 @@ def _write_table(results, baseline) -> str:
   return table
 
 
-def _write(results, baseline) -> None:
+def _write(results, baseline, others) -> None:
   table = _write_table(results, baseline)
   figures = report.write_all(results, baseline, _WORKDIR.value,
-                             _REPORT.value, tuple(_ALSO.value))
+                             _REPORT.value, others)
   print(table)
   print("figures:", ", ".join(figures))
 

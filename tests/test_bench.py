@@ -198,8 +198,7 @@ def test_report_draws_figures_and_states_conclusions(monkeypatch, tmp_path):
   from launch import bench  # pylint: disable=g-import-not-at-top
   flags = bench.flags.FLAGS
   with pytest.raises(FileNotFoundError, match="No suite results at .*nowhere"):
-    report.write_all(results, "slow", str(tmp_path), md_path,
-                     (str(tmp_path / "nowhere" / "results.json"),))
+    report.load_other_runs((str(tmp_path / "nowhere" / "results.json"),))
   argv = ["bench", f"--workdir={tmp_path}", "--rebuild",
           f"--report={md_path}", f"--also={other_dir / 'results.json'}"]
   flags(argv)

@@ -318,13 +318,19 @@ def load_results(path: str) -> dict[str, Any]:
   return results
 
 
+def load_other_runs(paths) -> tuple[tuple[dict[str, Any], str], ...]:
+  """(results, workdir) of each results.json in `paths`, for `write_all`."""
+  return tuple((load_results(p), os.path.dirname(os.path.abspath(p)))
+               for p in paths)
+
+
 def write_all(results: dict[str, Any], baseline: str, workdir: str,
               report_path: str | None = None,
-              others: tuple[str, ...] = ()) -> list[str]:
+              other_runs: tuple[tuple[dict[str, Any], str], ...] = ()
+              ) -> list[str]:
   """Figures into `workdir`; the report to `report_path` when given, with a
-  section for each results.json in `others`. Returns the figure paths."""
-  other_runs = tuple((load_results(p), os.path.dirname(os.path.abspath(p)))
-                     for p in others)
+  section for each of `other_runs` (load_other_runs). Returns the figure
+  paths."""
   figures = curves(results, workdir)
   figures.insert(0, profile(results, os.path.join(workdir, "profile.png")))
   if report_path:

@@ -100,11 +100,8 @@ def _ngram_splits(num_train, num_test, vocab_size, order, length,
     seq = _ngram_sequences(rng, n, length, table, order)
     label_mask = np.ones((n, length - 1), np.float32)
     label_mask[:, :order - 1] = 0.0  # targets whose context is incomplete
-    arrays = {"inputs": seq[:, :-1], "label": seq[:, 1:],
-              "label_mask": label_mask}
-    for a in arrays.values():
-      a.setflags(write=False)
-    return arrays
+    return source.read_only({"inputs": seq[:, :-1], "label": seq[:, 1:],
+                             "label_mask": label_mask})
 
   return split(num_train), split(num_test)
 

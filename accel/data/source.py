@@ -148,6 +148,14 @@ class ArraySource(Source):
     return self._splits[split]
 
 
+def read_only(arrays: Batch) -> Batch:
+  """`arrays` with each array made read-only (for splits a generator keeps
+  in a cache and hands to every caller), returned for chaining."""
+  for a in arrays.values():
+    a.setflags(write=False)
+  return arrays
+
+
 def iterator_state(it: grain.DatasetIterator) -> dict[str, Any]:
   """The iterator's position as a JSON-serialisable dict."""
   return dict(it.get_state())

@@ -106,8 +106,6 @@ def _generate(num_train, num_test, num_classes, gratings, max_frequency,
   def split(n):
     labels = (np.arange(n) % num_classes)[rng.permutation(n)].astype(np.int32)
     images = _render(rng, freq, amp, labels, noise, distractor, jitter)
-    for a in (labels, images):
-      a.setflags(write=False)
-    return {"inputs": images, "label": labels}
+    return source.read_only({"inputs": images, "label": labels})
 
   return split(num_train), split(num_test)

@@ -72,15 +72,9 @@ def get_config(arg: str = ""):
   c.baseline = "adamw"
   c.tuning_seeds = (100,)
   c.seeds = (0, 1)
-  every = _workloads()
-  only = options.get("workload")
-  if only:
-    if only not in every:
-      raise ValueError(f"Unknown workload {only!r}; expected one of "
-                       f"{sorted(every)}.")
-    c.workloads = {only: every[only]}
-  else:
-    c.workloads = {k: every[k] for k in ("textures_resnet", "ngram_lm")}
+  c.workloads = _workloads()
+  workloads.keep_workloads(
+      c, options.get("workload") or "textures_resnet+ngram_lm")
   adamw = {"name": "adamw"}
   c.methods = {
       "adamw": dict(optim=adamw, learning_rates=LRS),
