@@ -187,6 +187,33 @@ def test_mlp_step_matches_one_device_with_every_optimizer(name):
   assert_same_training(mlp_config(name), meshes)
 
 
+def test_init_takes_the_seed_as_an_argument():
+  """One init program serves every seed (a benchmark's seeds compile it
+  once), and it gives the state that init_state gives for that seed, laid
+  out by the state shardings."""
+  mesh = parallel.make_mesh(FSDP4)
+  states, programs = [], []
+  for seed in (0, 7):
+    c = mlp_config()
+    c.seed = seed
+    parts = sharded.build(c, mesh=mesh)
+    state = parts.steps.init()
+    assert jax.tree.map(lambda x: x.sharding, state) == parts.steps.shardings
+    programs.append(parts.steps.init.func.lower(
+        *parts.steps.init.args).as_text())
+    expected = train.init_state(parts.model, parts.optimizer,
+                                parts.source.spec, seed)
+    jax.tree.map(np.testing.assert_array_equal, host(state), host(expected))
+    states.append(host(state.params))
+  assert programs[0] == programs[1]
+  assert not all(jax.tree.leaves(jax.tree.map(np.array_equal, *states)))
+  c = mlp_config()
+  c.seed = -1
+  with pytest.raises(ValueError, match=r"config.seed must be in \[0, "
+                     r"2\*\*31\), got -1"):
+    sharded.build(c, mesh=mesh)
+
+
 @pytest.mark.parametrize("name,meshes", [
     ("adamw", [FSDP4, DATA8, TENSOR2]),
     ("gradient_transformer", [TENSOR2]),  # the most sharded layout

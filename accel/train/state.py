@@ -22,8 +22,10 @@ class TrainState:
 
 
 def init_state(model: nn.Module, optimizer: Optimizer, spec: DataSpec,
-               seed: int) -> TrainState:
-  """A fresh state. Pure, so `jax.eval_shape` of it gives restore targets."""
+               seed) -> TrainState:
+  """A fresh state. Pure, so `jax.eval_shape` of it gives restore targets.
+  `seed` is an int or an int32 scalar (traced, so one init program serves
+  every seed)."""
   init_rng, train_rng = jax.random.split(jax.random.PRNGKey(seed))
   variables = model.init(init_rng, models.dummy_inputs(spec), train=False)
   params = nn.unbox(variables["params"])
