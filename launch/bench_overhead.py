@@ -28,7 +28,9 @@ _METHODS = flags.DEFINE_list(
     "methods", ["adamw", "gradient_transformer"],
     "Optimizer names from the factory, each optionally with options "
     "(`meta_attention_adamw:update_every=4`); the first is the baseline.")
-_STEPS = flags.DEFINE_integer("steps", 20, "Steps per timed jitted scan.")
+_STEPS = flags.DEFINE_integer(
+    "steps", 20, "Steps per timing: a jitted scan of updates, and as many "
+    "jitted train steps dispatched back to back.")
 _ROUNDS = flags.DEFINE_integer("rounds", 7, "Interleaved timing rounds.")
 _OUT = flags.DEFINE_string("out", "benchmarks/optimizer_overhead",
                            "Output path without extension.")
@@ -60,7 +62,7 @@ def main(argv):
             "date": datetime.date.today().isoformat(),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, "
                        f"jax {jax.__version__} on {jax.devices()[0].platform}",
-            "steps_per_scan": _STEPS.value, "rounds": _ROUNDS.value}
+            "steps_per_timing": _STEPS.value, "rounds": _ROUNDS.value}
   os.makedirs(os.path.dirname(_OUT.value) or ".", exist_ok=True)
   with open(_OUT.value + ".json", "w") as f:
     json.dump({**header, "rows": rows}, f, indent=2)
@@ -68,8 +70,10 @@ def main(argv):
   with open(_OUT.value + ".md", "w") as f:
     f.write(f"# Optimizer overhead\n\n`{header['command']}`\n\n"
             f"{header['date']}, {header['machine']}. Median of "
-            f"{_ROUNDS.value} interleaved rounds of {_STEPS.value}-step "
-            "jitted scans; compile excluded.\n\n" + table + "\n")
+            f"{_ROUNDS.value} interleaved rounds; update: a jitted "
+            f"{_STEPS.value}-update scan; step: {_STEPS.value} jitted steps "
+            "dispatched back to back; compile excluded.\n\n" + table
+            + "\n")
   print(table)
 
 

@@ -4,6 +4,7 @@ ratios, and one real trial's timing fields."""
 import json
 import os
 
+import jax
 import ml_collections
 import numpy as np
 import pytest
@@ -349,3 +350,18 @@ def test_update_overhead_times_each_optimizer_at_its_rate():
   assert all(r["update_ms"] > 0 and r["step_ms"] > 0 for r in rows)
   # Lion keeps one moment, AdamW two.
   assert rows[1]["state_ratio"] == pytest.approx(0.5, rel=0.05)
+
+
+def test_overhead_programs_run_the_given_number_of_steps():
+  """The timed step program is `steps` real train steps (the state's step
+  counter advances by that many), and the update program `steps` updates."""
+  from accel.bench import overhead  # pylint: disable=g-import-not-at-top
+  c = suite.load_config("mnist1d_mlp:debug", {})
+  upd, stp, nbytes = overhead._programs(  # pylint: disable=protected-access
+      c, ml_collections.ConfigDict({"name": "adamw", "learning_rate": 1e-3}),
+      steps=3)
+  state = jax.block_until_ready(stp())
+  assert int(state.step) == 3
+  _, opt_state = upd()
+  assert int(opt_state[0].count) == 3  # AdamW's scale_by_adam counter
+  assert nbytes > 0

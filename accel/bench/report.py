@@ -278,7 +278,8 @@ def benchmarks_md(results: dict[str, Any], baseline: str,
       "## Optimizer update cost",
       "",
       "The update alone and the whole step of each optimizer at its tuned "
-      "learning rate (median of interleaved rounds of jitted 20-step scans; "
+      "learning rate (median of interleaved rounds; update: a jitted "
+      "20-update scan; step: 20 jitted steps dispatched back to back; "
       "compile excluded):",
       "",
       update_table(results),

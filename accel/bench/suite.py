@@ -265,7 +265,7 @@ def _tune(wname, workload, methods, tuning_seeds, baseline, log):
 def update_overhead(workload, methods, summary, baseline: str,
                     rounds: int) -> list[dict[str, Any]]:
   """The optimizer update alone and the whole step, per method, timed as
-  accel.bench.overhead does (jitted scans, interleaved rounds, median), at
+  accel.bench.overhead does (interleaved rounds, median), at
   each method's chosen learning rate. Methods that differ from another
   only by batch selection are left out: their update is that optimizer's."""
   from accel.bench import overhead  # pylint: disable=g-import-not-at-top
