@@ -113,6 +113,10 @@ def run(config, workdir: str, *, stop_after: int | None = None):
   if restored is not None:
     state, extra, _ = restored
     elapsed = float(extra["elapsed_s"])
+    # Uncommitted like a fresh state (restored arrays are committed to a
+    # device), so a resumed run lowers the same programs as a fresh one and
+    # the compilation cache serves both.
+    state = jax.tree.map(jnp.asarray, jax.device_get(state))
   writer = metrics_lib.MetricWriter(workdir)
   start_it = int(state["iteration"])
   sigma = jnp.float32(config.sigma)
