@@ -348,6 +348,11 @@ def test_update_overhead_times_each_optimizer_at_its_rate():
   assert [r["method"] for r in rows] == ["adamw", "lion"]
   assert rows[0]["update_ratio"] == 1.0 and rows[0]["step_ratio"] == 1.0
   assert all(r["update_ms"] > 0 and r["step_ms"] > 0 for r in rows)
+  assert {r["steps_per_timing"] for r in rows} == {suite.OVERHEAD_STEPS}
+  from accel.bench import report  # pylint: disable=g-import-not-at-top
+  results = {"workloads": {"w": {"update_overhead": rows}}}
+  assert report.overhead_steps(results) == suite.OVERHEAD_STEPS
+  assert report.overhead_steps({"workloads": {"w": {}}}) == 20
   # Lion keeps one moment, AdamW two.
   assert rows[1]["state_ratio"] == pytest.approx(0.5, rel=0.05)
 
