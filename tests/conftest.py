@@ -6,9 +6,10 @@ binaries and notebooks run as subprocesses, the multi-host workers). JAX's
 persistent cache, in a fresh temporary folder made by the first process of
 the session (pytest, or pytest-xdist's controller) and inherited through
 the environment by the workers and subprocesses, compiles each once: on 2
-cores the suite took 8m01s and 8m42s in two runs with it, 9m34s without. It starts empty every session, so a clean
-clone's timing is the one measured here. A JAX_COMPILATION_CACHE_DIR set by
-the caller is used instead.
+cores the suite took 8m01s and 8m42s in two runs with it, 9m34s without.
+It starts empty every session, so a clean clone's timing is the one
+measured here. A JAX_COMPILATION_CACHE_DIR set by the caller is used
+instead.
 """
 
 import atexit

@@ -256,6 +256,7 @@ def benchmarks_md(results: dict[str, Any], baseline: str,
   `others`: (results, workdir) of other runs, appended as sections."""
   protocol = _protocol(results)
   load = results.get("load_avg_start"), results.get("load_avg_end")
+  steps = overhead_steps(results)
   out = [
       "# Benchmarks",
       "",
@@ -288,9 +289,8 @@ def benchmarks_md(results: dict[str, Any], baseline: str,
       "",
       "The update alone and the whole step of each optimizer at its tuned "
       "learning rate (median of interleaved rounds; update: a jitted "
-      f"{overhead_steps(results)}-update scan; step: "
-      f"{overhead_steps(results)} jitted steps dispatched back to back; "
-      "compile excluded):",
+      f"{steps}-update scan; step: {steps} jitted steps dispatched back to "
+      "back; compile excluded):",
       "",
       update_table(results),
       "",

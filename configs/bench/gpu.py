@@ -8,8 +8,9 @@ data generation and compilation included (not yet run as one command:
 benchmarks/gpu/README.md). There every new (method, learning rate)
 compiles for 10-20 s and every trial costs 4-15 s besides its steps, so
 the grid is small (measured before the init program took the seed as an
-argument, which now compiles it once per method instead of per seed). Workloads, computing in bfloat16 with
-float32 master weights (except `adamw_float32`):
+argument, which now compiles it once per method instead of per seed).
+Workloads, computing in bfloat16 with float32 master weights (except
+`adamw_float32`):
   textures_resnet  ResNet-20 (GroupNorm) on CIFAR-sized synthetic textures
                    (50,000 32x32x3 images, 10 classes; configs/
                    textures_resnet.py), batch 128, 1000 steps;
