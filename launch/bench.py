@@ -9,6 +9,14 @@ the report with conclusions computed from the numbers, and `--also
 A/results.json,B/results.json` appends the stored results of other suite
 runs to it. `--rebuild` trains nothing: it redraws the table, figures and
 report from W/results.json.
+
+Each finished trial is also appended to W/trials.jsonl (accel.bench.journal)
+until the suite ends: the same command run again after an interruption
+takes the finished trials from there and trains only the rest. With a time
+budget (`--time_budget_minutes`, or the suite config's
+`time_budget_minutes`), no trial starts once it is spent: the workloads
+finished so far are written, marked as stopped, and the command exits with
+status 1; running it again continues.
 """
 
 import datetime
@@ -23,6 +31,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from accel.bench import journal as journal_lib
 from accel.bench import report
 from accel.bench import suite
 
@@ -36,6 +45,10 @@ _REBUILD = flags.DEFINE_bool(
     "rebuild", False, "Train nothing: redraw results.md, the figures and "
     "the report from WORKDIR/results.json.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Results go here.")
+_BUDGET = flags.DEFINE_float(
+    "time_budget_minutes", None, "Start no trial after this many minutes "
+    "(default: the suite config's time_budget_minutes, else no budget; 0: "
+    "no budget).")
 _REPORT = flags.DEFINE_string(
     "report", None, "Also write the Markdown report (conclusions, tables, "
     "figures) here, e.g. BENCHMARKS.md.")
@@ -65,6 +78,14 @@ def main(argv):
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
   c = _CONFIG.value
   os.makedirs(_WORKDIR.value, exist_ok=True)
+  budget = (_BUDGET.value if _BUDGET.value is not None
+            else c.get("time_budget_minutes"))
+  trials = journal_lib.Journal(os.path.join(_WORKDIR.value, "trials.jsonl"),
+                               budget_s=60 * budget if budget else None)
+  if trials.stored:
+    print(f"Continuing an unfinished run: {trials.stored} finished trials "
+          f"in {trials.path} are taken from there (delete it to start "
+          "afresh).", flush=True)
   results = {"command": " ".join(["python"] + sys.argv),
              "date": datetime.datetime.now().isoformat(timespec="minutes"),
              "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, "
@@ -72,17 +93,33 @@ def main(argv):
                         f"{jax.devices()[0].device_kind}",
              "load_avg_start": os.getloadavg(),
              "config": c.to_dict(), "workloads": {}}
-  for wname, workload in c.workloads.items():
-    results["workloads"][wname] = suite.run_workload(
-        wname, workload, c.methods, list(c.seeds), c.baseline,
-        sensitivity=tuple(c.get("sensitivity", ())),
-        tuning_seeds=tuple(c.get("tuning_seeds", ())),
-        overhead_rounds=int(c.get("overhead_rounds", 0)))
-    results["load_avg_end"] = os.getloadavg()
-    with open(os.path.join(_WORKDIR.value, "results.json"), "w") as f:
-      json.dump(results, f, indent=1, default=str)
-    _write_table(results, c.baseline)
+  try:
+    for wname, workload in c.workloads.items():
+      results["workloads"][wname] = suite.run_workload(
+          wname, workload, c.methods, list(c.seeds), c.baseline,
+          sensitivity=tuple(c.get("sensitivity", ())),
+          tuning_seeds=tuple(c.get("tuning_seeds", ())),
+          overhead_rounds=int(c.get("overhead_rounds", 0)), journal=trials)
+      results["load_avg_end"] = os.getloadavg()
+      results["trials_from_earlier_run"] = trials.reused
+      _save(results, c.baseline)
+  except journal_lib.OutOfTime as e:
+    left = [w for w in c.workloads if w not in results["workloads"]]
+    results["stopped"] = f"{e}; not finished: {', '.join(left)}"
+    results["trials_from_earlier_run"] = trials.reused
+    _save(results, c.baseline)
+    if results["workloads"]:
+      _write(results, c.baseline, others)
+    sys.exit(f"Stopped: {results['stopped']}. The finished trials are in "
+             f"{trials.path}: run the same command again to continue.")
+  trials.finish()
   _write(results, c.baseline, others)
+
+
+def _save(results, baseline) -> None:
+  with open(os.path.join(_WORKDIR.value, "results.json"), "w") as f:
+    json.dump(results, f, indent=1, default=str)
+  _write_table(results, baseline)
 
 
 def _write_table(results, baseline) -> str:

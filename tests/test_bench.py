@@ -99,7 +99,8 @@ def test_suite_picks_learning_rates_and_ratios(monkeypatch):
   assert "| w | slow | 0.01 | 0.5000 ± 0.0000 | 0/2 |" in table
 
 
-def test_real_trial_reports_timings_and_curve():
+def test_real_trial_reports_timings_and_curve(tmp_path):
+  from accel.bench import journal  # pylint: disable=g-import-not-at-top
   c = suite.trial_config(ml_collections.ConfigDict(dict(
       config="mnist1d_mlp:debug", eval_every=10,
       overrides={"total_steps": 20, "eval_max_examples": 128})),
@@ -118,6 +119,15 @@ def test_real_trial_reports_timings_and_curve():
   again = time_to_target.run_trial(c, eval_every=10, target=0.0)
   assert [(p["accuracy"], p["loss"]) for p in again["curve"]] == [
       (p["accuracy"], p["loss"]) for p in r["curve"]]
+  # A trial's record survives the journal of an interrupted suite exactly.
+  path = str(tmp_path / "trials.jsonl")
+  stored, _ = journal.Journal(path).run("k", "trial", lambda: r)
+  reread, from_file = journal.Journal(path).run("k", "trial", None)
+  assert from_file and stored == reread
+  assert reread["curve"] == [
+      {k: v if k != "train" else {n: float(x) for n, x in v.items()}
+       for k, v in p.items()} for p in r["curve"]]
+  assert reread["memory"] == r["memory"]
 
 
 def test_scoring_passes_count_as_forwarded_examples():
@@ -370,3 +380,131 @@ def test_overhead_programs_run_the_given_number_of_steps():
   _, opt_state = upd()
   assert int(opt_state[0].count) == 3  # AdamW's scale_by_adam counter
   assert nbytes > 0
+
+
+class _Clock:
+  """A clock the fake trials advance: one minute per trial."""
+
+  def __init__(self):
+    self.now = 0.0
+
+  def __call__(self):
+    return self.now
+
+
+def _counting_fake(clock, calls):
+  def fake(config, *, eval_every):
+    calls.append((config.optim.name, config.optim.learning_rate,
+                  config.seed))
+    clock.now += 60.0
+    return _fake_trial(config, eval_every=eval_every)
+  return fake
+
+
+def test_interrupted_suite_continues_from_its_journal(monkeypatch, tmp_path):
+  """A budget of 2.5 fake minutes stops the suite before its fourth trial;
+  a second run with the same journal trains only the rest, and its results
+  equal those of a run without a journal."""
+  from accel.bench import journal  # pylint: disable=g-import-not-at-top
+  clock, calls = _Clock(), []
+  monkeypatch.setattr(suite.time_to_target, "run_trial",
+                      _counting_fake(clock, calls))
+  _name_fake_methods(monkeypatch)
+  workload, methods = _fake_suite((1e-3, 1e-2))
+  quiet = lambda *_, **__: None
+  # 2 rates x 2 seeds x 2 methods, then 1 sensitivity factor x 2 x 2.
+  whole = suite.run_workload("w", workload, methods, [0, 1], "slow",
+                             log=quiet, sensitivity=(0.1,))
+  assert len(calls) == 12
+  path = str(tmp_path / "trials.jsonl")
+  first = journal.Journal(path, budget_s=150.0, clock=clock)
+  calls.clear()
+  with pytest.raises(journal.OutOfTime, match=r"2.5 min spent \(3.0 min\) "
+                     r"before w slow lr=0.001 seed=1"):
+    suite.run_workload("w", workload, methods, [0, 1], "slow", log=quiet,
+                       sensitivity=(0.1,), journal=first)
+  assert len(calls) == 3
+  # A run killed while writing its next line leaves it cut: it is dropped.
+  with open(path, "a") as f:
+    f.write('{"key": "abc", "rec')
+  again = journal.Journal(path, budget_s=None, clock=clock)
+  assert again.stored == 3
+  calls.clear()
+  resumed = suite.run_workload("w", workload, methods, [0, 1], "slow",
+                               log=quiet, sensitivity=(0.1,), journal=again)
+  # 12 trials less the 3 stored, less 4 the run has already trained: the
+  # sensitivity runs at 0.1 x 1e-2 are the grid's 1e-3 trials.
+  assert len(calls) == 5 and again.reused == 3 + 4
+  assert resumed["summary"] == whole["summary"]
+  assert resumed["trials"] == whole["trials"]
+  again.finish()
+  assert not os.path.exists(path)
+  # A damaged line that is not the last one is an error, not skipped.
+  with open(path, "w") as f:
+    f.write("not json\n{}\n")
+  with pytest.raises(ValueError, match="line 1 is not a journal entry"):
+    journal.Journal(path)
+
+
+def test_launcher_stops_at_its_budget_and_the_same_command_continues(
+    monkeypatch, tmp_path):
+  from accel.bench import journal  # pylint: disable=g-import-not-at-top
+  from launch import bench  # pylint: disable=g-import-not-at-top
+  clock, calls = _Clock(), []
+  monkeypatch.setattr(suite.time_to_target, "run_trial",
+                      _counting_fake(clock, calls))
+  monkeypatch.setattr(journal.time, "monotonic", clock)
+  _name_fake_methods(monkeypatch)
+  config = tmp_path / "suite.py"
+  config.write_text(
+      "import ml_collections\n\n"
+      "def get_config():\n"
+      "  w = dict(config='mnist1d_mlp', eval_every=10, target_fraction=0.9,"
+      " overrides={'total_steps': 100})\n"
+      "  return ml_collections.ConfigDict(dict(\n"
+      "      baseline='slow', seeds=(0, 1), time_budget_minutes=5.5,\n"
+      "      workloads={'a': w, 'b': w},\n"
+      "      methods={'slow': dict(optim={'name': 'adamw'},"
+      " learning_rates=(1e-2,)),\n"
+      "               'fast': dict(optim={'name': 'nadamw'},"
+      " learning_rates=(1e-2,))}))\n")
+  workdir = tmp_path / "out"
+  flags = bench.flags.FLAGS
+
+  report_md = tmp_path / "BENCHMARKS.md"
+
+  def run():
+    flags(["bench", f"--config={config}", f"--workdir={workdir}",
+           f"--report={report_md}"])
+    try:
+      bench.main(["bench"])
+    finally:
+      flags.unparse_flags()
+
+  # 4 trials a workload, a fake minute each: the budget of 5.5 minutes
+  # ends the first run in workload b, after its second trial.
+  with pytest.raises(SystemExit, match="Stopped: time budget of 5.5 min "
+                     r"spent .*not finished: b\. The finished trials are in "
+                     ".*run the same command again to continue"):
+    run()
+  assert len(calls) == 6
+  with open(workdir / "results.json") as f:
+    stopped = json.load(f)
+  assert list(stopped["workloads"]) == ["a"] and "b" in stopped["stopped"]
+  assert "- **stopped at its time budget**: time budget of 5.5 min" in (
+      report_md.read_text())
+  # The budget counts from each run's start: the second run trains the two
+  # trials left, finishes and deletes the journal.
+  calls.clear()
+  run()
+  assert len(calls) == 2
+  assert not os.path.exists(workdir / "trials.jsonl")
+  with open(workdir / "results.json") as f:
+    done = json.load(f)
+  assert list(done["workloads"]) == ["a", "b"] and "stopped" not in done
+  assert done["trials_from_earlier_run"] == 6
+  md = report_md.read_text()
+  assert "stopped" not in md
+  assert "- continued an interrupted run: 6 trials, timings included" in md
+  assert done["workloads"]["b"]["summary"] == done["workloads"]["a"][
+      "summary"]

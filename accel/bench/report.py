@@ -216,6 +216,20 @@ def _protocol(results: dict[str, Any]) -> str:
       f"target fastest over seeds {list(c['seeds'])}.")
 
 
+def _run_status(results: dict[str, Any]) -> list[str]:
+  """Lines for a run that stopped at its time budget or continued an
+  interrupted one (launch/bench.py); none for a plain run."""
+  out = []
+  if results.get("stopped"):
+    out.append(f"- **stopped at its time budget**: {results['stopped']} "
+               "(the same command continues it)")
+  if results.get("trials_from_earlier_run"):
+    out.append(f"- continued an interrupted run: "
+               f"{results['trials_from_earlier_run']} trials, timings "
+               "included, were measured by the earlier process")
+  return out
+
+
 def _figure_links(paths: list[str], root: str) -> list[str]:
   return [f"![{os.path.basename(p)}]({os.path.relpath(p, root)})"
           for p in paths]
@@ -236,6 +250,7 @@ def other_run_md(results: dict[str, Any], workdir: str, root: str) -> str:
       f"- date: {results['date']}",
       f"- machine: {results['machine']}",
       f"- results: `{os.path.relpath(workdir, root)}/results.json`",
+      *_run_status(results),
       "",
       f"{_protocol(results)} Against `{baseline}` in train seconds to "
       "target:",
@@ -268,6 +283,7 @@ def benchmarks_md(results: dict[str, Any], baseline: str,
       f"- machine: {results['machine']}",
       f"- load average (1, 5, 15 min) at start {_triple(load[0])}, at end "
       f"{_triple(load[1])}",
+      *_run_status(results),
       "",
       "Time to target: train seconds (input pipeline, steps and any scoring "
       "pass; compile and evaluation excluded) until the test accuracy first "

@@ -46,6 +46,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from accel.bench import journal as journal_lib
 from accel.bench import time_to_target
 from accel.train import config as config_lib
 
@@ -149,15 +150,30 @@ def _selection_of(method) -> dict[str, Any]:
   return dict(dict(method.get("overrides", {})).get("selection", {}))
 
 
-def _run(workload, wname, mname, method, lr, seed, log):
+def _run(workload, wname, mname, method, lr, seed, log, journal=None):
+  """One trial; with a `journal` (accel.bench.journal), its stored record
+  when an earlier, unfinished run of the suite finished it."""
   c = trial_config(workload, method, lr, seed)
   t0 = time.perf_counter()
-  r = time_to_target.run_trial(c, eval_every=workload.eval_every)
-  r["seed"], r["learning_rate"] = seed, lr
-  r["load_avg_1m"] = os.getloadavg()[0]
-  log(f"{wname} {mname} lr={lr:g} seed={seed}: final acc "
-      f"{r['final_accuracy']:.4f}, {r['step_ms']:.2f} ms/step, "
-      f"{time.perf_counter() - t0:.1f}s", flush=True)
+
+  def train():
+    r = time_to_target.run_trial(c, eval_every=workload.eval_every)
+    r["seed"], r["learning_rate"] = seed, lr
+    r["load_avg_1m"] = os.getloadavg()[0]
+    return r
+  what = f"{wname} {mname} lr={lr:g} seed={seed}"
+  if journal is None:
+    r, stored = train(), False
+  else:
+    keyed = c.to_dict()
+    if "il_table_s" in method:  # a table made afresh in each process
+      keyed["selection"]["irreducible_table"] = "auto"
+    r, stored = journal.run(journal_lib.key(
+        wname, mname, keyed, workload.eval_every), what, train)
+  log(f"{what}: final acc {r['final_accuracy']:.4f}, "
+      f"{r['step_ms']:.2f} ms/step, " + (
+          "stored by an earlier run" if stored else
+          f"{time.perf_counter() - t0:.1f}s"), flush=True)
   return r
 
 
@@ -170,7 +186,7 @@ def _final_diagnostics(runs):
           for k in sorted(keys)}
 
 
-def _run_grid(trials, methods, workload, wname, seeds, log):
+def _run_grid(trials, methods, workload, wname, seeds, log, journal):
   # Methods interleave (A B A B ...) so a burst of load on the shared
   # machine hits them alike; grids of equal size pair up index by index.
   if not methods:
@@ -183,7 +199,7 @@ def _run_grid(trials, methods, workload, wname, seeds, log):
           continue
         lr = method.learning_rates[i]
         trials[mname][lr].append(
-            _run(workload, wname, mname, method, lr, seed, log))
+            _run(workload, wname, mname, method, lr, seed, log, journal))
 
 
 _TABLES: dict[str, tuple[str, float]] = {}
@@ -236,7 +252,7 @@ def _target(workload, baseline_trials) -> float:
   return float(workload.target_fraction * level)
 
 
-def _tune(wname, workload, methods, tuning_seeds, baseline, log):
+def _tune(wname, workload, methods, tuning_seeds, baseline, log, journal):
   """(methods with learning_rates narrowed to the value each chose on
   `tuning_seeds`, a record of the tuning)."""
   if any("match_wallclock_of" in m for m in methods.values()):
@@ -244,7 +260,7 @@ def _tune(wname, workload, methods, tuning_seeds, baseline, log):
                      "match_wallclock_of; give them their own suite.")
   trials = {m: {lr: [] for lr in method.learning_rates}
             for m, method in methods.items()}
-  _run_grid(trials, methods, workload, wname, tuning_seeds, log)
+  _run_grid(trials, methods, workload, wname, tuning_seeds, log, journal)
   budget = _workload_config(workload).total_steps
   target = _target(workload, trials[baseline])
   tuned, record = {}, {"seeds": list(tuning_seeds), "target": float(target),
@@ -269,7 +285,7 @@ OVERHEAD_STEPS = 100
 
 
 def update_overhead(workload, methods, summary, baseline: str,
-                    rounds: int) -> list[dict[str, Any]]:
+                    rounds: int, journal=None) -> list[dict[str, Any]]:
   """The optimizer update alone and the whole step, per method, timed as
   accel.bench.overhead does (interleaved rounds, median), at
   each method's chosen learning rate. Methods that differ from another
@@ -282,8 +298,15 @@ def update_overhead(workload, methods, summary, baseline: str,
       continue
     lr = summary[mname]["learning_rate"]
     sections[mname] = trial_config(workload, method, lr, 0).optim
-  rows = overhead.measure({"w": _workload_config(workload)}, sections,
-                          steps=OVERHEAD_STEPS, rounds=rounds)
+  c = _workload_config(workload)
+  measure = lambda: overhead.measure({"w": c}, sections,
+                                     steps=OVERHEAD_STEPS, rounds=rounds)
+  if journal is None:
+    rows = measure()
+  else:
+    rows, _ = journal.run(journal_lib.key(
+        "update_overhead", c, sections, OVERHEAD_STEPS, rounds),
+                          "the optimizer update timings", measure)
   return [{k: v for k, v in r.items() if k != "workload"} | {
       "steps_per_timing": OVERHEAD_STEPS}
           for r in overhead.ratios(rows, baseline)]
@@ -291,8 +314,12 @@ def update_overhead(workload, methods, summary, baseline: str,
 
 def run_workload(wname: str, workload, methods, seeds, baseline: str,
                  log=print, sensitivity=(), tuning_seeds=(),
-                 overhead_rounds: int = 0) -> dict[str, Any]:
+                 overhead_rounds: int = 0, journal=None) -> dict[str, Any]:
   """All trials of one workload; returns its results section.
+
+  With a `journal` (accel.bench.journal.Journal), trials an earlier,
+  unfinished run finished are taken from it, each new one is stored there,
+  and no trial starts once its time budget is spent (OutOfTime).
 
   `workload.exclude_methods` ({method: reason}) leaves out methods that
   cannot run on it (the reason is recorded under "excluded")."""
@@ -308,13 +335,13 @@ def run_workload(wname: str, workload, methods, seeds, baseline: str,
   tuning = None
   if tuning_seeds:
     methods, tuning = _tune(wname, workload, methods, tuning_seeds, baseline,
-                            log)
+                            log, journal)
   trials: dict[str, dict[float, list[dict[str, Any]]]] = {
       m: {lr: [] for lr in method.learning_rates}
       for m, method in methods.items()}
   budget = _workload_config(workload).total_steps
   plain = {m: x for m, x in methods.items() if "match_wallclock_of" not in x}
-  _run_grid(trials, plain, workload, wname, seeds, log)
+  _run_grid(trials, plain, workload, wname, seeds, log, journal)
   # Methods that get the wall-clock another method took: as many steps as
   # fit in it at the baseline's (same batch, no scoring) time per step.
   matched = {}
@@ -328,7 +355,7 @@ def run_workload(wname: str, workload, methods, seeds, baseline: str,
       overrides["total_steps"] = steps
       with matched[mname].unlocked():
         matched[mname].overrides = overrides
-  _run_grid(trials, matched, workload, wname, seeds, log)
+  _run_grid(trials, matched, workload, wname, seeds, log, journal)
   methods = {**plain, **matched}
   base = trials[baseline]
   target = _target(workload, base)
@@ -371,7 +398,7 @@ def run_workload(wname: str, workload, methods, seeds, baseline: str,
     for seed in seeds:
       for mname, method in methods.items():
         lr = summary[mname]["learning_rate"] * factor
-        r = _run(workload, wname, mname, method, lr, seed, log)
+        r = _run(workload, wname, mname, method, lr, seed, log, journal)
         r.update(time_to_target.first_reach(r["curve"], target))
         wrong[mname][factor].append(r)
   for mname, by_factor in wrong.items():
@@ -393,7 +420,7 @@ def run_workload(wname: str, workload, methods, seeds, baseline: str,
   overhead = None
   if overhead_rounds:
     overhead = update_overhead(workload, methods, summary, baseline,
-                               overhead_rounds)
+                               overhead_rounds, journal)
     log(f"{wname}: optimizer update times measured", flush=True)
   return {"target": float(target), "budget_steps": int(budget),
           "summary": summary, "excluded": excluded, "tuning": tuning,

@@ -25,6 +25,10 @@ transformer (shipped weights). Variant `all` adds AdamW in float32,
 schedule-free AdamW and loss top-k batch selection (4x candidates, from
 step 50): about 20 minutes by the same estimate.
 Compile time is reported apart and not counted (suite.py).
+A time budget of 8.5 minutes (`time_budget_minutes`) guards the 10: no
+trial starts after it; the workloads finished by then are written, and the
+same command run again continues from the trials already done
+(launch/bench.py). `--time_budget_minutes=0` lifts it.
 
 Options: `workload=NAME` runs one workload; besides the two above, it may
 name `mnist1d_cnn` (configs/mnist1d_cnn.py, 3000 steps) or `recall_lm` (the
@@ -72,6 +76,7 @@ def get_config(arg: str = ""):
   options = config_lib.variant_options(arg)
   c = ml_collections.ConfigDict()
   c.baseline = "adamw"
+  c.time_budget_minutes = 8.5
   c.tuning_seeds = (100,)
   c.seeds = (0, 1)
   c.workloads = _workloads()

@@ -1,0 +1,118 @@
+"""The record of an unfinished suite run: each finished trial as one JSON
+line, so an interrupted run (killed, out of its time budget) continues where
+it stopped, and the suite's wall-clock budget.
+
+A trial is keyed by its workload and method names and its whole training
+config (learning rate and seed included): a rerun with the same key takes
+the stored record instead of training again (trials are deterministic; the
+stored timings are those of the earlier process). The launcher deletes the
+journal once the suite has finished, so a later run of the same command
+starts afresh. Code changes are not part of the key: after changing the code
+of an interrupted run, delete the journal (the launcher names it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+
+class OutOfTime(Exception):
+  """The suite's time budget ran out before a trial could start."""
+
+
+def _plain(x):
+  if isinstance(x, np.generic):
+    return x.item()
+  if isinstance(x, np.ndarray):
+    return x.tolist()
+  if hasattr(x, "to_dict"):  # ml_collections.ConfigDict
+    return x.to_dict()
+  if isinstance(x, tuple):
+    return list(x)
+  raise TypeError(f"Cannot store {type(x).__name__} {x!r} in the journal.")
+
+
+def key(*parts) -> str:
+  """A stable key for `parts` (names, configs, numbers)."""
+  text = json.dumps(parts, sort_keys=True, default=_plain)
+  return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Journal:
+  """Finished trials of one suite run, appended to `path` as they finish.
+
+  `budget_s`: wall-clock seconds from construction after which no new trial
+  starts (`run` raises OutOfTime); None or 0: no budget."""
+
+  def __init__(self, path: str, budget_s: float | None = None,
+               clock: Callable[[], float] | None = None):
+    self.path, self.budget_s = path, budget_s or None
+    self._clock = clock or time.monotonic
+    self._start = self._clock()
+    self._done: dict[str, dict[str, Any]] = {}
+    self.reused = 0
+    lines = []
+    if os.path.exists(path):
+      with open(path) as f:
+        lines = f.read().splitlines()
+    for n, line in enumerate(lines, 1):
+      if not line.strip():
+        continue
+      try:
+        entry = json.loads(line)
+        self._done[entry["key"]] = entry["record"]
+      except (json.JSONDecodeError, KeyError, TypeError) as e:
+        # A run killed while writing leaves a cut last line: that trial
+        # runs again. A bad line elsewhere is not ours to skip.
+        if n == len(lines):
+          break
+        raise ValueError(
+            f"{path!r} line {n} is not a journal entry ({e}): it is not a "
+            "launch/bench.py trial journal, or it was edited. Delete it to "
+            "start the suite afresh.") from e
+
+  @property
+  def stored(self) -> int:
+    """Trials found from an earlier, unfinished run."""
+    return len(self._done)
+
+  def elapsed_s(self) -> float:
+    return self._clock() - self._start
+
+  def check_time(self, what: str) -> None:
+    """Raises OutOfTime when the budget is spent (before starting `what`)."""
+    if self.budget_s is not None and self.elapsed_s() >= self.budget_s:
+      raise OutOfTime(
+          f"time budget of {self.budget_s / 60:g} min spent "
+          f"({self.elapsed_s() / 60:.1f} min) before {what}")
+
+  def run(self, k: str, what: str, fn: Callable[[], Any]) -> tuple[Any, bool]:
+    """(the stored record of key `k`, True) if there is one, else checks
+    the budget, runs `fn` and stores its result: (result as stored,
+    False)."""
+    if k in self._done:
+      self.reused += 1
+      # A fresh copy: callers annotate the records they get.
+      return json.loads(json.dumps(self._done[k])), True
+    self.check_time(what)
+    line = json.dumps({"key": k, "what": what, "record": fn()},
+                      default=_plain)
+    with open(self.path, "a") as f:
+      f.write(line + "\n")
+      f.flush()
+      os.fsync(f.fileno())
+    self._done[k] = json.loads(line)["record"]
+    # The stored form either way, so a resumed run computes on the same
+    # values as an uninterrupted one.
+    return json.loads(line)["record"], False
+
+  def finish(self) -> None:
+    """The suite finished: the journal is no longer needed."""
+    if os.path.exists(self.path):
+      os.remove(self.path)
