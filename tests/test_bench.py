@@ -362,6 +362,13 @@ def test_update_overhead_times_each_optimizer_at_its_rate():
   from accel.bench import report  # pylint: disable=g-import-not-at-top
   results = {"workloads": {"w": {"update_overhead": rows}}}
   assert report.overhead_steps(results) == suite.OVERHEAD_STEPS
+  # With the trials' time per step, the share outside the jitted step.
+  results["workloads"]["w"]["summary"] = {
+      "adamw": {"step_ms": 4 * rows[0]["step_ms"]}}
+  table = report.update_table(results)
+  assert table.splitlines()[2].endswith(
+      f"| {4 * rows[0]['step_ms']:.3f} | 75% |")
+  assert table.splitlines()[3].endswith("| - | - |")
   assert report.overhead_steps({"workloads": {"w": {}}}) == 20
   # Lion keeps one moment, AdamW two.
   assert rows[1]["state_ratio"] == pytest.approx(0.5, rel=0.05)
