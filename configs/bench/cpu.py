@@ -14,12 +14,12 @@ every seed; the final accuracy on the noisy task falls after a peak). Each run u
 
 Workloads (short budgets so the suite fits in 20 minutes on 2 CPU cores;
 steps are jitted one per call, batches as below). The jitted AdamW step
-alone takes 0.3-0.9 ms here, and the trials' time per step is 0.8-1.1 ms:
-the rest, outside the jitted step (input pipeline, dispatch), is 23% of it
-on the MLP, 33% on the CNN and 64% on the synthetic task (run of
+alone takes 0.4-1.0 ms here, and the trials' time per step is 0.6-1.2 ms:
+the rest, outside the jitted step (input pipeline, dispatch), is 18% of it
+on the MLP, 22% on the CNN and 27% on the synthetic task (run of
 2026-11-30; the report's update table computes it). It is counted alike
-for every method, so on the synthetic task a method's extra step cost
-shows diluted in its time to target:
+for every method, so it dilutes a method's extra step cost in its time to
+target:
   mnist1d_mlp    MLP on MNIST-1D, 600 steps, batch 128;
   mnist1d_cnn    32-channel 1-D CNN on MNIST-1D, 600 steps, batch 64;
   synthetic      MLP on 1:20 imbalanced Gaussian clusters, 20% corrupted
