@@ -29,8 +29,9 @@ _METHODS = flags.DEFINE_list(
     "Optimizer names from the factory, each optionally with options "
     "(`meta_attention_adamw:update_every=4`); the first is the baseline.")
 _STEPS = flags.DEFINE_integer(
-    "steps", 20, "Steps per timing: a jitted scan of updates, and as many "
-    "jitted train steps dispatched back to back.")
+    "steps", suite.OVERHEAD_STEPS, "Steps per timing: a jitted scan of "
+    "updates, and as many jitted train steps dispatched back to back (the "
+    "benchmark suites' count by default).")
 _ROUNDS = flags.DEFINE_integer("rounds", 7, "Interleaved timing rounds.")
 _OUT = flags.DEFINE_string("out", "benchmarks/optimizer_overhead",
                            "Output path without extension.")
