@@ -430,7 +430,7 @@ def test_interrupted_suite_continues_from_its_journal(monkeypatch, tmp_path):
                      r"before w slow lr=0.001 seed=1"):
     suite.run_workload("w", workload, methods, [0, 1], "slow", log=quiet,
                        sensitivity=(0.1,), journal=first)
-  assert len(calls) == 3
+  assert len(calls) == 3 and first.reused == 0
   # A run killed while writing its next line leaves it cut: it is dropped.
   with open(path, "a") as f:
     f.write('{"key": "abc", "rec')
@@ -440,8 +440,9 @@ def test_interrupted_suite_continues_from_its_journal(monkeypatch, tmp_path):
   resumed = suite.run_workload("w", workload, methods, [0, 1], "slow",
                                log=quiet, sensitivity=(0.1,), journal=again)
   # 12 trials less the 3 stored, less 4 the run has already trained: the
-  # sensitivity runs at 0.1 x 1e-2 are the grid's 1e-3 trials.
-  assert len(calls) == 5 and again.reused == 3 + 4
+  # sensitivity runs at 0.1 x 1e-2 are the grid's 1e-3 trials, 3 of them
+  # the earlier process's (each counted once) and 1 this run's (a repeat).
+  assert len(calls) == 5 and again.reused == 3 and again.repeats == 1
   assert resumed["summary"] == whole["summary"]
   assert resumed["trials"] == whole["trials"]
   again.finish()
@@ -498,6 +499,7 @@ def test_launcher_stops_at_its_budget_and_the_same_command_continues(
   with open(workdir / "results.json") as f:
     stopped = json.load(f)
   assert list(stopped["workloads"]) == ["a"] and "b" in stopped["stopped"]
+  assert stopped["trials_from_earlier_run"] == 0
   assert "- **stopped at its time budget**: time budget of 5.5 min" in (
       report_md.read_text())
   # The budget counts from each run's start: the second run trains the two

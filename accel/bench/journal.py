@@ -56,7 +56,9 @@ class Journal:
     self._clock = clock or time.monotonic
     self._start = self._clock()
     self._done: dict[str, dict[str, Any]] = {}
-    self.reused = 0
+    # Hits on trials this process already ran (a sensitivity factor that
+    # lands on a grid value).
+    self.repeats = 0
     lines = []
     if os.path.exists(path):
       with open(path) as f:
@@ -76,11 +78,18 @@ class Journal:
             f"{path!r} line {n} is not a journal entry ({e}): it is not a "
             "launch/bench.py trial journal, or it was edited. Delete it to "
             "start the suite afresh.") from e
+    self._earlier = frozenset(self._done)
+    self._taken: set[str] = set()
 
   @property
   def stored(self) -> int:
     """Trials found from an earlier, unfinished run."""
-    return len(self._done)
+    return len(self._earlier)
+
+  @property
+  def reused(self) -> int:
+    """Trials of an earlier process this run has taken (each once)."""
+    return len(self._taken)
 
   def elapsed_s(self) -> float:
     return self._clock() - self._start
@@ -97,7 +106,10 @@ class Journal:
     the budget, runs `fn` and stores its result: (result as stored,
     False)."""
     if k in self._done:
-      self.reused += 1
+      if k in self._earlier:
+        self._taken.add(k)
+      else:
+        self.repeats += 1
       # A fresh copy: callers annotate the records they get.
       return json.loads(json.dumps(self._done[k])), True
     self.check_time(what)
