@@ -101,13 +101,11 @@ def main(argv):
           tuning_seeds=tuple(c.get("tuning_seeds", ())),
           overhead_rounds=int(c.get("overhead_rounds", 0)), journal=trials)
       results["load_avg_end"] = os.getloadavg()
-      results["trials_from_earlier_run"] = trials.reused
-      _save(results, c.baseline)
+      _save(results, c.baseline, trials)
   except journal_lib.OutOfTime as e:
     left = [w for w in c.workloads if w not in results["workloads"]]
     results["stopped"] = f"{e}; not finished: {', '.join(left)}"
-    results["trials_from_earlier_run"] = trials.reused
-    _save(results, c.baseline)
+    _save(results, c.baseline, trials)
     if results["workloads"]:
       _write(results, c.baseline, others)
     sys.exit(f"Stopped: {results['stopped']}. The finished trials are in "
@@ -116,7 +114,9 @@ def main(argv):
   _write(results, c.baseline, others)
 
 
-def _save(results, baseline) -> None:
+def _save(results, baseline, trials) -> None:
+  """results.json and results.md so far; `trials` is the run's journal."""
+  results["trials_from_earlier_run"] = trials.reused
   with open(os.path.join(_WORKDIR.value, "results.json"), "w") as f:
     json.dump(results, f, indent=1, default=str)
   _write_table(results, baseline)

@@ -13,6 +13,7 @@ of an interrupted run, delete the journal (the launcher names it).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -33,8 +34,6 @@ def _plain(x):
     return x.tolist()
   if hasattr(x, "to_dict"):  # ml_collections.ConfigDict
     return x.to_dict()
-  if isinstance(x, tuple):
-    return list(x)
   raise TypeError(f"Cannot store {type(x).__name__} {x!r} in the journal.")
 
 
@@ -111,7 +110,7 @@ class Journal:
       else:
         self.repeats += 1
       # A fresh copy: callers annotate the records they get.
-      return json.loads(json.dumps(self._done[k])), True
+      return copy.deepcopy(self._done[k]), True
     self.check_time(what)
     line = json.dumps({"key": k, "what": what, "record": fn()},
                       default=_plain)
@@ -119,10 +118,10 @@ class Journal:
       f.write(line + "\n")
       f.flush()
       os.fsync(f.fileno())
-    self._done[k] = json.loads(line)["record"]
     # The stored form either way, so a resumed run computes on the same
     # values as an uninterrupted one.
-    return json.loads(line)["record"], False
+    self._done[k] = json.loads(line)["record"]
+    return copy.deepcopy(self._done[k]), False
 
   def finish(self) -> None:
     """The suite finished: the journal is no longer needed."""
