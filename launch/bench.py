@@ -34,6 +34,7 @@ from ml_collections import config_flags
 from accel.bench import journal as journal_lib
 from accel.bench import report
 from accel.bench import suite
+from accel.bench import tables
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Suite config file, optionally `file.py:variant`.",
@@ -123,7 +124,7 @@ def _save(results, baseline, trials) -> None:
 
 
 def _write_table(results, baseline) -> str:
-  table = suite.markdown(results, baseline)
+  table = tables.markdown(results, baseline)
   with open(os.path.join(_WORKDIR.value, "results.md"), "w") as f:
     f.write(f"`{results['command']}`\n\n{results['date']}, "
             f"{results['machine']}\n\n{table}\n")

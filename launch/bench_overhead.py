@@ -18,8 +18,12 @@ from absl import flags
 
 from accel.bench import overhead
 from accel.bench import suite
+from accel.bench import trial_configs
 from accel.train import config as config_lib
 
+# The checkout's configs/, next to this binary.
+_CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                           "configs")
 _WORKLOADS = flags.DEFINE_list(
     "workloads", ["mnist1d_mlp", "mnist1d_cnn", "digits_cnn",
                   "sequence_transformer", "lm_transformer"],
@@ -46,7 +50,7 @@ def _number(text: str):
 
 def main(argv):
   del argv
-  workloads = {w: suite.load_config(w, {}) for w in _WORKLOADS.value}
+  workloads = {w: trial_configs.load_config(w, {}, _CONFIG_DIR) for w in _WORKLOADS.value}
   methods = {}
   for m in _METHODS.value:
     # `name` or `name:option=value:...`. The same learning rate and decay

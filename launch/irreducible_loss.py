@@ -8,7 +8,7 @@
       --config.selection.irreducible_table=runs/il/synthetic.npz --workdir W
 
 Trains the config's model and optimizer on a held-out slice of the training
-split and writes its loss on every training example (accel.data.irreducible).
+split and writes its loss on every training example (accel.train.irreducible).
 """
 
 from absl import app
@@ -16,8 +16,9 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from accel.data import irreducible
+from accel.selection import tables
 from accel.train import config as config_lib
+from accel.train import irreducible
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "The training config the table is for.",
@@ -39,7 +40,7 @@ def main(argv):
   table = irreducible.make_table(c, holdout_fraction=_HOLDOUT.value,
                                  steps=_STEPS.value, batch_size=_BATCH.value,
                                  seed=c.seed)
-  irreducible.save_table(_OUT.value, table, c.data)
+  tables.save_table(_OUT.value, table, c.data)
   print(f"Wrote {_OUT.value}: {len(table)} examples, irreducible loss mean "
         f"{table.mean():.4f}, max {table.max():.4f}.")
 

@@ -11,7 +11,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from accel.optim.meta import trainer
+from accel.meta import trainer
 from accel.train import config as config_lib
 
 _CONFIG = config_flags.DEFINE_config_file(

@@ -9,6 +9,8 @@ import nbclient
 import nbformat
 import pytest
 
+pytestmark = pytest.mark.slow  # end-to-end: runs, binaries, notebooks
+
 COLABS = os.path.join(os.path.dirname(__file__), "..", "colabs")
 NOTEBOOKS = sorted(glob.glob(os.path.join(COLABS, "*.ipynb")))
 

@@ -28,6 +28,7 @@ def test_config_loads_and_validates(path):
   assert c.total_steps >= 1000  # the real job, not the debug one
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
 def test_debug_variant_trains(path, tmp_path):
   c = load(path, "debug")

@@ -10,8 +10,8 @@ optimizer it measures:
              calls of the jitted step dispatched back to back (as the train
              loop runs it, less its input pipeline), blocked on at the end,
              divided by `steps`. Not a scan: inside XLA:CPU's while loop a
-             convolution ran about 6x slower than in its own program (5.2
-             against 0.9 ms for the MNIST-1D CNN's step), which made every
+             convolution runs several times slower than in its own program
+             (the stop note of session 7 has the figures), which made every
              CNN's step look slower and its optimizer's share smaller;
   state_bytes  the optimizer state's size.
 
@@ -22,7 +22,6 @@ machines are shared and noisy. Compile time is excluded (one warm-up call).
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from typing import Any, Callable
@@ -32,11 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from accel import data
-from accel import models
-from accel import optim
-from accel.train import state as state_lib
-from accel.train import step as step_lib
+from accel.train import build as build_lib
 
 
 def _timed(fn: Callable[[], Any]) -> float:
@@ -50,16 +45,17 @@ def _state_bytes(tree) -> int:
 
 
 def _programs(config, optim_section, steps: int):
-  """(update_fn, step_fn, state_bytes) for one model and optimizer."""
-  source = data.make_source(config.data)
-  model = models.make(config.model, source.spec)
-  optimizer = optim.make(optim_section, total_steps=10_000)
-  state = state_lib.init_state(model, optimizer, source.spec, seed=0)
-  batch = next(source.train_iterator(config.batch_size, seed=0))
-  batch = jax.tree.map(jnp.asarray, batch)
+  """(update_fn, step_fn, state_bytes) for one model and optimizer, built
+  as a run builds them (accel.train.build: mesh, precision policy)."""
+  c = config.copy_and_resolve_references()
+  c.optim = optim_section
+  c.total_steps = 10_000
+  parts = build_lib.build(c)
+  compiled, optimizer = parts.steps, parts.optimizer
+  state = compiled.init()
+  batch = compiled.train_batch(next(parts.source.train_iterator(
+      build_lib.candidates_per_step(c), seed=0)))
   grads = jax.tree.map(lambda p: 1e-3 * jnp.ones_like(p), state.params)
-  train_step = functools.partial(step_lib.train_step, model=model,
-                                 optimizer=optimizer)
 
   @jax.jit
   def updates_only(params, opt_state):
@@ -69,16 +65,24 @@ def _programs(config, optim_section, steps: int):
       return (optax.apply_updates(p, u), s), None
     return jax.lax.scan(body, (params, opt_state), None, length=steps)[0]
 
-  one_step = jax.jit(lambda st: train_step(st, batch)[0])
+  # The train step donates its state: the timed steps carry it on from one
+  # timing to the next.
+  current = {"state": state}
 
   def train_steps():
-    st = state
+    st = current["state"]
     for _ in range(steps):
-      st = one_step(st)
+      st, metrics = compiled.train(st, batch)
+      if compiled.block_each_step:
+        jax.block_until_ready(metrics)
+    current["state"] = st
     return st
 
-  return (lambda: updates_only(state.params, state.opt_state),
-          train_steps, _state_bytes(state.opt_state))
+  params, opt_state = state.params, state.opt_state
+  state_bytes = _state_bytes(opt_state)
+  # The update-only program reads copies: the train step donates `state`.
+  params, opt_state = jax.tree.map(jnp.copy, (params, opt_state))
+  return (lambda: updates_only(params, opt_state), train_steps, state_bytes)
 
 
 def measure(workloads: dict[str, Any], methods: dict[str, Any], *,

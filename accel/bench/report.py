@@ -23,17 +23,22 @@ import os
 from typing import Any
 
 import matplotlib
+from matplotlib import figure
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-import numpy as np  # pylint: disable=g-import-not-at-top
-
-from accel.bench import suite  # pylint: disable=g-import-not-at-top
+from accel.bench import tables
 
 # A ratio within this band of 1 is a tie: the machines are noisy.
 TIE = 0.05
 # Distinct colours for up to 20 methods (the default cycle repeats after 10).
-_CYCLE = matplotlib.cycler(color=plt.cm.tab20.colors)
+_CYCLE = matplotlib.cycler(color=matplotlib.colormaps["tab20"].colors)
+
+
+def _figure(**kwargs) -> figure.Figure:
+  """A figure of its own (no pyplot state, no global backend: savefig
+  renders with Agg), so importing this module changes nothing for a user
+  who plots."""
+  return figure.Figure(**kwargs)
 
 
 def _chosen_runs(workload: dict[str, Any], method: str) -> list[dict]:
@@ -52,7 +57,8 @@ def curves(results: dict[str, Any], outdir: str) -> list[str]:
   """One PNG per workload; returns their paths."""
   paths = []
   for wname, w in results["workloads"].items():
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    fig = _figure(figsize=(11, 4))
+    axes = fig.subplots(1, 2, sharey=True)
     for ax in axes:
       ax.set_prop_cycle(_CYCLE)
     for method in w["summary"]:
@@ -71,7 +77,6 @@ def curves(results: dict[str, Any], outdir: str) -> list[str]:
     fig.tight_layout()
     path = os.path.join(outdir, f"curves_{wname}.png")
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     paths.append(path)
   return paths
 
@@ -105,7 +110,8 @@ def profile_curves(results: dict[str, Any], taus: np.ndarray
 
 def profile(results: dict[str, Any], path: str) -> str:
   taus = np.linspace(1.0, 4.0, 301)
-  fig, ax = plt.subplots(figsize=(6, 4))
+  fig = _figure(figsize=(6, 4))
+  ax = fig.subplots()
   ax.set_prop_cycle(_CYCLE)
   for m, share in profile_curves(results, taus).items():
     ax.step(taus, share, where="post", label=m)
@@ -117,7 +123,6 @@ def profile(results: dict[str, Any], path: str) -> str:
   ax.set_title("Performance profile (train seconds to target)")
   fig.tight_layout()
   fig.savefig(path, dpi=110)
-  plt.close(fig)
   return path
 
 
@@ -270,7 +275,7 @@ def other_run_md(results: dict[str, Any], workdir: str, root: str) -> str:
       "",
       *conclusions(results, baseline),
       "",
-      suite.markdown(results, baseline),
+      tables.markdown(results, baseline),
       "",
       *_figure_links(figures, root),
   ]
@@ -312,7 +317,7 @@ def benchmarks_md(results: dict[str, Any], baseline: str,
       "",
       "## Results",
       "",
-      suite.markdown(results, baseline),
+      tables.markdown(results, baseline),
       "",
       "## Optimizer update cost",
       "",

@@ -18,8 +18,7 @@ import jax
 import numpy as np
 
 from accel import parallel
-from accel.data import selection
-from accel.train import sharded
+from accel.train import build as build_lib
 
 
 def layout_mesh(layout: str, devices: int):
@@ -37,9 +36,9 @@ def measure(config, *, devices: int, layout: str = "data",
   c = config.copy_and_resolve_references()
   c.precision.compute = precision
   c.mesh = layout_mesh(layout, devices)
-  parts = sharded.build(c, mesh=parallel.make_mesh(c.mesh))
+  parts = build_lib.build(c, mesh=parallel.make_mesh(c.mesh))
   st = parts.steps
-  it = parts.source.train_iterator(selection.candidate_batch_size(c), c.seed)
+  it = parts.source.train_iterator(build_lib.candidates_per_step(c), c.seed)
   batches = [st.train_batch(next(it)) for _ in range(min(steps, 8))]
   state = st.init()
   t0 = time.perf_counter()

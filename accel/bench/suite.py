@@ -32,7 +32,7 @@ A method may also carry `overrides` of the training config (batch
 selection, steps), a `batch_multiplier`, and `match_wallclock_of: other`:
 it then trains as many steps as fit in the other method's wall-clock at the
 baseline's time per step. A selection with irreducible_table='auto' gets a
-table made for the workload first (accel.data.irreducible; its seconds are
+table made for the workload first (accel.train.irreducible; its seconds are
 reported).
 """
 
@@ -47,73 +47,11 @@ import ml_collections
 import numpy as np
 
 from accel.bench import journal as journal_lib
-from accel.bench import time_to_target
-from accel.train import config as config_lib
-
-CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
-
-
-def load_config(name: str, overrides: dict[str, Any]):
-  """configs/<file>.py[:variant] with overrides applied.
-
-  `overrides` maps keys to values; nested dicts reach into sections
-  ({"model": {"channels": (32, 32)}}), as do dotted keys ("model.channels").
-  """
-  file, _, variant = name.partition(":")
-  path = os.path.join(CONFIG_DIR, file + ".py")
-  if not os.path.exists(path):
-    raise ValueError(f"workload config {path!r} does not exist.")
-  c = config_lib.load_file(path + (":" + variant if variant else ""))
-  return apply_overrides(c, overrides, name)
-
-
-def apply_overrides(c, overrides: dict[str, Any], name: str):
-  """`overrides` (nested dicts or dotted keys) written into config `c`."""
-  for key, value in _flatten(overrides):
-    node = c
-    *parents, leaf = key.split(".")
-    for p in parents:
-      node = node[p]
-    if leaf not in node:
-      raise ValueError(f"override {key!r}: {leaf!r} is not a key of the "
-                       f"config {name!r}; keys are {sorted(node.keys())}.")
-    node[leaf] = value
-  return c
-
-
-def _flatten(overrides, prefix=""):
-  for key, value in dict(overrides).items():
-    if isinstance(value, (dict, ml_collections.ConfigDict)):
-      yield from _flatten(value, f"{prefix}{key}.")
-    else:
-      yield f"{prefix}{key}", value
-
-
-def _workload_config(workload):
-  return load_config(workload.config, dict(workload.get("overrides", {})))
-
-
-def trial_config(workload, method, lr: float, seed: int):
-  c = _workload_config(workload)
-  optim = ml_collections.ConfigDict(dict(c.optim))
-  # The method replaces the optimizer; schedule and warm-up stay the
-  # workload's so every method gets the same schedule.
-  keep = {k: optim[k] for k in ("schedule", "warmup_steps", "end_lr_factor",
-                                "grad_clip_norm", "decay_mask")
-          if k in optim}
-  section = dict(method.optim)
-  section.update({k: v for k, v in keep.items() if k not in section})
-  section["learning_rate"] = lr
-  with c.unlocked():
-    c.optim = ml_collections.ConfigDict(section)
-    c.seed = seed
-    c.progress_bar = False
-  # The method's other settings (batch selection, steps), and a batch
-  # `batch_multiplier` times the workload's.
-  c = apply_overrides(c, dict(method.get("overrides", {})), workload.config)
-  c.batch_size = int(c.batch_size * method.get("batch_multiplier", 1))
-  return c
-
+from accel.bench import overhead
+from accel.bench import trial as trial_lib
+from accel.bench import trial_configs
+from accel.selection import tables
+from accel.train import irreducible
 
 def _score(trials, budget):
   steps = [t["steps_to_target"] if t["steps_to_target"] is not None
@@ -136,7 +74,7 @@ def _choose_rate(by_lr, target: float, budget: int) -> float:
   rate with the best score (step 3 of the protocol)."""
   for runs in by_lr.values():
     for t in runs:
-      t.update(time_to_target.first_reach(t["curve"], target))
+      t.update(trial_lib.first_reach(t["curve"], target))
   return min(by_lr, key=lambda l: _score(by_lr[l], budget))
 
 
@@ -153,11 +91,11 @@ def _selection_of(method) -> dict[str, Any]:
 def _run(workload, wname, mname, method, lr, seed, log, journal=None):
   """One trial; with a `journal` (accel.bench.journal), its stored record
   when an earlier, unfinished run of the suite finished it."""
-  c = trial_config(workload, method, lr, seed)
+  c = trial_configs.trial_config(workload, method, lr, seed)
   t0 = time.perf_counter()
 
   def train():
-    r = time_to_target.run_trial(c, eval_every=workload.eval_every)
+    r = trial_lib.run_trial(c, eval_every=workload.eval_every)
     r["seed"], r["learning_rate"] = seed, lr
     r["load_avg_1m"] = os.getloadavg()[0]
     return r
@@ -202,31 +140,26 @@ def _run_grid(trials, methods, workload, wname, seeds, log, journal):
             _run(workload, wname, mname, method, lr, seed, log, journal))
 
 
-_TABLES: dict[str, tuple[str, float]] = {}
-
-
-def _with_tables(wname, workload, methods, log):
+def _with_tables(wname, workload, methods, log, folder: str):
   """Methods whose selection asks for irreducible_table='auto' get a table
-  made for the workload (once; its seconds are reported, not hidden)."""
-  out = {}
+  made for the workload in `folder` (once for all of them; its seconds are
+  reported, not hidden)."""
+  out, made = {}, None
   for mname, method in methods.items():
     if _selection_of(method).get("irreducible_table") == "auto":
-      from accel.data import irreducible  # pylint: disable=g-import-not-at-top
-      if wname not in _TABLES:
-        c = _workload_config(workload)
+      if made is None:
+        c = trial_configs.workload_config(workload)
         t0 = time.perf_counter()
         table = irreducible.make_table(c, **dict(workload.get(
             "irreducible", {})))
-        path = os.path.join(tempfile.mkdtemp(prefix="accel_il_"),
-                            f"{wname}.npz")
-        irreducible.save_table(path, table, c.data)
-        _TABLES[wname] = (path, time.perf_counter() - t0)
-        log(f"{wname}: irreducible-loss table in {_TABLES[wname][1]:.1f}s",
-            flush=True)
+        path = os.path.join(folder, f"{wname}.npz")
+        tables.save_table(path, table, c.data)
+        made = (path, time.perf_counter() - t0)
+        log(f"{wname}: irreducible-loss table in {made[1]:.1f}s", flush=True)
       method = ml_collections.ConfigDict(method.to_dict())
       with method.unlocked():
-        method.overrides.selection.irreducible_table = _TABLES[wname][0]
-        method.il_table_s = _TABLES[wname][1]
+        method.overrides.selection.irreducible_table = made[0]
+        method.il_table_s = made[1]
     out[mname] = method
   return out
 
@@ -261,7 +194,7 @@ def _tune(wname, workload, methods, tuning_seeds, baseline, log, journal):
   trials = {m: {lr: [] for lr in method.learning_rates}
             for m, method in methods.items()}
   _run_grid(trials, methods, workload, wname, tuning_seeds, log, journal)
-  budget = _workload_config(workload).total_steps
+  budget = trial_configs.workload_config(workload).total_steps
   target = _target(workload, trials[baseline])
   tuned, record = {}, {"seeds": list(tuning_seeds), "target": float(target),
                        "methods": {}}
@@ -278,9 +211,8 @@ def _tune(wname, workload, methods, tuning_seeds, baseline, log, journal):
   return tuned, record
 
 
-# Steps per overhead timing. With 20 (about 16 ms a timing at these
-# sub-millisecond steps) NAdamW's whole step read 0.87x AdamW's on the
-# MNIST-1D CNN: noise, not compute.
+# Steps per overhead timing: with a few tens of sub-millisecond steps a
+# timing lasts milliseconds, and the ratios it gives are noise.
 OVERHEAD_STEPS = 100
 
 
@@ -290,15 +222,15 @@ def update_overhead(workload, methods, summary, baseline: str,
   accel.bench.overhead does (interleaved rounds, median), at
   each method's chosen learning rate. Methods that differ from another
   only by batch selection are left out: their update is that optimizer's."""
-  from accel.bench import overhead  # pylint: disable=g-import-not-at-top
   sections = {}
   for mname, method in methods.items():
     if mname != baseline and (_selection_of(method) or dict(method).get(
         "batch_multiplier") or "match_wallclock_of" in method):
       continue
     lr = summary[mname]["learning_rate"]
-    sections[mname] = trial_config(workload, method, lr, 0).optim
-  c = _workload_config(workload)
+    sections[mname] = trial_configs.trial_config(workload, method, lr,
+                                                 0).optim
+  c = trial_configs.workload_config(workload)
   measure = lambda: overhead.measure({"w": c}, sections,
                                      steps=OVERHEAD_STEPS, rounds=rounds)
   if journal is None:
@@ -310,6 +242,88 @@ def update_overhead(workload, methods, summary, baseline: str,
   return [{k: v for k, v in r.items() if k != "workload"} | {
       "steps_per_timing": OVERHEAD_STEPS}
           for r in overhead.ratios(rows, baseline)]
+
+
+def _matched(methods, trials, budget: int, baseline: str):
+  """Methods that get the wall-clock another method took, each with as
+  many steps as fit in it at the baseline's (same batch, no scoring) time
+  per step."""
+  ms = lambda m: np.mean([t["step_ms"] for runs in trials[m].values()
+                          for t in runs])
+  matched = {}
+  for mname, method in methods.items():
+    if "match_wallclock_of" in method:
+      steps = int(round(budget * ms(method.match_wallclock_of) / ms(baseline)))
+      matched[mname] = ml_collections.ConfigDict(method.to_dict())
+      overrides = dict(matched[mname].get("overrides", {}))
+      overrides["total_steps"] = steps
+      with matched[mname].unlocked():
+        matched[mname].overrides = overrides
+  return matched
+
+
+def _summary(by_lr, method, target: float, budget: int) -> dict[str, Any]:
+  """One method's row: its chosen rate's trials over the seeds."""
+  lr = _choose_rate(by_lr, target, budget)
+  runs = by_lr[lr]
+  out = {
+      "learning_rate": lr,
+      "steps_to_target": _stats([t["steps_to_target"] for t in runs]),
+      "seconds_to_target": _stats([t["seconds_to_target"] for t in runs]),
+      "examples_to_target": _stats([t["examples_to_target"] for t in runs]),
+      "final_accuracy": _stats([t["final_accuracy"] for t in runs]),
+      "step_ms": float(np.mean([t["step_ms"] for t in runs])),
+      "compile_s": float(np.mean([t["compile_s"] for t in runs])),
+      "memory": {k: _mean_or_none([t.get("memory", {}).get(k)
+                                   for t in runs])
+                 for k in ("compiled_mb", "process_peak_rss_mb",
+                           "device_peak_mb")},
+      "load_avg_1m": _mean_or_none([t.get("load_avg_1m") for t in runs]),
+      "grid": {str(l): float(np.mean([t["final_accuracy"] for t in r]))
+               for l, r in by_lr.items()},
+      "final_diagnostics": _final_diagnostics(runs),
+      "total_steps": int(runs[0]["steps"]),
+  }
+  if all("worst_class_accuracy" in t["curve"][-1] for t in runs):
+    out["final_worst_class_accuracy"] = _stats(
+        [t["curve"][-1]["worst_class_accuracy"] for t in runs])
+  if "il_table_s" in method:
+    out["irreducible_table_s"] = method.il_table_s
+  return out
+
+
+def _sensitivity(wname, workload, methods, summary, seeds, factors, target,
+                 log, journal):
+  """Every method again at its chosen rate times each factor: the trials,
+  and each method's summary gains a `sensitivity` entry."""
+  wrong = {m: {f: [] for f in factors} for m in methods}
+  for factor in factors:
+    for seed in seeds:
+      for mname, method in methods.items():
+        lr = summary[mname]["learning_rate"] * factor
+        r = _run(workload, wname, mname, method, lr, seed, log, journal)
+        r.update(trial_lib.first_reach(r["curve"], target))
+        wrong[mname][factor].append(r)
+  for mname, by_factor in wrong.items():
+    if by_factor:
+      summary[mname]["sensitivity"] = {
+          str(f): {"learning_rate": runs[0]["learning_rate"],
+                   "final_accuracy": _stats([t["final_accuracy"]
+                                             for t in runs]),
+                   "steps_to_target": _stats([t["steps_to_target"]
+                                              for t in runs]),
+                   "final_diagnostics": _final_diagnostics(runs)}
+          for f, runs in by_factor.items()}
+  return wrong
+
+
+def _add_ratios(summary, baseline: str) -> None:
+  b = summary[baseline]
+  for s in summary.values():
+    for key in ("steps_to_target", "seconds_to_target",
+                "examples_to_target"):
+      ok = s[key]["mean"] is not None and b[key]["mean"]
+      s[key + "_ratio"] = s[key]["mean"] / b[key]["mean"] if ok else None
 
 
 def run_workload(wname: str, workload, methods, seeds, baseline: str,
@@ -331,155 +345,43 @@ def run_workload(wname: str, workload, methods, seeds, baseline: str,
         f"exclude_methods names methods of the suite other than the "
         f"baseline {baseline!r}; the suite's are {sorted(methods)}.")
   methods = {m: x for m, x in methods.items() if m not in excluded}
-  methods = _with_tables(wname, workload, methods, log)
-  tuning = None
-  if tuning_seeds:
-    methods, tuning = _tune(wname, workload, methods, tuning_seeds, baseline,
-                            log, journal)
-  trials: dict[str, dict[float, list[dict[str, Any]]]] = {
-      m: {lr: [] for lr in method.learning_rates}
-      for m, method in methods.items()}
-  budget = _workload_config(workload).total_steps
-  plain = {m: x for m, x in methods.items() if "match_wallclock_of" not in x}
-  _run_grid(trials, plain, workload, wname, seeds, log, journal)
-  # Methods that get the wall-clock another method took: as many steps as
-  # fit in it at the baseline's (same batch, no scoring) time per step.
-  matched = {}
-  ms = lambda m: np.mean([t["step_ms"] for runs in trials[m].values()
-                          for t in runs])
-  for mname, method in methods.items():
-    if "match_wallclock_of" in method:
-      steps = int(round(budget * ms(method.match_wallclock_of) / ms(baseline)))
-      matched[mname] = ml_collections.ConfigDict(method.to_dict())
-      overrides = dict(matched[mname].get("overrides", {}))
-      overrides["total_steps"] = steps
-      with matched[mname].unlocked():
-        matched[mname].overrides = overrides
-  _run_grid(trials, matched, workload, wname, seeds, log, journal)
-  methods = {**plain, **matched}
-  base = trials[baseline]
-  target = _target(workload, base)
-  summary = {}
-  for mname, by_lr in trials.items():
-    lr = _choose_rate(by_lr, target, budget)
-    runs = by_lr[lr]
-    summary[mname] = {
-        "learning_rate": lr,
-        "steps_to_target": _stats([t["steps_to_target"] for t in runs]),
-        "seconds_to_target": _stats([t["seconds_to_target"] for t in runs]),
-        "examples_to_target": _stats([t["examples_to_target"]
-                                      for t in runs]),
-        "final_accuracy": _stats([t["final_accuracy"] for t in runs]),
-        "step_ms": float(np.mean([t["step_ms"] for t in runs])),
-        "compile_s": float(np.mean([t["compile_s"] for t in runs])),
-        "memory": {k: _mean_or_none([t.get("memory", {}).get(k)
-                                     for t in runs])
-                   for k in ("compiled_mb", "process_peak_rss_mb",
-                             "device_peak_mb")},
-        "load_avg_1m": _mean_or_none([t.get("load_avg_1m") for t in runs]),
-        "grid": {str(l): float(np.mean([t["final_accuracy"] for t in r]))
-                 for l, r in by_lr.items()},
-        "final_diagnostics": _final_diagnostics(runs),
-        "total_steps": int(runs[0]["steps"]),
-    }
-    if all("worst_class_accuracy" in t["curve"][-1] for t in runs):
-      summary[mname]["final_worst_class_accuracy"] = _stats(
-          [t["curve"][-1]["worst_class_accuracy"] for t in runs])
-    if "il_table_s" in methods[mname]:
-      summary[mname]["irreducible_table_s"] = methods[mname].il_table_s
-  for mname, method in methods.items():
-    if _selection_of(method).get("scorer", "none") != "none":
-      # Scoring + selection + gather, as a share of the selecting step
-      # (the baseline trains on the same batch size without them).
-      summary[mname]["scoring_share_of_step"] = (
-          1.0 - summary[baseline]["step_ms"] / summary[mname]["step_ms"])
-  wrong = {m: {f: [] for f in sensitivity} for m in methods}
-  for factor in sensitivity:
-    for seed in seeds:
-      for mname, method in methods.items():
-        lr = summary[mname]["learning_rate"] * factor
-        r = _run(workload, wname, mname, method, lr, seed, log, journal)
-        r.update(time_to_target.first_reach(r["curve"], target))
-        wrong[mname][factor].append(r)
-  for mname, by_factor in wrong.items():
-    if by_factor:
-      summary[mname]["sensitivity"] = {
-          str(f): {"learning_rate": runs[0]["learning_rate"],
-                   "final_accuracy": _stats([t["final_accuracy"]
-                                             for t in runs]),
-                   "steps_to_target": _stats([t["steps_to_target"]
-                                              for t in runs]),
-                   "final_diagnostics": _final_diagnostics(runs)}
-          for f, runs in by_factor.items()}
-  b = summary[baseline]
-  for mname, s in summary.items():
-    for key in ("steps_to_target", "seconds_to_target",
-                "examples_to_target"):
-      ok = s[key]["mean"] is not None and b[key]["mean"]
-      s[key + "_ratio"] = s[key]["mean"] / b[key]["mean"] if ok else None
-  overhead = None
+  budget = trial_configs.workload_config(workload).total_steps
+  # Irreducible-loss tables live as long as the workload's trials.
+  with tempfile.TemporaryDirectory(prefix="accel_il_") as folder:
+    methods = _with_tables(wname, workload, methods, log, folder)
+    tuning = None
+    if tuning_seeds:
+      methods, tuning = _tune(wname, workload, methods, tuning_seeds,
+                              baseline, log, journal)
+    trials = {m: {lr: [] for lr in method.learning_rates}
+              for m, method in methods.items()}
+    plain = {m: x for m, x in methods.items()
+             if "match_wallclock_of" not in x}
+    _run_grid(trials, plain, workload, wname, seeds, log, journal)
+    matched = _matched(methods, trials, budget, baseline)
+    _run_grid(trials, matched, workload, wname, seeds, log, journal)
+    methods = {**plain, **matched}
+    target = _target(workload, trials[baseline])
+    summary = {m: _summary(by_lr, methods[m], target, budget)
+               for m, by_lr in trials.items()}
+    for mname, method in methods.items():
+      if _selection_of(method).get("scorer", "none") != "none":
+        # Scoring + selection + gather, as a share of the selecting step
+        # (the baseline trains on the same batch size without them).
+        summary[mname]["scoring_share_of_step"] = (
+            1.0 - summary[baseline]["step_ms"] / summary[mname]["step_ms"])
+    wrong = _sensitivity(wname, workload, methods, summary, seeds,
+                         sensitivity, target, log, journal)
+  _add_ratios(summary, baseline)
+  timings = None
   if overhead_rounds:
-    overhead = update_overhead(workload, methods, summary, baseline,
-                               overhead_rounds, journal)
+    timings = update_overhead(workload, methods, summary, baseline,
+                              overhead_rounds, journal)
     log(f"{wname}: optimizer update times measured", flush=True)
   return {"target": float(target), "budget_steps": int(budget),
           "summary": summary, "excluded": excluded, "tuning": tuning,
-          "update_overhead": overhead,
+          "update_overhead": timings,
           "trials": {m: {str(l): r for l, r in by_lr.items()}
                      for m, by_lr in trials.items()},
           "sensitivity_trials": {m: {str(f): r for f, r in by_f.items()}
                                  for m, by_f in wrong.items() if by_f}}
-
-
-def markdown(results: dict[str, Any], baseline: str) -> str:
-  lines = [f"| workload | target acc | method | lr | steps to target | "
-           f"x {baseline} | train s to target | x {baseline} | "
-           "final acc | ms/step |", "|---" * 10 + "|"]
-  fmt = lambda s, p: ("not reached" if s["mean"] is None and s["reached"] == 0
-                      else f"{s['reached']}/{len(s['values'])} reached"
-                      if s["mean"] is None
-                      else f"{s['mean']:.{p}f} ± {s['std']:.{p}f}")
-  ratio = lambda r: "-" if r is None else f"{r:.2f}"
-  for wname, w in results["workloads"].items():
-    for mname, s in w["summary"].items():
-      lines.append(
-          f"| {wname} | {w['target']:.4f} | {mname} | "
-          f"{s['learning_rate']:g} | {fmt(s['steps_to_target'], 0)} | "
-          f"{ratio(s['steps_to_target_ratio'])} | "
-          f"{fmt(s['seconds_to_target'], 2)} | "
-          f"{ratio(s['seconds_to_target_ratio'])} | "
-          f"{fmt(s['final_accuracy'], 4)} | {s['step_ms']:.2f} |")
-  extra = [(w, m, s) for w, wl in results["workloads"].items()
-           for m, s in wl["summary"].items()
-           if "final_worst_class_accuracy" in s or "irreducible_table_s" in s]
-  if extra:
-    lines += ["", "| workload | method | steps trained | final worst-class "
-              "acc | scoring share of step | irreducible-loss table s |",
-              "|---" * 6 + "|"]
-    for w, m, s in extra:
-      worst = s.get("final_worst_class_accuracy")
-      table_s = s.get("irreducible_table_s")
-      share = s.get("scoring_share_of_step")
-      lines.append(f"| {w} | {m} | {s['total_steps']} | "
-                   f"{fmt(worst, 4) if worst else '-'} | "
-                   f"{'-' if share is None else f'{100 * share:.0f}%'} | "
-                   f"{'-' if table_s is None else f'{table_s:.1f}'} |")
-  sens = [(w, m, s) for w, wl in results["workloads"].items()
-          for m, s in wl["summary"].items() if "sensitivity" in s]
-  if sens:
-    factors = list(sens[0][2]["sensitivity"])
-    lines += ["", "Wrong learning rate: each method at its tuned value "
-              "times a factor (final accuracy; seeds reaching the target).",
-              "", "| workload | method | tuned lr | " + " | ".join(
-                  f"x{f}: final acc | x{f}: reached" for f in factors)
-              + " |", "|---" * (3 + 2 * len(factors)) + "|"]
-    for w, m, s in sens:
-      cells = []
-      for f in factors:
-        x = s["sensitivity"][f]
-        cells += [fmt(x["final_accuracy"], 4),
-                  f"{x['steps_to_target']['reached']}/"
-                  f"{len(x['steps_to_target']['values'])}"]
-      lines.append(f"| {w} | {m} | {s['learning_rate']:g} | "
-                   + " | ".join(cells) + " |")
-  return "\n".join(lines)

@@ -60,3 +60,10 @@ def keep_workloads(bench, names: str) -> None:
     raise ValueError(f"Unknown workload {unknown[0]!r}; expected some of "
                      f"{sorted(bench.workloads)}.")
   bench.workloads = {k: v for k, v in bench.workloads.items() if k in keep}
+
+
+def set_config_dir(bench, config_dir: str) -> None:
+  """Makes every workload of `bench` look its training config up in
+  `config_dir` (a suite config passes its own configs/ folder)."""
+  for w in bench.workloads.values():
+    w.config_dir = config_dir

@@ -17,7 +17,6 @@ Batches are dicts of numpy arrays:
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Any, Iterator
 
@@ -25,28 +24,15 @@ import grain
 import numpy as np
 
 from accel import registry
+from accel.spec import Batch
+from accel.spec import DataSpec
 
 SOURCES = registry.Registry("data set")
-
-Batch = dict[str, np.ndarray]
 
 # Batches are cheap to fetch (vectorised gathers or array_record reads), so a
 # couple of threads and a short prefetch queue are enough and keep the
 # checkpointed iterator state close to what the trainer has consumed.
 _READ_OPTIONS = grain.ReadOptions(num_threads=2, prefetch_buffer_size=4)
-
-
-@dataclasses.dataclass(frozen=True)
-class DataSpec:
-  """What a model and the train loop need to know about a data set."""
-  name: str
-  task: str  # "classification" or "lm"
-  input_shape: tuple[int, ...]  # one example, without the batch axis
-  input_dtype: str  # "float32" or "int32"
-  num_classes: int  # classes, or the vocabulary size for "lm"
-  num_train: int
-  num_test: int
-  input_vocab_size: int = 0  # token inputs: ids are in [0, input_vocab_size)
 
 
 class Source:

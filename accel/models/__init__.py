@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from accel import registry
-from accel.data.source import DataSpec
+from accel.spec import DataSpec
 from accel.models.attention import AttentionPooling
 from accel.models.attention import MultiHeadAttention
 from accel.models.attention import SelfAttentionAdapter

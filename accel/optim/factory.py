@@ -23,6 +23,7 @@ import optax
 from optax import contrib
 
 from accel import registry
+from accel.optim import diagnostics as diagnostics_lib
 from accel.optim import gt_transform
 from accel.optim import meta_attention
 from accel.optim import schedules
@@ -39,11 +40,17 @@ COMMON_DEFAULTS = {
 
 
 class Optimizer(NamedTuple):
+  """An optax transformation and what a training loop needs around it."""
   tx: optax.GradientTransformationExtraArgs
   schedule: optax.Schedule
   # Parameters to evaluate with: schedule-free methods evaluate at a point
   # other than the one they train at.
   eval_params: Callable[[Any, Any], Any]
+  # Scalars to log from the state (inside the jitted step), and labelled
+  # matrices to draw (on the host): accel.optim.diagnostics.
+  diagnostics: Callable[[Any], dict[str, Any]] = diagnostics_lib.none_scalars
+  heatmaps: Callable[[Any, Any], dict[str, Any]] = (
+      diagnostics_lib.none_heatmaps)
 
 
 def _no_bias_norm(params):
@@ -166,7 +173,8 @@ def _dog(lr, weight_decay, mask, reps_rel: float = 1e-6, eps: float = 1e-8):
 
 
 @OPTIMIZERS.register("gradient_transformer")
-def _gradient_transformer(lr, weight_decay, mask, weights: str = "default",
+def _gradient_transformer(lr, weight_decay, mask, mu_dtype,
+                          weights: str = "default",
                           history: int = 0, b1: float = 0.9,
                           b2: float = 0.999, b3: float = 0.99,
                           eps: float = 1e-8, max_multiplier: float = 4.0,
@@ -250,4 +258,5 @@ def make(config, total_steps: int, *, mu_dtype: Any = None) -> Optimizer:
     tx = optax.chain(optax.clip_by_global_norm(clip), tx)
   # Lets the train step pass the loss as `value=` to every transform; those
   # that do not take it ignore it.
-  return Optimizer(optax.with_extra_args_support(tx), schedule, eval_params)
+  return Optimizer(optax.with_extra_args_support(tx), schedule, eval_params,
+                   diagnostics_lib.scalars, diagnostics_lib.heatmaps)

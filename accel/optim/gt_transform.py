@@ -29,6 +29,7 @@ eight reductions per tensor; the network runs once per step on T tokens.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from typing import Any, NamedTuple
 
@@ -36,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from accel.optim import checks
 from accel.optim import gt_network
 from accel.optim import state_lookup
 
@@ -112,17 +114,94 @@ def as_schedule(learning_rate):
   return lambda count: learning_rate
 
 
-def _mask_leaves(mask, params, treedef):
-  if mask is None:
-    return [True] * treedef.num_leaves
-  tree = mask(params) if callable(mask) else mask
-  return treedef.flatten_up_to(tree)
-
-
 def _static_features(p) -> jax.Array:
   ndim = min(p.ndim, 3)
   onehot = [1.0 if ndim == i else 0.0 for i in range(4)]
   return jnp.asarray([0.1 * jnp.log1p(p.size), 1.0] + onehot, jnp.float32)
+
+
+def _per_tensor(values_T, treedef):
+  """A tree shaped like the parameters holding values_T[i] at leaf i."""
+  return treedef.unflatten(list(values_T))
+
+
+def _decay_mask(mask, params):
+  """A tree of 0/1 float weights: where decoupled weight decay applies."""
+  tree = mask(params) if callable(mask) else mask
+  if tree is None:
+    return jax.tree.map(lambda _: 1.0, params)
+  return jax.tree.map(lambda m, _: jnp.asarray(m, jnp.float32), tree, params)
+
+
+def _tensor_stats(g, p, m0, s0, m, v, s, adam) -> jax.Array:
+  """Ten means per tensor that the step features are made of."""
+  g, p, m0, s0 = (x.astype(jnp.float32) for x in (g, p, m0, s0))
+  mean = lambda x: jnp.sum(x) / max(g.size, 1)
+  return jnp.stack([
+      mean(g * g), mean(m * m), mean(s * s), mean(v), mean(adam * adam),
+      mean(p * p), mean(g * m0), mean(g * s0), mean(m0 * m0), mean(s0 * s0)])
+
+
+class _Directions(NamedTuple):
+  """One tensor's base direction (Adam's) and gt_network.DIRECTIONS."""
+  adam: jax.Array
+  others: tuple[jax.Array, ...]
+
+
+def _is_directions(x) -> bool:
+  return isinstance(x, _Directions)
+
+
+def _directions(g, m_hat, v_hat, s_hat, *, b1: float, eps: float, bc1):
+  denom = jnp.sqrt(v_hat) + eps
+  g = g.astype(jnp.float32)
+  nesterov = (b1 * m_hat + (1 - b1) * g / bc1) / denom
+  return _Directions(m_hat / denom, (nesterov, s_hat / denom, g / denom,
+                                     jnp.sign(m_hat)))
+
+
+def _mix(adam, directions, mix_K):
+  """adam + sum_k mix_k (direction_k - adam)."""
+  return adam + sum(a * (d - adam) for a, d in zip(mix_K, directions))
+
+
+def _refresh(net, net_params, state, stats_TxR, static_TxS, lr, count,
+             loss_sum, loss_n, *, bias, log_max, max_mix):
+  """New window, loss history and bounded network outputs (multipliers and
+  mixing weights), as the fields of GradientTransformerState they set."""
+  c1, c2, c3 = (1.0 / b for b in bias)
+  step_TxR = _step_features(stats_TxR, lr, c1, c2, c3)
+  window_TxHxR = jnp.concatenate(
+      [state.window_TxHxR[:, 1:], step_TxR[:, None]], axis=1)
+  loss_H, loss_valid_H = _push_loss(state.loss_H, state.loss_valid_H,
+                                    loss_sum, loss_n)
+  global_G = _global_features(loss_H, loss_valid_H,
+                              count.astype(jnp.float32))
+  out_TxO = net.apply({"params": net_params}, network_inputs(window_TxHxR),
+                      static_TxS, global_G).astype(jnp.float32)
+  zero = jnp.zeros([], jnp.float32)
+  return dict(window_TxHxR=window_TxHxR, loss_H=loss_H,
+              loss_valid_H=loss_valid_H, loss_sum=zero, loss_n=zero,
+              lr_multiplier_T=jnp.exp(log_max * jnp.tanh(out_TxO[:, 0])),
+              wd_multiplier_T=jnp.exp(log_max * jnp.tanh(out_TxO[:, 1])),
+              mix_TxK=max_mix * jnp.tanh(out_TxO[:, 2:]))
+
+
+def _held(state, loss_sum, loss_n):
+  """The fields _refresh sets, as they are (between refreshes)."""
+  return dict(window_TxHxR=state.window_TxHxR, loss_H=state.loss_H,
+              loss_valid_H=state.loss_valid_H, loss_sum=loss_sum,
+              loss_n=loss_n, lr_multiplier_T=state.lr_multiplier_T,
+              wd_multiplier_T=state.wd_multiplier_T, mix_TxK=state.mix_TxK)
+
+
+def _add_loss(loss_sum, loss_n, value):
+  """Adds a finite, positive loss `value` (if given) to the running sum."""
+  if value is None:
+    return loss_sum, loss_n
+  v = jnp.asarray(value, jnp.float32)
+  ok = jnp.isfinite(v) & (v > 0)
+  return loss_sum + jnp.where(ok, v, 0.0), loss_n + ok.astype(jnp.float32)
 
 
 def scale_by_gradient_transformer(
@@ -130,7 +209,7 @@ def scale_by_gradient_transformer(
     b1: float = 0.9, b2: float = 0.999, b3: float = 0.99, eps: float = 1e-8,
     weight_decay: float = 0.0, mask: Any = None, learning_rate: Any = None,
     max_multiplier: float = 4.0, max_mix: float = 1.0,
-    update_every: int | None = None,
+    update_every: int | None = None, mu_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
   """The learned update direction (positive sense, like `scale_by_adam`).
 
@@ -152,143 +231,107 @@ def scale_by_gradient_transformer(
     max_mix: bound of each direction's mixing weight.
     update_every: refresh the features and run the network every this many
       steps (the outputs are held in between); None takes the weights'.
+    mu_dtype: dtype of the two momenta (None: the parameters'), as in
+      `optax.scale_by_adam`.
 
   The returned `update(updates, state, params=None, *, value=None)` takes the
   current loss as `value=`; without it the loss features stay empty.
   """
+  if learning_rate is not None:
+    checks.check_learning_rate(learning_rate)
+  checks.check("max_multiplier", max_multiplier, lambda x: x >= 1,
+               ">= 1 (the multipliers lie in [1/max, max])")
+  checks.check("max_mix", max_mix, lambda x: x >= 0, ">= 0")
+  for name, b in (("b1", b1), ("b2", b2), ("b3", b3)):
+    checks.check_decay(name, b)
+  checks.check("eps", eps, lambda x: x >= 0, ">= 0")
+  checks.check("weight_decay", weight_decay, lambda x: x >= 0, ">= 0")
   net_params, arch = resolve_weights(weights, history, update_every)
-  every = arch.update_every
   net = gt_network.GradientTransformerNet(arch)
-  h = arch.history
   lr_fn = as_schedule(learning_rate)
-  log_max = jnp.log(max_multiplier)
-  k = len(gt_network.DIRECTIONS)
+  bounds = dict(log_max=jnp.log(max_multiplier), max_mix=max_mix)
+  use_decay = not (isinstance(weight_decay, (int, float))
+                   and weight_decay == 0)
 
   def init_fn(params):
-    zeros = lambda p: jnp.zeros_like(p)
-    t = len(jax.tree.leaves(params))
+    t, h, k = len(jax.tree.leaves(params)), arch.history, len(
+        gt_network.DIRECTIONS)
+    zeros = lambda *shape: jnp.zeros(shape, jnp.float32)
     return GradientTransformerState(
         count=jnp.zeros([], jnp.int32),
-        mu=jax.tree.map(zeros, params), nu=jax.tree.map(zeros, params),
-        mu_slow=jax.tree.map(zeros, params),
-        window_TxHxR=jnp.zeros((t, h, STORED_FEATURES), jnp.float32),
-        loss_H=jnp.zeros((h,), jnp.float32),
-        loss_valid_H=jnp.zeros((h,), jnp.float32),
-        loss_sum=jnp.zeros([], jnp.float32),
-        loss_n=jnp.zeros([], jnp.float32),
-        lr_multiplier_T=jnp.ones((t,), jnp.float32),
-        wd_multiplier_T=jnp.ones((t,), jnp.float32),
-        mix_TxK=jnp.zeros((t, k), jnp.float32))
+        mu=optax.tree.zeros_like(params, dtype=mu_dtype),
+        nu=optax.tree.zeros_like(params),
+        mu_slow=optax.tree.zeros_like(params, dtype=mu_dtype),
+        window_TxHxR=zeros(t, h, STORED_FEATURES), loss_H=zeros(h),
+        loss_valid_H=zeros(h), loss_sum=zeros(), loss_n=zeros(),
+        lr_multiplier_T=jnp.ones((t,)), wd_multiplier_T=jnp.ones((t,)),
+        mix_TxK=zeros(t, k))
 
   def update_fn(updates, state, params=None, *, value=None, **extra_args):
     del extra_args
     if params is None:
       raise ValueError("the gradient transformer needs `params` in update(): "
                        "its features include the parameters' scale.")
-    g_leaves, treedef = jax.tree.flatten(updates)
-    p_leaves = treedef.flatten_up_to(params)
-    mu_leaves = treedef.flatten_up_to(state.mu)
-    nu_leaves = treedef.flatten_up_to(state.nu)
-    ms_leaves = treedef.flatten_up_to(state.mu_slow)
-    use_decay = not (isinstance(weight_decay, (int, float))
-                     and weight_decay == 0)
-    decay = _mask_leaves(mask, params, treedef) if use_decay else None
     count = optax.safe_increment(state.count)
-    t_f = count.astype(jnp.float32)
-    c1 = 1.0 / (1.0 - b1 ** t_f)
-    c2 = 1.0 / (1.0 - b2 ** t_f)
-    c3 = 1.0 / (1.0 - b3 ** t_f)
-    lr = jnp.asarray(lr_fn(state.count), jnp.float32)
-
-    new_mu, new_nu, new_ms = [], [], []
-    for g, m0, v0, s0 in zip(g_leaves, mu_leaves, nu_leaves, ms_leaves):
-      g32 = g.astype(jnp.float32)
-      new_mu.append(b1 * m0.astype(jnp.float32) + (1 - b1) * g32)
-      new_nu.append(b2 * v0.astype(jnp.float32) + (1 - b2) * g32 * g32)
-      new_ms.append(b3 * s0.astype(jnp.float32) + (1 - b3) * g32)
-    loss_sum, loss_n = state.loss_sum, state.loss_n
-    if value is not None:
-      v = jnp.asarray(value, jnp.float32)
-      ok = jnp.isfinite(v) & (v > 0)
-      loss_sum = loss_sum + jnp.where(ok, v, 0.0)
-      loss_n = loss_n + ok.astype(jnp.float32)
-
-    def refresh():
-      """Features of this step -> window -> network -> bounded outputs."""
-      feats = []
-      for g, p, m0, s0, m, v, s in zip(g_leaves, p_leaves, mu_leaves,
-                                       ms_leaves, new_mu, new_nu, new_ms):
-        g32 = g.astype(jnp.float32)
-        m0, s0 = m0.astype(jnp.float32), s0.astype(jnp.float32)
-        adam = (m * c1) / (jnp.sqrt(v * c2) + eps)
-        n = max(g.size, 1)
-        mean = lambda x: jnp.sum(x) / n
-        feats.append(jnp.stack([
-            mean(g32 * g32), mean(m * m), mean(s * s), mean(v),
-            mean(adam * adam), mean(jnp.square(p.astype(jnp.float32))),
-            mean(g32 * m0), mean(g32 * s0), mean(m0 * m0), mean(s0 * s0)]))
-      stats_TxR = jnp.stack(feats) if feats else jnp.zeros((0, 10))
-      step_TxR = _step_features(stats_TxR, lr, c1, c2, c3)
-      window_TxHxR = jnp.concatenate(
-          [state.window_TxHxR[:, 1:], step_TxR[:, None]], axis=1)
-      loss_H, loss_valid_H = _push_loss(state.loss_H, state.loss_valid_H,
-                                        loss_sum, loss_n)
-      static_TxS = (jnp.stack([_static_features(p) for p in p_leaves])
-                    if p_leaves else jnp.zeros((0, arch.static_features)))
-      global_G = _global_features(loss_H, loss_valid_H, t_f)
-      if g_leaves:
-        out_TxO = net.apply({"params": net_params},
-                            network_inputs(window_TxHxR), static_TxS,
-                            global_G).astype(jnp.float32)
-      else:
-        out_TxO = jnp.zeros((0, arch.outputs), jnp.float32)
-      return (window_TxHxR, loss_H, loss_valid_H,
-              jnp.zeros([], jnp.float32), jnp.zeros([], jnp.float32),
-              jnp.exp(log_max * jnp.tanh(out_TxO[:, 0])),
-              jnp.exp(log_max * jnp.tanh(out_TxO[:, 1])),
-              max_mix * jnp.tanh(out_TxO[:, 2:]))
-
-    def keep():
-      return (state.window_TxHxR, state.loss_H, state.loss_valid_H,
-              loss_sum, loss_n, state.lr_multiplier_T,
-              state.wd_multiplier_T, state.mix_TxK)
-
-    if every == 1:
-      refreshed = refresh()
-    else:
-      refreshed = jax.lax.cond(state.count % every == 0, refresh, keep)
-    (window_TxHxR, loss_H, loss_valid_H, loss_sum, loss_n, lr_mult_T,
-     wd_mult_T, mix_TxK) = refreshed
-
-    out_leaves = []
-    for i, (g, p, m, v, s) in enumerate(zip(g_leaves, p_leaves, new_mu,
-                                            new_nu, new_ms)):
-      a_nest, a_slow, a_rms, a_sign = (mix_TxK[i, j] for j in range(k))
-      # adam + sum_k a_k (d_k - adam), written as one fused expression.
-      coef_m = c1 * (1 - a_nest - a_slow - a_rms - a_sign) + a_nest * b1 * c1
-      coef_g = a_nest * (1 - b1) * c1 + a_rms
-      coef_s = a_slow * c3
-      inv = 1.0 / (jnp.sqrt(v * c2) + eps)
-      d = (coef_m * m + coef_g * g.astype(jnp.float32) + coef_s * s) * inv
-      d = d + a_sign * jnp.sign(m)
-      u = lr_mult_T[i] * d
-      if use_decay and not (isinstance(decay[i], bool) and not decay[i]):
-        wd = weight_decay * jnp.asarray(decay[i], jnp.float32)
-        u = u + wd * wd_mult_T[i] * p.astype(jnp.float32)
-      out_leaves.append(u.astype(p.dtype))
-
-    cast = lambda xs, like: [x.astype(y.dtype) for x, y in zip(xs, like)]
-    new_state = GradientTransformerState(
-        count=count,
-        mu=treedef.unflatten(cast(new_mu, mu_leaves)),
-        nu=treedef.unflatten(cast(new_nu, nu_leaves)),
-        mu_slow=treedef.unflatten(cast(new_ms, ms_leaves)),
-        window_TxHxR=window_TxHxR, loss_H=loss_H, loss_valid_H=loss_valid_H,
-        loss_sum=loss_sum, loss_n=loss_n, lr_multiplier_T=lr_mult_T,
-        wd_multiplier_T=wd_mult_T, mix_TxK=mix_TxK)
-    return treedef.unflatten(out_leaves), new_state
+    mu = optax.tree.update_moment(updates, state.mu, b1, 1)
+    nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
+    mu_slow = optax.tree.update_moment(updates, state.mu_slow, b3, 1)
+    bias = [1 - b ** count.astype(jnp.float32) for b in (b1, b2, b3)]
+    m_hat = optax.tree.bias_correction(mu, b1, count)
+    v_hat = optax.tree.bias_correction(nu, b2, count)
+    s_hat = optax.tree.bias_correction(mu_slow, b3, count)
+    directions = jax.tree.map(functools.partial(
+        _directions, b1=b1, eps=eps, bc1=bias[0]), updates, m_hat, v_hat,
+                              s_hat)
+    fields = _controls(
+        net, net_params, state, updates, params, mu, nu, mu_slow,
+        directions, jnp.asarray(lr_fn(state.count), jnp.float32),
+        count, *_add_loss(state.loss_sum, state.loss_n, value),
+        every=arch.update_every, bias=bias, bounds=bounds)
+    treedef = jax.tree.structure(updates)
+    out = jax.tree.map(
+        lambda d, mix_K, lr_m: lr_m * _mix(d.adam, d.others, mix_K),
+        directions, _per_tensor(fields["mix_TxK"], treedef),
+        _per_tensor(fields["lr_multiplier_T"], treedef),
+        is_leaf=_is_directions)
+    if use_decay:
+      out = jax.tree.map(
+          lambda u, p, m, wd_m: u + weight_decay * m * wd_m * p.astype(
+              jnp.float32), out, params, _decay_mask(mask, params),
+          _per_tensor(fields["wd_multiplier_T"], treedef))
+    out = jax.tree.map(lambda u, p: u.astype(p.dtype), out, params)
+    return out, GradientTransformerState(
+        count=count, mu=optax.tree.cast(mu, mu_dtype),
+        nu=optax.tree.cast_like(nu, state.nu),
+        mu_slow=optax.tree.cast(mu_slow, mu_dtype), **fields)
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _controls(net, net_params, state, grads, params, mu, nu, mu_slow,
+              directions, lr, count, loss_sum, loss_n, *, every, bias,
+              bounds):
+  """The state fields that hold the network's outputs: refreshed every
+  `every` steps (statistics of this step -> window -> network), held in
+  between. No tensors: nothing to refresh."""
+  if not jax.tree.leaves(grads):
+    return _held(state, loss_sum, loss_n)
+
+  def refresh():
+    adam = jax.tree.map(lambda d: d.adam, directions,
+                        is_leaf=_is_directions)
+    stats_TxR = jnp.stack(jax.tree.leaves(jax.tree.map(
+        _tensor_stats, grads, params, state.mu, state.mu_slow, mu, nu,
+        mu_slow, adam)))
+    static_TxS = jnp.stack([_static_features(p)
+                            for p in jax.tree.leaves(params)])
+    return _refresh(net, net_params, state, stats_TxR, static_TxS, lr, count,
+                    loss_sum, loss_n, bias=bias, **bounds)
+
+  if every == 1:
+    return refresh()
+  return jax.lax.cond(state.count % every == 0, refresh,
+                      lambda: _held(state, loss_sum, loss_n))
 
 
 def _log_rms(mean_square):
@@ -343,18 +386,19 @@ def gradient_transformer(
     mask: Any = None, weights: Any = "default", history: int | None = None,
     b1: float = 0.9, b2: float = 0.999, b3: float = 0.99, eps: float = 1e-8,
     max_multiplier: float = 4.0, max_mix: float = 1.0,
-    update_every: int | None = None,
+    update_every: int | None = None, mu_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
   """A complete optimizer, used like `optax.adamw(learning_rate, ...)`.
 
   With `weights=None` (or weights whose output layer is zero) it is AdamW.
   """
+  checks.check_learning_rate(learning_rate)
   return optax.chain(
       scale_by_gradient_transformer(
           weights, history=history, b1=b1, b2=b2, b3=b3, eps=eps,
           weight_decay=weight_decay, mask=mask, learning_rate=learning_rate,
           max_multiplier=max_multiplier, max_mix=max_mix,
-          update_every=update_every),
+          update_every=update_every, mu_dtype=mu_dtype),
       optax.scale_by_learning_rate(learning_rate))
 
 

@@ -57,6 +57,7 @@ and accuracy) on the same tuning budget.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import flax.linen as nn
@@ -65,6 +66,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from accel.optim import checks
 from accel.optim import gt_transform
 from accel.optim import state_lookup
 
@@ -128,8 +130,111 @@ def _global_features(loss_W, valid_W, count):
                           0.1 * jnp.log1p(count.astype(jnp.float32))[None]])
 
 
-def _mean(x, n):
-  return jnp.sum(x) / n
+def _means_T(fn, *trees) -> jax.Array:
+  """[T]: the mean of fn(leaves...) per tensor, in float32."""
+  def one(*leaves):
+    x = fn(*(leaf.astype(jnp.float32) for leaf in leaves))
+    return jnp.sum(x) / max(leaves[0].size, 1)
+  return jnp.stack(jax.tree.leaves(jax.tree.map(one, *trees)))
+
+
+def _per_tensor(values_T, tree):
+  """A tree shaped like `tree` holding values_T[i] at leaf i."""
+  return jax.tree.structure(tree).unflatten(list(values_T))
+
+
+def _add_log_loss(loss_acc, loss_n, value):
+  """Adds log(value) for a finite, positive loss `value`, if given."""
+  if value is None:
+    return loss_acc, loss_n
+  v = jnp.asarray(value, jnp.float32)
+  ok = jnp.isfinite(v) & (v > 0)
+  return (loss_acc + jnp.where(ok, jnp.log(jnp.where(ok, v, 1.0)), 0.),
+          loss_n + ok.astype(jnp.float32))
+
+
+def _group_features(grad, moment, direction, second, params, gg_T,
+                    cos_ge_T, lr, multiplier_T) -> jax.Array:
+  """[T, F]: this refresh's statistics of every group (module doc)."""
+  mm_T = _means_T(lambda m: m * m, moment)
+  gm_T = _means_T(lambda g, m: g * m, grad, moment)
+  vv_T = (jnp.zeros_like(mm_T) if second is None
+          else _means_T(lambda v: v, second))
+  pp_T = _means_T(lambda p: p * p, params)
+  dd_T = _means_T(lambda d: d * d, direction)
+  log_update_T = (0.5 * jnp.log(dd_T + _TINY) + jnp.log(lr + _TINY)
+                  + jnp.log(multiplier_T))
+  return jnp.stack([
+      0.05 * jnp.log(gg_T + _TINY), 0.05 * jnp.log(mm_T + _TINY),
+      0.025 * jnp.log(vv_T * vv_T + _TINY),
+      gm_T / jnp.sqrt(gg_T * mm_T + _TINY), cos_ge_T,
+      0.1 * (log_update_T - 0.5 * jnp.log(pp_T + _TINY)),
+      jnp.ones_like(gg_T)], axis=1)
+
+
+def _push(window, new):
+  """Drops the oldest entry of `window` (axis 0 or 1) and appends `new`."""
+  if window.ndim == 1:
+    return jnp.concatenate([window[1:], new[None]])
+  return jnp.concatenate([window[:, 1:], new[:, None]], axis=1)
+
+
+def _learn(log_multipliers, hyper_opt, state, hyper_acc_T, hyper_n, anchor):
+  """One Adam step of the network on the held multipliers' mean
+  hypergradient (plus the anchor's pull), pulled back with jax.vjp at the
+  statistics they came from; nothing when none was accumulated."""
+  mean_hyper_T = hyper_acc_T / jnp.maximum(hyper_n, 1.0)
+  lm_T, vjp, _ = jax.vjp(
+      lambda p: log_multipliers(p, state.window_TxWxF, state.global_G),
+      state.net_params, has_aux=True)
+  learn = hyper_n > 0
+  (net_grads,) = vjp(jnp.where(learn, mean_hyper_T + anchor * lm_T, 0.0))
+  net_updates, net_opt_state = hyper_opt.update(
+      net_grads, state.net_opt_state, state.net_params)
+  keep = lambda new, old: jnp.where(learn, new, old)
+  net_opt_state = jax.tree.map(keep, net_opt_state, state.net_opt_state)
+  net_params = jax.tree.map(lambda p, u: keep(p + u, p), state.net_params,
+                            net_updates)
+  return net_params, net_opt_state, jnp.where(learn, mean_hyper_T, 0.0)
+
+
+def _refresh(log_multipliers, hyper_opt, anchor, log_max, state, feats_TxF,
+             hyper_acc_T, hyper_n, loss_acc, loss_n):
+  """Learn, push the new statistics, compute new multipliers: the fields
+  of MetaAttentionState that change only at a refresh."""
+  net_params, net_opt_state, hypergrad_T = _learn(
+      log_multipliers, hyper_opt, state, hyper_acc_T, hyper_n, anchor)
+  has_loss = loss_n > 0
+  new_loss = jnp.where(has_loss, loss_acc / jnp.maximum(loss_n, 1.0),
+                       state.loss_W[-1])
+  loss_W = _push(state.loss_W, new_loss)
+  loss_valid_W = _push(state.loss_valid_W, has_loss.astype(jnp.float32))
+  window_TxWxF = _push(state.window_TxWxF, feats_TxF)
+  global_G = _global_features(loss_W, loss_valid_W, state.count)
+  lm_T, (out_0, attention_TxN) = log_multipliers(net_params, window_TxWxF,
+                                                 global_G)
+  t, zero = hyper_acc_T.shape[0], jnp.zeros([])
+  return dict(
+      net_params=net_params, net_opt_state=net_opt_state,
+      window_TxWxF=window_TxWxF, loss_W=loss_W, loss_valid_W=loss_valid_W,
+      loss_acc=zero, loss_n=zero, global_G=global_G,
+      hyper_acc_T=jnp.zeros((t,)), hyper_n=zero,
+      multiplier_T=jnp.exp(lm_T),
+      global_multiplier=jnp.exp(log_max * jnp.tanh(out_0)),
+      attention_TxN=attention_TxN, hypergrad_T=hypergrad_T)
+
+
+def _hold(state, hyper_acc_T, hyper_n, loss_acc, loss_n):
+  """The fields _refresh sets, held between refreshes (the accumulators go
+  on adding up)."""
+  return dict(
+      net_params=state.net_params, net_opt_state=state.net_opt_state,
+      window_TxWxF=state.window_TxWxF, loss_W=state.loss_W,
+      loss_valid_W=state.loss_valid_W, loss_acc=loss_acc, loss_n=loss_n,
+      global_G=state.global_G, hyper_acc_T=hyper_acc_T, hyper_n=hyper_n,
+      multiplier_T=state.multiplier_T,
+      global_multiplier=state.global_multiplier,
+      attention_TxN=state.attention_TxN, hypergrad_T=state.hypergrad_T)
 
 
 def scale_by_meta_attention_lr(
@@ -155,19 +260,22 @@ def scale_by_meta_attention_lr(
     update_every: refresh statistics and run the network every k steps.
     seed: initialisation of the network.
 
-  `update(updates, state, params=None, *, value=None, grad=None,
-  first_moment=None, second_moment=None)`: `value` is the loss (loss-history
+  `update(updates, state, params, *, value=None, grad=None,
+  first_moment=None, second_moment=None)`: `params` are required (the
+  update/parameter ratio is a statistic); `value` is the loss (loss-history
   features), `grad` the raw gradient for the hypergradient (else the
   incoming direction stands in), `first_moment`/`second_moment` the base
   optimizer's moments for the statistics (else the direction and nothing).
   """
-  if update_every < 1:
-    raise ValueError(f"update_every must be >= 1, got {update_every}.")
-  if horizon < 1:
-    raise ValueError(f"horizon must be >= 1, got {horizon}.")
+  if not isinstance(update_every, int) or update_every < 1:
+    raise ValueError(f"update_every must be an int >= 1, got "
+                     f"{update_every!r}.")
+  checks.check_learning_rate(learning_rate)
+  checks.check("horizon", horizon, lambda x: x >= 1, ">= 1 (steps)")
+  checks.check("max_multiplier", max_multiplier, lambda x: x >= 1, ">= 1")
+  checks.check("hyper_lr", hyper_lr, lambda x: x >= 0, ">= 0")
+  checks.check("anchor", anchor, lambda x: x >= 0, ">= 0")
   decay = 1.0 - 1.0 / horizon
-  if max_multiplier < 1:
-    raise ValueError(f"max_multiplier must be >= 1, got {max_multiplier}.")
   schedule = gt_transform.as_schedule(learning_rate)
   net = MetaAttentionNet(num_heads, width)
   hyper_opt = optax.adam(hyper_lr)
@@ -179,140 +287,62 @@ def scale_by_meta_attention_lr(
     net_params = net.init(jax.random.PRNGKey(seed),
                           jnp.zeros((max(t, 1), window, NUM_FEATURES)),
                           jnp.zeros((num_global,)))["params"]
-    zeros_w = jnp.zeros((t, window, NUM_FEATURES), jnp.float32)
-    zero = jnp.zeros([], jnp.float32)
+    zeros = lambda *shape: jnp.zeros(shape, jnp.float32)
     return MetaAttentionState(
         count=jnp.zeros([], jnp.int32), net_params=net_params,
-        net_opt_state=hyper_opt.init(net_params), window_TxWxF=zeros_w,
-        loss_W=jnp.zeros((window,)), loss_valid_W=jnp.zeros((window,)),
-        loss_acc=zero, loss_n=zero,
-        trace=jax.tree.map(jnp.zeros_like, params),
-        trace_sq_T=jnp.zeros((t,)), global_G=jnp.zeros((num_global,)),
-        hyper_acc_T=jnp.zeros((t,)), hyper_n=zero, multiplier_T=jnp.ones((t,)),
-        global_multiplier=jnp.ones([]), attention_TxN=jnp.zeros((t, t + 1)),
-        hypergrad_T=jnp.zeros((t,)))
+        net_opt_state=hyper_opt.init(net_params),
+        window_TxWxF=zeros(t, window, NUM_FEATURES), loss_W=zeros(window),
+        loss_valid_W=zeros(window), loss_acc=zeros(), loss_n=zeros(),
+        trace=optax.tree.zeros_like(params), trace_sq_T=zeros(t),
+        global_G=zeros(num_global), hyper_acc_T=zeros(t), hyper_n=zeros(),
+        multiplier_T=jnp.ones((t,)), global_multiplier=jnp.ones([]),
+        attention_TxN=zeros(t, t + 1), hypergrad_T=zeros(t))
 
   def log_multipliers(net_params, window_TxWxF, global_G):
     out_T, out_0, attention_TxN = net.apply({"params": net_params},
                                             window_TxWxF, global_G)
     return log_max * jnp.tanh(out_0 + out_T), (out_0, attention_TxN)
 
+  refresh = functools.partial(_refresh, log_multipliers, hyper_opt, anchor,
+                              log_max)
+
   def update_fn(updates, state, params=None, *, value=None, grad=None,
                 first_moment=None, second_moment=None, **extra):
     del extra
-    d_leaves, treedef = jax.tree.flatten(updates)
-    t = len(d_leaves)
-    if t == 0:
+    if params is None:
+      raise ValueError("meta-attention learning rates need `params` in "
+                       "update(): the update/parameter ratio is one of "
+                       "their statistics.")
+    if not jax.tree.leaves(updates):
       return updates, state._replace(count=optax.safe_increment(state.count))
-    flat = lambda tree: (None if tree is None
-                         else treedef.flatten_up_to(tree))
-    f32 = lambda leaves: (None if leaves is None else
-                          [x.astype(jnp.float32) for x in leaves])
-    d32 = f32(d_leaves)
-    e32 = f32(flat(state.trace))
-    g32 = f32(flat(grad)) or d32
-    m32 = f32(flat(first_moment)) or d32
-    v32 = f32(flat(second_moment))
-    p32 = f32(flat(params))
-    sizes = [max(d.size, 1) for d in d_leaves]
+    grad = updates if grad is None else grad
     lr = jnp.asarray(schedule(state.count), jnp.float32)
-
-    # --- Every step: the hypergradient of the held multipliers.
-    gg_T = jnp.stack([_mean(g * g, n) for g, n in zip(g32, sizes)])
-    ge_T = jnp.stack([_mean(g * e, n) for g, e, n in zip(g32, e32, sizes)])
+    # Every step: d loss(theta_t) / d log a_g = <g_t, sum of the updates
+    # a_g scaled> (first order), normalised to a cosine.
+    gg_T = _means_T(lambda g: g * g, grad)
+    ge_T = _means_T(lambda g, e: g * e, grad, state.trace)
     cos_ge_T = ge_T / jnp.sqrt(gg_T * state.trace_sq_T + _TINY)
     has_prev = state.count > 0
-    # d loss(theta_t) / d log a_g = <g_t, sum of the updates a_g scaled>
-    # (first order), normalised to a cosine.
-    hyper_T = jnp.where(has_prev, cos_ge_T, 0.0)
-    hyper_acc_T = state.hyper_acc_T + hyper_T
+    hyper_acc_T = state.hyper_acc_T + jnp.where(has_prev, cos_ge_T, 0.0)
     hyper_n = state.hyper_n + has_prev.astype(jnp.float32)
-    loss_acc, loss_n = state.loss_acc, state.loss_n
-    if value is not None:
-      v = jnp.asarray(value, jnp.float32)
-      ok = jnp.isfinite(v) & (v > 0)
-      loss_acc = loss_acc + jnp.where(ok, jnp.log(jnp.where(ok, v, 1.0)), 0.)
-      loss_n = loss_n + ok.astype(jnp.float32)
-
-    # --- Every `update_every` steps: learn, new statistics, new multipliers.
-    def refresh(_):
-      mean_hyper_T = hyper_acc_T / jnp.maximum(hyper_n, 1.0)
-      lm_T, vjp, _ = jax.vjp(
-          lambda p: log_multipliers(p, state.window_TxWxF, state.global_G),
-          state.net_params, has_aux=True)
-      learn = hyper_n > 0
-      (net_grads,) = vjp(jnp.where(learn, mean_hyper_T + anchor * lm_T, 0.0))
-      net_updates, net_opt_state = hyper_opt.update(
-          net_grads, state.net_opt_state, state.net_params)
-      net_opt_state = jax.tree.map(lambda new, old: jnp.where(learn, new, old),
-                                   net_opt_state, state.net_opt_state)
-      net_params = jax.tree.map(lambda p, u: jnp.where(learn, p + u, p),
-                                state.net_params, net_updates)
-
-      feats = []
-      for i in range(t):
-        g, m, d, n = g32[i], m32[i], d32[i], sizes[i]
-        mm, gm = _mean(m * m, n), _mean(g * m, n)
-        vv = _mean(v32[i], n) if v32 is not None else jnp.zeros([])
-        pp = _mean(p32[i] * p32[i], n) if p32 is not None else jnp.ones([])
-        log_update = (0.5 * jnp.log(_mean(d * d, n) + _TINY)
-                      + jnp.log(lr + _TINY)
-                      + jnp.log(state.multiplier_T[i]))
-        feats.append(jnp.stack([
-            0.05 * jnp.log(gg_T[i] + _TINY), 0.05 * jnp.log(mm + _TINY),
-            0.025 * jnp.log(vv * vv + _TINY),
-            gm / jnp.sqrt(gg_T[i] * mm + _TINY), cos_ge_T[i],
-            0.1 * (log_update - 0.5 * jnp.log(pp + _TINY)), jnp.ones([])]))
-      window_TxWxF = jnp.concatenate(
-          [state.window_TxWxF[:, 1:], jnp.stack(feats)[:, None]], axis=1)
-      has_loss = loss_n > 0
-      new_loss = jnp.where(has_loss, loss_acc / jnp.maximum(loss_n, 1.0),
-                           state.loss_W[-1])
-      loss_W = jnp.concatenate([state.loss_W[1:], new_loss[None]])
-      loss_valid_W = jnp.concatenate([state.loss_valid_W[1:],
-                                      has_loss.astype(jnp.float32)[None]])
-      global_G = _global_features(loss_W, loss_valid_W, state.count)
-      lm_T, (out_0, attention_TxN) = log_multipliers(net_params, window_TxWxF,
-                                                     global_G)
-      return dict(
-          net_params=net_params, net_opt_state=net_opt_state,
-          window_TxWxF=window_TxWxF, loss_W=loss_W, loss_valid_W=loss_valid_W,
-          loss_acc=jnp.zeros([]), loss_n=jnp.zeros([]),
-          global_G=global_G, hyper_acc_T=jnp.zeros((t,)),
-          hyper_n=jnp.zeros([]),
-          multiplier_T=jnp.exp(lm_T),
-          global_multiplier=jnp.exp(log_max * jnp.tanh(out_0)),
-          attention_TxN=attention_TxN,
-          hypergrad_T=jnp.where(learn, mean_hyper_T, 0.0))
-
-    def hold(_):
-      return dict(
-          net_params=state.net_params, net_opt_state=state.net_opt_state,
-          window_TxWxF=state.window_TxWxF, loss_W=state.loss_W,
-          loss_valid_W=state.loss_valid_W, loss_acc=loss_acc, loss_n=loss_n,
-          global_G=state.global_G,
-          hyper_acc_T=hyper_acc_T, hyper_n=hyper_n,
-          multiplier_T=state.multiplier_T,
-          global_multiplier=state.global_multiplier,
-          attention_TxN=state.attention_TxN, hypergrad_T=state.hypergrad_T)
-
-    if update_every == 1:
-      fields = refresh(None)
-    else:
-      fields = jax.lax.cond(state.count % update_every == 0, refresh, hold,
-                            None)
-    mult_T = fields["multiplier_T"]
-    out32 = [-lr * mult_T[i] * d for i, d in enumerate(d32)]
-    new_e32 = [decay * e + o for e, o in zip(e32, out32)]
+    loss = _add_log_loss(state.loss_acc, state.loss_n, value)
+    # Every `update_every` steps: learn, new statistics, new multipliers.
+    features = lambda: _group_features(
+        grad, updates if first_moment is None else first_moment, updates,
+        second_moment, params, gg_T, cos_ge_T, lr, state.multiplier_T)
+    fresh = lambda: refresh(state, features(), hyper_acc_T, hyper_n, *loss)
+    held = lambda: _hold(state, hyper_acc_T, hyper_n, *loss)
+    fields = (fresh() if update_every == 1 else jax.lax.cond(
+        state.count % update_every == 0, fresh, held))
+    out = jax.tree.map(lambda d, m: -lr * m * d.astype(jnp.float32),
+                       updates, _per_tensor(fields["multiplier_T"], updates))
+    trace = jax.tree.map(lambda e, o: decay * e.astype(jnp.float32) + o,
+                         state.trace, out)
     new_state = MetaAttentionState(
         count=optax.safe_increment(state.count),
-        trace=treedef.unflatten([e.astype(dl.dtype)
-                                 for e, dl in zip(new_e32, d_leaves)]),
-        trace_sq_T=jnp.stack([_mean(e * e, n)
-                              for e, n in zip(new_e32, sizes)]),
-        **fields)
-    return treedef.unflatten([o.astype(dl.dtype) for o, dl in
-                              zip(out32, d_leaves)]), new_state
+        trace=optax.tree.cast_like(trace, state.trace),
+        trace_sq_T=_means_T(lambda e: e * e, trace), **fields)
+    return optax.tree.cast_like(out, updates), new_state
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

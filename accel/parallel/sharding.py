@@ -3,10 +3,11 @@
 Parameters get theirs from the logical names the models attach (see
 `accel.models.layers`) and `config.axis_rules`. A dimension that the mesh
 axes do not divide is left unsplit rather than padded. Optimizer state
-follows the parameters: a state leaf whose trailing path (its dict keys) is a
-parameter's path and whose shape is that parameter's shape (or that shape
-with a leading axis) is sharded like the parameter; everything else (counts,
+follows the parameters: every copy of the parameter tree in it (moments,
+traces) is sharded like the parameters; everything else (counts,
 per-tensor statistics, the learned optimizers' small networks) is replicated.
+Which state leaves are copies of the parameters is the optimizer's own
+answer (`optax.tree_map_params` runs its `init` on a placeholder).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import flax
 import flax.linen as nn
 import jax
 import numpy as np
+import optax
 
 from accel.parallel import mesh as mesh_lib
 
@@ -68,58 +70,31 @@ def param_shardings(boxed_params, mesh, rules) -> Any:
                       is_leaf=lambda x: isinstance(x, P))
 
 
-def _dict_suffix(path) -> tuple[str, ...]:
-  """The trailing dict keys of a key path (the part that mirrors params)."""
-  keys = []
-  for entry in reversed(path):
-    if not isinstance(entry, jax.tree_util.DictKey):
-      break
-    keys.append(str(entry.key))
-  return tuple(reversed(keys))
+def opt_state_shardings(tx, opt_state, param_shardings, mesh) -> Any:
+  """Shardings for `tx`'s state `opt_state` (arrays or shapes): every copy
+  of the parameter tree in it (found by `optax.tree_map_params`) like the
+  parameters, the rest replicated over `mesh`."""
+  rep = replicated(mesh)
+  # A masked-out leaf (optax.masked) holds no array: it stays as it is.
+  masked = lambda x: isinstance(x, optax.MaskedNode)
+  return optax.tree_map_params(
+      tx, lambda leaf, s: leaf if masked(leaf) else s, opt_state,
+      param_shardings,
+      transform_non_params=lambda tree: jax.tree.map(lambda _: rep, tree),
+      is_leaf=masked)
 
 
-def follow_params(tree, params, shardings, mesh) -> Any:
-  """Shardings for `tree` (e.g. optimizer state) that follow the params'.
-
-  Args:
-    tree: arrays or ShapeDtypeStructs.
-    params: the parameters (or their shapes), a nested dict.
-    shardings: a NamedSharding per parameter.
-    mesh: the mesh; unmatched leaves are replicated over it.
-  """
-  table = {}
-  for path, p in jax.tree_util.tree_flatten_with_path(params)[0]:
-    table[_dict_suffix(path)] = (tuple(np.shape(p)), None)
-  flat_shardings = jax.tree_util.tree_flatten_with_path(shardings)[0]
-  for path, s in flat_shardings:
-    key = _dict_suffix(path)
-    table[key] = (table[key][0], s)
-
-  def one(path, leaf):
-    shape = tuple(np.shape(leaf))
-    suffix = _dict_suffix(path)
-    for start in range(len(suffix)):
-      match = table.get(suffix[start:])
-      if match is None:
-        continue
-      param_shape, s = match
-      if shape == param_shape:
-        return s
-      if shape[1:] == param_shape:  # a stack of parameter-shaped slots
-        return NamedSharding(mesh, P(None, *s.spec))
-    return replicated(mesh)
-  return jax.tree_util.tree_map_with_path(one, tree)
-
-
-def state_shardings(abstract_state, boxed_params, mesh, rules) -> Any:
-  """Shardings for a TrainState: params by their rules, optimizer state
-  following them, step and rng replicated."""
+def state_shardings(abstract_state, boxed_params, mesh, rules, tx) -> Any:
+  """Shardings for a TrainState: params by their rules, the optimizer
+  state of `tx` following them (opt_state_shardings), step and rng
+  replicated."""
   params = param_shardings(boxed_params, mesh, rules)
-  opt_state = follow_params(abstract_state.opt_state, abstract_state.params,
-                            params, mesh)
+  rep = replicated(mesh)
   return abstract_state.replace(
-      step=replicated(mesh), params=params, opt_state=opt_state,
-      rng=replicated(mesh))
+      step=rep, params=params,
+      opt_state=opt_state_shardings(tx, abstract_state.opt_state, params,
+                                    mesh),
+      rng=rep)
 
 
 def with_shardings(abstract_tree, shardings) -> Any:
@@ -202,16 +177,29 @@ def global_batch(local_batch: dict[str, np.ndarray], mesh, rules
     # (half the host time per step of an array-by-array assembly, which
     # on small models is a large share of the step).
     return jax.device_put(dict(local_batch), shardings)
-  return {k: jax.make_array_from_process_local_data(shardings[k],
-                                                    np.asarray(v))
-          for k, v in local_batch.items()}
+  # An explicit copy of this process's rows (allowed under a guard).
+  with jax.transfer_guard_host_to_device("allow"):
+    return {k: jax.make_array_from_process_local_data(shardings[k],
+                                                      np.asarray(v))
+            for k, v in local_batch.items()}
 
 
 def replicated_batch(batch: dict[str, np.ndarray], mesh, rules
                      ) -> dict[str, jax.Array]:
-  """Global arrays from a batch that every process holds in full (eval)."""
-  def one(v):
+  """Global arrays from a batch that every process holds in full (eval).
+
+  An explicit host-to-device copy: allowed under a transfer guard.
+  """
+  shardings = {k: batch_sharding(mesh, rules, np.ndim(v))
+               for k, v in batch.items()}
+  if jax.process_count() == 1:
+    return jax.device_put(dict(batch), shardings)
+
+  def one(k, v):
     v = np.asarray(v)
-    return jax.make_array_from_callback(
-        v.shape, batch_sharding(mesh, rules, v.ndim), lambda idx: v[idx])
-  return {k: one(v) for k, v in batch.items()}
+    return jax.make_array_from_callback(v.shape, shardings[k],
+                                        lambda idx: v[idx])
+  # Each process copies the slices its devices hold; that is the transfer
+  # this function is for.
+  with jax.transfer_guard_host_to_device("allow"):
+    return {k: one(k, v) for k, v in batch.items()}

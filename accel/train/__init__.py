@@ -1,5 +1,7 @@
 """Train state, pure train/eval steps, checkpoints, metrics and `run()`."""
 
+from accel.train.build import Parts
+from accel.train.build import Steps
 from accel.train.checkpoint import CheckpointMismatchError
 from accel.train.config import base_config
 from accel.train.config import validate

@@ -14,8 +14,12 @@ import sys
 from absl import flags
 import ml_collections
 
+from accel import data
+from accel import models
+from accel import optim
 from accel import parallel
 from accel import registry
+from accel import selection
 from accel.parallel import precision as precision_lib
 
 
@@ -46,7 +50,7 @@ def base_config() -> ml_collections.ConfigDict:
 
 
 def selection_section(**overrides) -> ml_collections.ConfigDict:
-  """Scored batch formation (accel.data.selection); scorer 'none' is off.
+  """Scored batch formation (accel.selection); scorer 'none' is off.
 
   scorer: none | loss | grad_norm_bound | reducible_loss | attention |
   uniform;
@@ -61,13 +65,11 @@ def selection_section(**overrides) -> ml_collections.ConfigDict:
   selects its own share (no communication), 1 = one global selection,
   g = g equal groups.
   """
-  from accel.data import selection  # pylint: disable=g-import-not-at-top
   _check_selection_keys(overrides)
   return ml_collections.ConfigDict({**selection.DEFAULTS, **overrides})
 
 
 def _check_selection_keys(keys) -> None:
-  from accel.data import selection  # pylint: disable=g-import-not-at-top
   unknown = sorted(set(keys) - set(selection.DEFAULTS))
   if unknown:
     raise ValueError(f"Unknown selection option {unknown[0]!r}. Accepted "
@@ -94,12 +96,10 @@ def shrink_for_debug(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 
 def data_section(name: str, **overrides) -> ml_collections.ConfigDict:
-  from accel import data  # pylint: disable=g-import-not-at-top
   return section(data.SOURCES, name, **overrides)
 
 
 def model_section(name: str, **overrides) -> ml_collections.ConfigDict:
-  from accel import models  # pylint: disable=g-import-not-at-top
   return section(models.MODELS, name, **overrides)
 
 
@@ -119,7 +119,6 @@ def section(reg: registry.Registry, name: str,
 
 def optim_section(name: str, **overrides) -> ml_collections.ConfigDict:
   """Like `section`, for optimizers: the shared keys plus the optimizer's."""
-  from accel import optim  # pylint: disable=g-import-not-at-top
   fn = optim.OPTIMIZERS.get(name)
   options = registry.option_defaults(fn)
   options.update(optim.factory.COMMON_DEFAULTS)

@@ -14,12 +14,10 @@ import tqdm
 
 from accel import data
 from accel import parallel
-from accel.data import selection
-from accel.optim import meta_attention
+from accel.train import build as build_lib
 from accel.train import checkpoint
 from accel.train import config as config_lib
 from accel.train import metrics as metrics_lib
-from accel.train import sharded
 from accel.train import state as state_lib
 
 
@@ -29,7 +27,7 @@ def _meta(config, params) -> dict[str, Any]:
           "param_shapes": state_lib.param_shapes(params)}
 
 
-def evaluate(steps: sharded.Steps, state, source: data.Source, config
+def evaluate(steps: build_lib.Steps, state, source: data.Source, config
              ) -> dict[str, float]:
   """Loss and accuracy over the test split (or its first N examples); for
   classification also the accuracy of the worst class. Every process reads
@@ -37,9 +35,8 @@ def evaluate(steps: sharded.Steps, state, source: data.Source, config
   limit = config.eval_max_examples if config.eval_max_examples > 0 else None
   sums = None
   for batch in source.eval_batches(config.eval_batch_size, "test", limit):
-    out = steps.evaluate(state, steps.eval_batch(batch))
+    out = jax.device_get(steps.evaluate(state, steps.eval_batch(batch)))
     sums = out if sums is None else jax.tree.map(np.add, sums, out)
-  sums = jax.tree.map(np.asarray, jax.device_get(sums))
   n = max(float(sums["weight_sum"]), 1e-9)
   result = {"loss": float(sums["loss_sum"]) / n,
             "accuracy": float(sums["correct_sum"]) / n}
@@ -50,14 +47,11 @@ def evaluate(steps: sharded.Steps, state, source: data.Source, config
   return result
 
 
-def _log_attention(writer, step: int, state) -> None:
-  """The meta-attention learning rates' attention weights as a heat map."""
-  table = meta_attention.attention_table(state.opt_state, state.params)
-  if table is not None:
-    matrix, names = table
-    writer.image(step, "meta_lr/attention", metrics_lib.heatmap(
-        matrix, names, ["(global)"] + names,
-        f"meta-attention weights, step {step}"))
+def _log_heatmaps(writer, step: int, optimizer, state) -> None:
+  """The optimizer's heat maps (e.g. meta-attention weights) as images."""
+  for name, h in optimizer.heatmaps(state.opt_state, state.params).items():
+    writer.image(step, name, metrics_lib.heatmap(
+        h.matrix_RxC, h.row_labels, h.col_labels, f"{h.title}, step {step}"))
 
 
 class _ScoringClock:
@@ -97,16 +91,16 @@ def run(config, workdir: str, *, stop_after: int | None = None
   is_main = jax.process_index() == 0
 
   # --- Input, model, optimizer, selection; mesh, shardings, compiled steps
-  parts = sharded.build(config)
+  parts = build_lib.build(config)
   source, steps = parts.source, parts.steps
-  logging.info("%s", sharded.describe(steps))
+  logging.info("%s", build_lib.describe(steps))
 
   # --- State: fresh, or restored (onto this run's mesh) from the workdir --
   ckpt = checkpoint.Checkpointer(
       workdir, _meta(config, steps.abstract_state.params),
       config.keep_checkpoints)
   train_iter = source.train_iterator(
-      parallel.process_batch_size(selection.candidate_batch_size(config)),
+      parallel.process_batch_size(build_lib.candidates_per_step(config)),
       config.seed, process_index=jax.process_index(),
       process_count=jax.process_count())
   restored = ckpt.restore_latest(steps.abstract_state)
@@ -148,49 +142,53 @@ def run(config, workdir: str, *, stop_after: int | None = None
   if stop_after is not None:
     end_step = max(start_step, min(end_step, stop_after))
   try:
-    for step in range(start_step, end_step):
-      batch = steps.train_batch(next(train_iter))
-      state, device_metrics = steps.train(state, batch)
-      if steps.block_each_step:
-        jax.block_until_ready(device_metrics)
-      if pending is not None:
-        consume(pending)
-      pending = (step, device_metrics)
-      window_steps += 1
-      done = step + 1
-      bar.update(1)
-
-      if done % config.log_every == 0 or done == end_step:
-        values, arrays = consume(pending)
-        pending = None
-        elapsed = time.perf_counter() - window_start
-        logged = {f"train/{k}": v for k, v in averager.pop().items()}
-        logged["train/step_time_ms"] = 1e3 * elapsed / window_steps
-        logged["train/examples_per_sec"] = (
-            window_steps * config.batch_size / elapsed)
-        if scoring_clock and done > config.selection.warmup_steps:
-          logged["train/selection/scoring_share"] = scoring_clock.share(
-              state.params, batch, elapsed / window_steps)
-        writer.scalars(done, logged)
-        writer.histograms(done, {f"train/{k}": v for k, v in arrays.items()})
-        bar.set_postfix(loss=f"{values['loss']:.4f}",
-                        acc=f"{values['accuracy']:.3f}")
-        window_start, window_steps = time.perf_counter(), 0
-
-      if config.eval_every and done % config.eval_every == 0 \
-          and done != config.total_steps:
-        result = evaluate(steps, state, source, config)
-        writer.scalars(done, {f"eval/{k}": v for k, v in result.items()})
-        _log_attention(writer, done, state)
-        bar.write(f"step {done}: test loss {result['loss']:.4f}, "
-                  f"test accuracy {result['accuracy']:.4f}")
-
-      if (config.checkpoint_every and done % config.checkpoint_every == 0) \
-          or done == end_step:
-        if pending is not None:  # never save a state we have not checked
+    # Every host <-> device copy in the loop is explicit (device_put of the
+    # batch, device_get of the metrics): an implicit one is an error, as in
+    # big_vision, since it would stall the device each step.
+    with jax.transfer_guard("disallow"):
+      for step in range(start_step, end_step):
+        batch = steps.train_batch(next(train_iter))
+        state, device_metrics = steps.train(state, batch)
+        if steps.block_each_step:
+          jax.block_until_ready(device_metrics)
+        if pending is not None:
           consume(pending)
+        pending = (step, device_metrics)
+        window_steps += 1
+        done = step + 1
+        bar.update(1)
+
+        if done % config.log_every == 0 or done == end_step:
+          values, arrays = consume(pending)
           pending = None
-        ckpt.save(done, state, data.iterator_state(train_iter))
+          elapsed = time.perf_counter() - window_start
+          logged = {f"train/{k}": v for k, v in averager.pop().items()}
+          logged["train/step_time_ms"] = 1e3 * elapsed / window_steps
+          logged["train/examples_per_sec"] = (
+              window_steps * config.batch_size / elapsed)
+          if scoring_clock and done > config.selection.warmup_steps:
+            logged["train/selection/scoring_share"] = scoring_clock.share(
+                state.params, batch, elapsed / window_steps)
+          writer.scalars(done, logged)
+          writer.histograms(done, {f"train/{k}": v for k, v in arrays.items()})
+          bar.set_postfix(loss=f"{values['loss']:.4f}",
+                          acc=f"{values['accuracy']:.3f}")
+          window_start, window_steps = time.perf_counter(), 0
+
+        if config.eval_every and done % config.eval_every == 0 \
+            and done != config.total_steps:
+          result = evaluate(steps, state, source, config)
+          writer.scalars(done, {f"eval/{k}": v for k, v in result.items()})
+          _log_heatmaps(writer, done, parts.optimizer, state)
+          bar.write(f"step {done}: test loss {result['loss']:.4f}, "
+                    f"test accuracy {result['accuracy']:.4f}")
+
+        if (config.checkpoint_every and done % config.checkpoint_every == 0) \
+            or done == end_step:
+          if pending is not None:  # never save a state we have not checked
+            consume(pending)
+            pending = None
+          ckpt.save(done, state, data.iterator_state(train_iter))
     if pending is not None:
       consume(pending)
   finally:
@@ -202,7 +200,7 @@ def run(config, workdir: str, *, stop_after: int | None = None
   result = evaluate(steps, state, source, config)
   final_step = int(state.step)
   writer.scalars(final_step, {f"eval/{k}": v for k, v in result.items()})
-  _log_attention(writer, final_step, state)
+  _log_heatmaps(writer, final_step, parts.optimizer, state)
   writer.close()
   ckpt.close()
   if is_main:

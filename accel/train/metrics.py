@@ -46,26 +46,31 @@ class MetricWriter:
 
 def heatmap(matrix_RxC: np.ndarray, row_labels: list[str],
             col_labels: list[str], title: str) -> np.ndarray:
-  """A labelled heat map of `matrix_RxC` as an RGB uint8 image (H, W, 3)."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  """A labelled heat map of `matrix_RxC` as an RGB uint8 image (H, W, 3).
+
+  Drawn on a figure of its own with the Agg canvas, so matplotlib's global
+  backend is left as the user set it.
+  """
+  # Imported here: matplotlib takes a while to import and most runs never
+  # draw a heat map.
+  from matplotlib.backends import backend_agg  # pylint: disable=g-import-not-at-top
+  from matplotlib import figure  # pylint: disable=g-import-not-at-top
   r, c = matrix_RxC.shape
   if len(row_labels) != r or len(col_labels) != c:
     raise ValueError(f"heatmap: {r}x{c} matrix but {len(row_labels)} row "
                      f"and {len(col_labels)} column labels.")
   size = 0.35 * max(r, c) + 2.5
-  fig, ax = plt.subplots(figsize=(size, size), dpi=80)
+  fig = figure.Figure(figsize=(size, size), dpi=80)
+  canvas = backend_agg.FigureCanvasAgg(fig)
+  ax = fig.subplots()
   im = ax.imshow(matrix_RxC, cmap="viridis", vmin=0.0, aspect="auto")
   ax.set_xticks(range(c), col_labels, rotation=90, fontsize=7)
   ax.set_yticks(range(r), row_labels, fontsize=7)
   ax.set_title(title, fontsize=9)
   fig.colorbar(im, ax=ax, fraction=0.046)
   fig.tight_layout()
-  fig.canvas.draw()
-  image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-  plt.close(fig)
-  return image
+  canvas.draw()
+  return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
 class Averager:

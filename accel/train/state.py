@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from accel import models
-from accel.data import DataSpec
+from accel.spec import DataSpec
 from accel.optim import Optimizer
 
 

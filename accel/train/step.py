@@ -12,8 +12,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from accel.optim import gt_transform
-from accel.optim import meta_attention
 from accel.optim import Optimizer
 from accel.train.state import TrainState
 
@@ -67,7 +65,7 @@ def loss_and_stats(params, model: nn.Module, batch: Batch, rng, train: bool):
 def train_step(state: TrainState, batch: Batch, *, model: nn.Module,
                optimizer: Optimizer, selector=None
                ) -> tuple[TrainState, dict[str, Any]]:
-  """One update. With a `selector` (accel.data.selection), `batch` holds the
+  """One update. With a `selector` (accel.selection), `batch` holds the
   candidates; they are scored, selected and gathered here first."""
   rng = jax.random.fold_in(state.rng, state.step)
   selection_metrics = {}
@@ -87,8 +85,7 @@ def train_step(state: TrainState, batch: Batch, *, model: nn.Module,
       "update_norm": optax.tree.norm(updates),
       "param_norm": optax.tree.norm(params),
       "learning_rate": optimizer.schedule(state.step),
-      **gt_transform.diagnostics(opt_state),
-      **meta_attention.diagnostics(opt_state),
+      **optimizer.diagnostics(opt_state),
       **selection_metrics,
   }
   new_state = state.replace(step=state.step + 1, params=params,

@@ -13,13 +13,10 @@ every seed; the final accuracy on the noisy task falls after a peak). Each run u
 (cosine with warm-up) and batch.
 
 Workloads (short budgets so the suite fits in 20 minutes on 2 CPU cores;
-steps are jitted one per call, batches as below). The jitted AdamW step
-alone takes 0.4-1.0 ms here, and the trials' time per step is 0.6-1.2 ms:
-the rest, outside the jitted step (input pipeline, dispatch), is 18% of it
-on the MLP, 22% on the CNN and 27% on the synthetic task (run of
-2026-11-30; the report's update table computes it). It is counted alike
-for every method, so it dilutes a method's extra step cost in its time to
-target:
+steps are jitted one per call, batches as below). Time outside the jitted
+step (input pipeline, dispatch) is counted alike for every method, so it
+dilutes a method's extra step cost in its time to target; the report's
+update table gives its share per workload (BENCHMARKS.md):
   mnist1d_mlp    MLP on MNIST-1D, 600 steps, batch 128;
   mnist1d_cnn    32-channel 1-D CNN on MNIST-1D, 600 steps, batch 64;
   synthetic      MLP on 1:20 imbalanced Gaussian clusters, 20% corrupted
@@ -47,10 +44,15 @@ Variant `quick`: one workload, 2 methods, 2 learning rates (a smoke run);
 workloads.
 """
 
+import os
+
 import ml_collections
 
 from accel.bench import workloads
 from accel.train import config as config_lib
+
+# The workload configs: this file's configs/ folder, wherever the checkout is.
+_CONFIG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # A 5-point grid around each family's usual range (half-decades).
 ADAM_LRS = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
@@ -143,4 +145,5 @@ def get_config(arg: str = ""):
     workloads.keep_methods(c, "loss_topk")
     for m in c.methods.values():
       m.learning_rates = m.learning_rates[1:3]
+  workloads.set_config_dir(c, _CONFIG_DIR)
   return c

@@ -3,12 +3,11 @@ step times are those of real hardware, not of 2 CPU cores.
 
   python launch/bench.py --config configs/bench/gpu.py --workdir W
 
-Sized, from measured per-trial times, for about 10 minutes on one H100,
-data generation and compilation included (not yet run as one command:
-benchmarks/gpu/README.md). There every new (method, learning rate)
-compiles for 10-20 s and every trial costs 4-15 s besides its steps, so
-the grid is small (measured before the init program took the seed as an
-argument, which now compiles it once per method instead of per seed).
+Sized, from measured per-trial times (benchmarks/gpu/README.md), for
+about 10 minutes on one H100, data generation and compilation included;
+not yet run as one command. Every new (method, learning rate) compiles on
+its own and every trial has a set-up cost besides its steps, so the grid
+is small.
 Workloads, computing in bfloat16 with float32 master weights (except
 `adamw_float32`):
   textures_resnet  ResNet-20 (GroupNorm) on CIFAR-sized synthetic textures
@@ -39,10 +38,15 @@ is always kept); `seeds=N`: N reported seeds; `wide`: the grid widened by
 (a smoke run of the chosen methods).
 """
 
+import os
+
 import ml_collections
 
 from accel.bench import workloads
 from accel.train import config as config_lib
+
+# The workload configs: this file's configs/ folder, wherever the checkout is.
+_CONFIG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 LRS = (1e-3, 3e-3)
 
@@ -113,4 +117,5 @@ def get_config(arg: str = ""):
       m.learning_rates = LRS[-1:]
     for w in c.workloads.values():
       w.overrides.total_steps, w.eval_every = 600, 100
+  workloads.set_config_dir(c, _CONFIG_DIR)
   return c

@@ -19,10 +19,15 @@ Variant `digits_wide`: the digits workload alone on a grid shifted up
 largest.
 """
 
+import os
+
 import ml_collections
 
 from accel.bench import workloads
 from accel.train import config as config_lib
+
+# The workload configs: this file's configs/ folder, wherever the checkout is.
+_CONFIG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 LRS = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
 
@@ -55,4 +60,5 @@ def get_config(arg: str = ""):
       w.overrides.total_steps = 300
     for m in c.methods.values():
       m.learning_rates = (1e-3, 3e-3, 1e-2)
+  workloads.set_config_dir(c, _CONFIG_DIR)
   return c

@@ -18,10 +18,15 @@ Variant `quick`: one workload, 3 values, 2 seeds, 300 steps. Variant
 `dog`: AdamW and DoG alone (DoG's first run used the shared warm-up).
 """
 
+import os
+
 import ml_collections
 
 from accel.bench import workloads
 from accel.train import config as config_lib
+
+# The workload configs: this file's configs/ folder, wherever the checkout is.
+_CONFIG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 LRS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 MULTIPLIERS = (0.1, 0.3, 1.0, 3.0, 10.0)
@@ -60,4 +65,5 @@ def get_config(arg: str = ""):
     c.workloads.digits_cnn.overrides.total_steps = 300
     for m in c.methods.values():
       m.learning_rates = m.learning_rates[1:4]
+  workloads.set_config_dir(c, _CONFIG_DIR)
   return c

@@ -23,10 +23,15 @@ Variant `quick`: the synthetic workload, 2 learning rates, 1 seed;
 `methods=a+b`: only those methods (and the baseline).
 """
 
+import os
+
 import ml_collections
 
 from accel.bench import workloads
 from accel.train import config as config_lib
+
+# The workload configs: this file's configs/ folder, wherever the checkout is.
+_CONFIG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 LRS = (1e-3, 3e-3, 1e-2)
 
@@ -82,4 +87,5 @@ def get_config(arg: str = ""):
     c.workloads.synthetic_imbalanced_noisy.irreducible.steps = 200
     for m in c.methods.values():
       m.learning_rates = LRS[1:]
+  workloads.set_config_dir(c, _CONFIG_DIR)
   return c

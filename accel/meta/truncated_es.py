@@ -38,7 +38,7 @@ import optax
 
 from accel.optim import gt_transform as gt
 from accel.optim import gt_network
-from accel.optim.meta import tasks as tasks_lib
+from accel.meta import tasks as tasks_lib
 
 _MAX_LOG_LOSS = 10.0  # a diverged step counts as loss e^10
 

@@ -30,8 +30,8 @@ import optax
 import tqdm
 
 from accel.optim import gt_network
-from accel.optim.meta import tasks as tasks_lib
-from accel.optim.meta import truncated_es
+from accel.meta import tasks as tasks_lib
+from accel.meta import truncated_es
 from accel.train import checkpoint as checkpoint_lib
 from accel.train import metrics as metrics_lib
 

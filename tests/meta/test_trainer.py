@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from accel.optim import gt_network
-from accel.optim.meta import tasks
-from accel.optim.meta import trainer
-from accel.optim.meta import truncated_es
+from accel.meta import tasks
+from accel.meta import trainer
+from accel.meta import truncated_es
 from accel.train import config as config_lib
 
-ROOT = os.path.join(os.path.dirname(__file__), "..")
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 
 
 def _meta_config(variant):
@@ -42,6 +42,7 @@ def test_task_errors_name_the_problem():
                      "loss": "hinge"})
 
 
+@pytest.mark.slow
 def test_es_gradient_says_raise_a_too_small_learning_rate():
   """The ES estimate for the learning-rate output's bias, averaged over a
   few truncations, points the way that is known to help."""
@@ -63,6 +64,7 @@ def test_es_gradient_says_raise_a_too_small_learning_rate():
   assert np.isfinite(float(m["meta_loss"]))
 
 
+@pytest.mark.slow
 def test_debug_run_improves_meta_objective_and_resumes(tmp_path):
   c = _meta_config("debug")
   workdir = str(tmp_path / "meta")

@@ -10,7 +10,9 @@ import sys
 
 import pytest
 
-REPO = os.path.join(os.path.dirname(__file__), "..")
+pytestmark = pytest.mark.slow  # end-to-end: runs, binaries, notebooks
+
+REPO = os.path.join(os.path.dirname(__file__), "..", "..")
 ARGS = ["--config", "configs/synthetic_mlp.py:debug",
         "--config.batch_size=16", "--config.eval_batch_size=16",
         "--config.eval_max_examples=64", "--config.eval_every=0",

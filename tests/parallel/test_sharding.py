@@ -15,9 +15,8 @@ import pytest
 from accel import optim
 from accel import parallel
 from accel import train
-from accel.data import selection
 from accel.train import config as config_lib
-from accel.train import sharded
+from accel.train import build as build_lib
 
 P = jax.sharding.PartitionSpec
 ONE = (("data", 1), ("fsdp", 1), ("tensor", 1))
@@ -55,10 +54,10 @@ def lm_config(optimizer="adamw"):
 
 def two_steps(config, mesh_axes):
   """(steps, state, [loss, loss]) after two blocked steps on `mesh_axes`."""
-  parts = sharded.build(config, mesh=parallel.make_mesh(mesh_axes))
+  parts = build_lib.build(config, mesh=parallel.make_mesh(mesh_axes))
   steps = parts.steps
   state = steps.init()
-  it = parts.source.train_iterator(selection.candidate_batch_size(config),
+  it = parts.source.train_iterator(build_lib.candidates_per_step(config),
                                    config.seed)
   losses = []
   for _ in range(2):
@@ -120,7 +119,7 @@ def test_config_errors_name_the_bad_value():
   c.batch_size = 12
   with pytest.raises(ValueError, match="config.batch_size 12 is not "
                      "divisible by the 8 batch shards"):
-    sharded.build(c, mesh=parallel.make_mesh(FSDP4))
+    build_lib.build(c, mesh=parallel.make_mesh(FSDP4))
   c = mlp_config()
   c.precision.compute = "float16"
   with pytest.raises(ValueError, match="precision.compute must be one of"):
@@ -142,7 +141,7 @@ def test_shardings_follow_the_logical_rules():
   logical names, optimizer moments like their parameters, small state
   replicated."""
   c = lm_config("meta_attention_adamw")
-  steps = sharded.build(c, mesh=parallel.make_mesh(TENSOR2)).steps
+  steps = build_lib.build(c, mesh=parallel.make_mesh(TENSOR2)).steps
   params = steps.shardings.params
   block = params["trunk"]["block0"]
   assert params["embed"]["embedding"].spec == P("tensor", "fsdp")  # vocab, embed
@@ -168,9 +167,9 @@ def test_indivisible_dimensions_stay_whole_and_the_replication_check():
   with pytest.raises(ValueError, match=r"79% of the parameter bytes would "
                      r"be replicated on mesh .* Largest replicated: "
                      r"classifier/head/kernel \(400 B\), dense1/kernel"):
-    sharded.build(c, mesh=mesh)
+    build_lib.build(c, mesh=mesh)
   c.max_replicated_share = 1.0
-  steps = sharded.build(c, mesh=mesh).steps
+  steps = build_lib.build(c, mesh=mesh).steps
   # dense0 is 8 x 6: embed (8) splits over fsdp=4; dense1 6 x 10 does not.
   assert steps.shardings.params["dense0"]["kernel"].spec == P("fsdp", None)
   assert steps.shardings.params["dense1"]["kernel"].is_fully_replicated
@@ -196,7 +195,7 @@ def test_init_takes_the_seed_as_an_argument():
   for seed in (0, 7):
     c = mlp_config()
     c.seed = seed
-    parts = sharded.build(c, mesh=mesh)
+    parts = build_lib.build(c, mesh=mesh)
     state = parts.steps.init()
     assert jax.tree.map(lambda x: x.sharding, state) == parts.steps.shardings
     programs.append(parts.steps.init.func.lower(
@@ -211,7 +210,7 @@ def test_init_takes_the_seed_as_an_argument():
   c.seed = -1
   with pytest.raises(ValueError, match=r"config.seed must be in \[0, "
                      r"2\*\*31\), got -1"):
-    sharded.build(c, mesh=mesh)
+    build_lib.build(c, mesh=mesh)
 
 
 @pytest.mark.parametrize("name,meshes", [
@@ -245,9 +244,9 @@ def test_per_shard_selection_needs_no_communication():
   candidates are: the compiled scoring, selection and gather hold no
   collective, and the batch comes out split over the devices."""
   c = _selecting(mlp_config, 0, method="sample", class_quota=1)
-  parts = sharded.build(c, mesh=parallel.make_mesh(DATA8))
+  parts = build_lib.build(c, mesh=parallel.make_mesh(DATA8))
   steps = parts.steps
-  it = parts.source.train_iterator(selection.candidate_batch_size(c), 0)
+  it = parts.source.train_iterator(build_lib.candidates_per_step(c), 0)
   candidates = steps.train_batch(next(it))
   params = steps.init().params
   select = jax.jit(lambda p, b: parts.selector(
@@ -284,7 +283,7 @@ def test_bf16_policy_multiplies_in_bf16_and_keeps_float32_weights(config_fn):
   c = config_fn()
   c.precision.compute = "bfloat16"
   c.precision.first_moment = "bfloat16"
-  parts = sharded.build(c, mesh=parallel.make_mesh(FSDP4))
+  parts = build_lib.build(c, mesh=parallel.make_mesh(FSDP4))
   steps = parts.steps
   state = steps.init()
   batch = steps.train_batch(next(parts.source.train_iterator(
@@ -313,6 +312,7 @@ def test_bf16_policy_multiplies_in_bf16_and_keeps_float32_weights(config_fn):
   assert np.isfinite(float(metrics["loss"]))
 
 
+@pytest.mark.slow
 def test_bf16_training_reaches_the_float32_accuracy_band(tmp_path):
   """The MNIST-1D MLP debug config (more steps) in bf16 and in float32."""
   def final(compute):
@@ -329,6 +329,7 @@ def test_bf16_training_reaches_the_float32_accuracy_band(tmp_path):
 
 # --- Checkpoints across meshes -----------------------------------------------
 
+@pytest.mark.slow
 def test_checkpoint_from_one_mesh_resumes_on_another(tmp_path):
   """Save on (data 2, fsdp 4); resume on (data 8) and on one device; the
   result matches a run that never stopped."""

@@ -14,7 +14,9 @@ import tensorflow_datasets as tfds
 from accel import train
 from accel.train import config as config_lib
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.slow  # end-to-end: runs, binaries, notebooks
+
+REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 
 
 def tiny_config(**overrides):
@@ -46,6 +48,16 @@ def test_resume_gives_the_same_parameters_as_one_run(tmp_path):
                                                        atol=1e-7),
                _params(straight), _params(resumed))
   assert resumed["accuracy"] == pytest.approx(straight["accuracy"])
+
+
+def test_the_loop_allows_no_implicit_host_device_copy(tmp_path, monkeypatch):
+  """Under the loop's transfer guard a batch handed over as numpy (an
+  implicit copy at the jitted call) is an error, not a silent stall."""
+  from accel.train import build as build_lib  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(build_lib.Steps, "train_batch",
+                      lambda self, local_batch: dict(local_batch))
+  with pytest.raises(Exception, match="Disallowed host-to-device transfer"):
+    train.run(tiny_config(), str(tmp_path / "w"))
 
 
 def test_finished_run_is_not_trained_again(tmp_path, capsys):

@@ -17,6 +17,7 @@ Everything a task does is pure and jittable: `init(key)` draws parameters,
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, NamedTuple
 
 import flax.linen as nn
@@ -27,6 +28,8 @@ import optax
 
 from accel import data as data_lib
 from accel import models
+from accel.train import build as build_lib
+from accel.train import config as config_lib
 
 _REQUIRED = ("name", "data", "model", "batch_size")
 _OPTIONAL = {"loss": "xent", "regression_outputs": 4}
@@ -47,6 +50,14 @@ def _teacher_targets(x_NxD: np.ndarray, outputs: int, seed: int = 0):
   w1 = rng.normal(size=(x.shape[1], 32)) / np.sqrt(x.shape[1])
   w2 = rng.normal(size=(32, outputs)) / np.sqrt(32)
   return (np.tanh(x @ w1) @ w2).astype(np.float32)
+
+
+def _model_config(spec: dict[str, Any]):
+  """A config with the task's model section and the default precision, the
+  shape accel.train.build.make_model takes."""
+  c = config_lib.base_config()
+  c.model = dict(spec["model"])
+  return c
 
 
 def make_task(spec: dict[str, Any]) -> Task:
@@ -72,7 +83,6 @@ def make_task(spec: dict[str, Any]) -> Task:
   model_spec = source.spec
   arrays = {"inputs": jnp.asarray(train["inputs"])}
   if opts["loss"] == "mse":
-    import dataclasses  # pylint: disable=g-import-not-at-top
     model_spec = dataclasses.replace(model_spec,
                                      num_classes=opts["regression_outputs"])
     arrays["target"] = jnp.asarray(_teacher_targets(
@@ -81,7 +91,7 @@ def make_task(spec: dict[str, Any]) -> Task:
     arrays["label"] = jnp.asarray(train["label"])
     if "label_mask" in train:
       arrays["label_mask"] = jnp.asarray(train["label_mask"])
-  model: nn.Module = models.make(dict(spec["model"]), model_spec)
+  model: nn.Module = build_lib.make_model(_model_config(spec), model_spec)
   batch_size = int(spec["batch_size"])
   num = int(arrays["inputs"].shape[0])
   dummy = models.dummy_inputs(model_spec, 2)

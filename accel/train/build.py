@@ -1,4 +1,10 @@
-"""The compiled, sharded pieces of a run: state init, train step, eval step.
+"""The one builder from a config to a run's parts.
+
+`build(config)` makes the data source, the model (under the precision
+policy of `config.precision`), the optimizer, the batch selector and the
+compiled steps. Every user of a config goes through it: the train loop, the
+irreducible-loss table, the overhead timer, meta-training tasks and the
+benchmark trials, so each gets the precision policy and the mesh.
 
 `compile_steps(config, model, optimizer, spec, selector)` builds the mesh
 from `config.mesh`, derives every state sharding from the parameters'
@@ -9,7 +15,7 @@ logical names and `config.axis_rules`, and jits
   evaluate(state, batch) -> sums
 
 with explicit in/out shardings, so the second call of each never
-recompiles. A notebook or a benchmark uses it as `run()` does.
+recompiles.
 """
 
 from __future__ import annotations
@@ -26,9 +32,9 @@ from accel import data
 from accel import models
 from accel import optim
 from accel import parallel
-from accel.data import DataSpec
-from accel.data import selection
+from accel import selection
 from accel.optim import Optimizer
+from accel.spec import DataSpec
 from accel.train import state as state_lib
 from accel.train import step as step_lib
 
@@ -93,7 +99,8 @@ def compile_steps(config, model: nn.Module, optimizer: Optimizer,
   seed = np.int32(config.seed)
   abstract = jax.eval_shape(init, seed)
   boxed = boxed_param_shapes(model, spec)
-  shardings = parallel.state_shardings(abstract, boxed, mesh, rules)
+  shardings = parallel.state_shardings(abstract, boxed, mesh, rules,
+                                       optimizer.tx)
   share = parallel.check_replication(abstract.params, shardings.params, mesh,
                                      config.max_replicated_share)
 
@@ -122,22 +129,59 @@ class Parts:
   model: nn.Module
   optimizer: Optimizer
   selector: Any
-  steps: Steps
+  steps: Steps | None  # None when built with with_steps=False
 
 
-def build(config, mesh: jax.sharding.Mesh | None = None) -> Parts:
-  """Source, model (under the precision policy), optimizer, selector and
-  compiled steps for `config`."""
-  source = data.make_source(config.data)
+def make_model(config, spec: DataSpec) -> nn.Module:
+  """`config.model` built for `spec` under `config.precision`'s policy."""
   policy = parallel.policy(config.precision)
-  model = models.make(policy.model_config(config.model), source.spec)
-  optimizer = optim.make(config.optim, config.total_steps,
-                         mu_dtype=policy.mu_dtype)
+  return models.make(policy.model_config(config.model), spec)
+
+
+def make_optimizer(config) -> Optimizer:
+  """`config.optim` over `config.total_steps`, with the precision policy's
+  first-moment dtype."""
+  policy = parallel.policy(config.precision)
+  return optim.make(config.optim, config.total_steps,
+                    mu_dtype=policy.mu_dtype)
+
+
+def make_selector(config, model: nn.Module, source: data.Source,
+                  mesh: jax.sharding.Mesh):
+  """`config.selection`'s selector (None when off), its candidates split
+  over `mesh`'s batch axes; a reducible_loss scorer's table is read here."""
+  section = config.selection
+  table = None
+  if section.scorer == "reducible_loss" and section.irreducible_table:
+    table = selection.load_table(section.irreducible_table, source,
+                                 config.data)
+  rules = parallel.mesh.check_axis_rules(config.axis_rules)
+  return selection.make_selector(
+      section, batch_size=config.batch_size, seed=config.seed,
+      source=source, model=model, mesh=mesh,
+      batch_axes=parallel.mesh.batch_axes(rules), irreducible_N=table)
+
+
+def candidates_per_step(config) -> int:
+  """Examples the input pipeline yields per step (the candidates when
+  batch selection is on)."""
+  return selection.candidate_batch_size(config.selection, config.batch_size)
+
+
+def build(config, mesh: jax.sharding.Mesh | None = None, *,
+          with_steps: bool = True) -> Parts:
+  """Source, model, optimizer, selector and compiled steps for `config`.
+
+  `mesh` overrides `config.mesh`; `with_steps=False` compiles nothing (for
+  callers that run the model their own way, such as meta-training).
+  """
+  source = data.make_source(config.data)
+  model = make_model(config, source.spec)
+  optimizer = make_optimizer(config)
   mesh = mesh if mesh is not None else parallel.make_mesh(config.mesh)
-  selector = selection.make_selector(
-      config, model, source, mesh, parallel.mesh.batch_axes(
-          parallel.mesh.check_axis_rules(config.axis_rules)))
-  steps = compile_steps(config, model, optimizer, source.spec, selector, mesh)
+  selector = make_selector(config, model, source, mesh)
+  steps = (compile_steps(config, model, optimizer, source.spec, selector,
+                         mesh) if with_steps else None)
   return Parts(source, model, optimizer, selector, steps)
 
 

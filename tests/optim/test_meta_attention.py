@@ -81,21 +81,6 @@ def test_multipliers_stay_bounded_under_adversarial_gradients():
       assert np.isfinite(np.asarray(leaf)).all()
 
 
-def test_adamw_variant_composes_and_keeps_dtypes():
-  params = {"w": jnp.ones((3, 2), jnp.bfloat16), "b": jnp.zeros(2)}
-  for tx in (ma.meta_attention_adamw(1e-3, weight_decay=0.01),
-             optax.MultiSteps(ma.meta_attention_adamw(1e-3), 2),
-             optax.masked(ma.meta_attention_adamw(1e-3),
-                          {"w": True, "b": False})):
-    tx = optax.with_extra_args_support(tx)
-    state = tx.init(params)
-    grads = jax.tree.map(lambda p: jnp.ones_like(p) * 0.1, params)
-    out, state = jax.jit(tx.update)(grads, state, params, value=1.0)
-    out, state = jax.jit(tx.update)(grads, state, params, value=0.9)
-    for o, p in zip(jax.tree.leaves(out), jax.tree.leaves(params)):
-      assert o.dtype == p.dtype and o.shape == p.shape
-
-
 def test_hypergradient_matches_finite_differences_on_a_quadratic():
   """The transform's per-group hypergradient, rescaled from its normalised
   (cosine) form, equals d L(theta_1) / d log a_g by finite differences."""

@@ -21,10 +21,9 @@ from typing import Any
 import jax
 import numpy as np
 
-from accel.data import selection
+from accel.train import build as build_lib
 from accel.train import loop as loop_lib
 from accel.train import metrics as metrics_lib
-from accel.train import sharded
 
 
 def first_reach(curve: list[dict[str, float]], target: float | None,
@@ -49,7 +48,7 @@ def examples_forwarded(config, steps: int) -> int:
   n = steps * config.batch_size
   if config.selection.scorer not in ("none", "uniform"):
     scored = max(0, steps - config.selection.warmup_steps)
-    n += scored * selection.candidate_batch_size(config)
+    n += scored * build_lib.candidates_per_step(config)
   return n
 
 
@@ -84,10 +83,10 @@ def run_trial(config, *, eval_every: int, target: float | None = None,
   `final_*`, `best_accuracy`, `compile_s`, `step_ms` (mean train time per
   step), `memory` (memory_stats) and the first-reach numbers for `target`.
   """
-  parts = sharded.build(config)
+  parts = build_lib.build(config)
   source, steps = parts.source, parts.steps
   state = steps.init()
-  it = source.train_iterator(selection.candidate_batch_size(config),
+  it = source.train_iterator(build_lib.candidates_per_step(config),
                              config.seed)
   batch = steps.train_batch(next(it))
 

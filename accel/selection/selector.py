@@ -1,0 +1,247 @@
+"""The selection step as the train step runs it: score the candidates,
+select, gather. `Selector(params, candidates, rng, step) -> (batch, metrics)`
+is pure and jittable; `make_selector` builds it from a run's
+`config.selection`.
+
+Each step the input pipeline yields `ratio * batch_size` candidates; inside
+the jitted train step a scorer (accel.selection.scorers) gives every
+candidate a score, `select_batch` (accel.selection.select) picks
+`batch_size` of them (and, for importance sampling, their weights), and the
+update runs on the gathered batch. Shapes are static; nothing returns to
+the host.
+
+On a device mesh the candidates are split over the batch shards, and by
+default (`groups=0`) each shard selects its own k / shards of its own
+N / shards candidates: no device talks to another, and every shard still
+trains on an equal slice of the batch. The cost is that a rank (top-k, a
+class quota, the Gumbel-top-k draw) is taken within a shard, not over all
+candidates: with top-k, a shard whose candidates are all easy still gives
+its share. `groups=1` selects over all N candidates at once (the
+candidates' scores and the chosen rows cross devices: an all-gather and a
+gather per step); `groups=g` splits into g equal groups whatever the mesh,
+so one device can reproduce a mesh's per-shard choice. Importance weights
+stay unbiased per group, so their mean over groups is unbiased too.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from accel.parallel import sharding as sharding_lib
+from accel.selection import scorers
+from accel.selection import select
+
+# config.selection; scorer "none" turns selection off.
+DEFAULTS = {"scorer": "none", "method": "topk", "ratio": 4.0,
+            "warmup_steps": 0, "temperature": 1.0, "min_prob": 0.0,
+            "class_rebalance": 0.0, "class_quota": 0,
+            "irreducible_table": "", "groups": 0,
+            "reference_per_class": 8, "prototype_temperature": 0.1}
+
+
+class Selector:
+  """Scores candidates, selects, gathers: `(params, candidates, rng, step)
+  -> (batch, metrics)`, pure and jittable.
+
+  During the first `warmup_steps` steps each group's first candidates (a
+  uniform random batch: the stream is shuffled) are taken and nothing is
+  scored. With a `mesh` whose batch shards divide `groups`, selection and
+  gather run inside `jax.shard_map`, each shard on its own candidates.
+  """
+
+  def __init__(self, scorer, k: int, *, method: str, warmup_steps: int = 0,
+               temperature: float = 1.0, min_prob: float = 0.0,
+               class_weights=None, class_quota: int = 0,
+               num_classes: int | None = None, groups: int = 1,
+               mesh: jax.sharding.Mesh | None = None,
+               batch_axes: tuple[str, ...] = ()):
+    """`groups=0`: one group per batch shard of `mesh` (1 without one)."""
+    shards = (1 if mesh is None
+              else sharding_lib.axis_size(mesh, tuple(batch_axes) or None))
+    groups = groups or shards
+    if groups < 1 or k % groups:
+      raise ValueError(f"Selection in {groups} groups (groups=0 is one per "
+                       "batch shard) needs a batch size divisible by them; "
+                       f"got batch size {k}.")
+    self.scorer, self.k, self.groups = scorer, k, groups
+    self.warmup_steps = warmup_steps
+    self.num_classes = num_classes
+    self._select = functools.partial(
+        select.select_batch, k=k // groups, method=method,
+        temperature=temperature, min_prob=min_prob,
+        class_weights=(None if class_weights is None
+                       else jnp.asarray(class_weights, jnp.float32)),
+        class_quota=class_quota)
+    self._needs_labels = class_weights is not None or class_quota > 0
+    self._mesh = mesh if shards > 1 and groups % shards == 0 else None
+    self._axes = tuple(batch_axes)
+
+  def _grouped(self, scores_N, labels_N, candidates, keys_G, first):
+    """Selection and gather within each of len(keys_G) equal groups; the
+    indices returned are within each group."""
+    g, n = keys_G.shape[0], scores_N.shape[0]
+    grouped = lambda x: x.reshape((g, n // g) + x.shape[1:])
+    idx_Gxk, w_Gxk = jax.vmap(
+        lambda sc, key, y: self._select(sc, rng=key, labels_N=y),
+        in_axes=(0, 0, 0 if self._needs_labels else None))(
+            grouped(scores_N), keys_G,
+            grouped(labels_N) if self._needs_labels else None)
+    head = jnp.arange(idx_Gxk.shape[1], dtype=jnp.int32)
+    idx_Gxk = jnp.where(first, head, idx_Gxk)
+    w_Gxk = jnp.where(first, 1.0, w_Gxk)
+    take = jax.vmap(lambda v, i: v[i])
+    rows = idx_Gxk.size
+    batch = {key: take(grouped(v), idx_Gxk).reshape((rows,) + v.shape[1:])
+             for key, v in candidates.items()}
+    batch["weight"] = w_Gxk.reshape(rows)
+    return batch, idx_Gxk
+
+  def __call__(self, params, candidates, rng, step):
+    n, g = candidates["label"].shape[0], self.groups
+    if n % g:
+      raise ValueError(f"Selection in {g} groups needs a candidate batch "
+                       f"divisible by them; got {n} candidates.")
+    score = lambda: jax.lax.stop_gradient(self.scorer(params, candidates))
+    if self.warmup_steps > 0:
+      first = step < self.warmup_steps
+      scores_N = jax.lax.cond(first, lambda: jnp.zeros((n,)), score)
+    else:
+      first, scores_N = jnp.bool_(False), score()
+    args = (scores_N, candidates["label"], candidates,
+            jax.random.split(rng, g), first)
+    if self._mesh is None:
+      batch, idx_Gxk = self._grouped(*args)
+    else:
+      rows = jax.sharding.PartitionSpec(self._axes)
+      batch, idx_Gxk = jax.shard_map(
+          self._grouped, mesh=self._mesh,
+          in_specs=(rows, rows, rows, rows, jax.sharding.PartitionSpec()),
+          out_specs=rows)(*args)
+    idx_k = (idx_Gxk + (n // g) * jnp.arange(g)[:, None]).reshape(self.k)
+    return batch, self.metrics(candidates, batch, scores_N, idx_k)
+
+  def metrics(self, candidates, batch, scores_N, idx_k):
+    # Arrays under "hist/" go to TensorBoard as histograms, not scalars.
+    out = {"hist/selection/scores": scores_N,
+           "selection/score_mean_candidates": scores_N.mean(),
+           "selection/score_mean_selected": scores_N[idx_k].mean(),
+           "selection/weight_max": batch["weight"].max()}
+    for q in (10, 50, 90):
+      out[f"selection/score_p{q}"] = jnp.percentile(scores_N, q)
+    if "noisy" in candidates:
+      out["selection/noisy_share_candidates"] = candidates["noisy"].mean()
+      out["selection/noisy_share_selected"] = batch["noisy"].mean()
+    labels = batch["label"]
+    if self.num_classes and labels.ndim == 1 and self.num_classes <= 32:
+      share_C = jnp.bincount(labels, length=self.num_classes) / labels.shape[0]
+      for c in range(self.num_classes):
+        out[f"selection/class_share/{c}"] = share_C[c]
+    return out
+
+
+def candidate_batch_size(section, batch_size: int) -> int:
+  """Examples per step the input pipeline yields: the candidates, or
+  `batch_size` when the selection `section` is off."""
+  if section.scorer == "none":
+    return batch_size
+  return int(section.ratio * batch_size)
+
+
+def make_selector(section, *, batch_size: int, seed: int, source, model,
+                  mesh=None, batch_axes: tuple[str, ...] = (),
+                  irreducible_N=None) -> Selector | None:
+  """The selector that `section` (a run's `config.selection`) describes, or
+  None when it is off.
+
+  Args:
+    section: the selection options (DEFAULTS' keys).
+    batch_size: examples trained on per step.
+    seed: draws the attention scorer's reference set.
+    source: the training data (class counts, the reference set).
+    model: the model the scorers run.
+    mesh, batch_axes: where the candidates are split; with `groups=0` each
+      batch shard selects on its own.
+    irreducible_N: the reducible_loss scorer's table (accel.selection.tables),
+      one entry per training example.
+  """
+  c = section
+  if c.scorer == "none":
+    return None
+  if c.ratio < 1:
+    raise ValueError(f"config.selection.ratio is candidates per selected "
+                     f"example, >= 1; got {c.ratio}.")
+  if c.method not in select.METHODS:
+    raise ValueError(f"Unknown config.selection.method {c.method!r}; "
+                     f"expected one of {select.METHODS}.")
+  spec = source.spec
+  check_task(c, spec)
+  class_weights = None
+  if c.class_rebalance:
+    labels = _train_arrays(source, "class_rebalance")["label"]
+    counts = np.bincount(labels, minlength=spec.num_classes)
+    class_weights = select.class_weights_from_counts(counts,
+                                                     c.class_rebalance)
+  if c.scorer == "reducible_loss" and irreducible_N is None:
+    raise ValueError("config.selection.scorer='reducible_loss' needs "
+                     "config.selection.irreducible_table (a file made by "
+                     "launch/irreducible_loss.py).")
+  if c.groups < 0:
+    raise ValueError("config.selection.groups is 0 (one group per batch "
+                     "shard), 1 (global) or a number of groups; got "
+                     f"{c.groups}.")
+  reference = None
+  if c.scorer == "attention":
+    if c.prototype_temperature <= 0:
+      raise ValueError("config.selection.prototype_temperature must be > 0, "
+                       f"got {c.prototype_temperature}.")
+    train = _train_arrays(source, "the attention scorer")
+    idx = scorers.reference_set(train["label"], c.reference_per_class,
+                                spec.num_classes, seed)
+    reference = {"inputs": train["inputs"][idx], "label": train["label"][idx]}
+  scorer = scorers.make_scorer(
+      c.scorer, model, irreducible_N=irreducible_N, reference=reference,
+      num_classes=spec.num_classes,
+      prototype_temperature=c.prototype_temperature)
+  classification = spec.task == "classification"
+  selector = Selector(  # raises when the groups do not divide the batch
+      scorer, batch_size, method=c.method, groups=c.groups,
+      mesh=mesh, batch_axes=batch_axes, warmup_steps=c.warmup_steps,
+      temperature=c.temperature, min_prob=c.min_prob,
+      class_weights=class_weights, class_quota=c.class_quota,
+      num_classes=spec.num_classes if classification else None)
+  n = candidate_batch_size(c, batch_size)
+  if n % selector.groups:
+    raise ValueError(
+        f"Selection in {selector.groups} groups (config.selection.groups="
+        f"{c.groups}; 0 is one per batch shard) needs a candidate batch "
+        f"divisible by them; got {n} candidates.")
+  return selector
+
+
+def check_task(selection_config, spec) -> None:
+  """Raises ValueError when `config.selection` asks for class labels (class
+  rebalancing, a class quota, the attention scorer's class prototypes) and
+  the data set `spec` describes has none."""
+  c = selection_config
+  if spec.task == "classification":
+    return
+  if c.class_rebalance or c.class_quota:
+    raise ValueError("Class rebalancing needs a classification data set; "
+                     f"{spec.name!r} is a {spec.task!r} task.")
+  if c.scorer == "attention":
+    raise ValueError("The attention scorer needs a classification data "
+                     f"set; {spec.name!r} is a {spec.task!r} task.")
+
+
+def _train_arrays(source, what: str) -> dict[str, np.ndarray]:
+  """The training split's arrays; raises ValueError naming `what` needs
+  them when the source does not hold them in memory."""
+  arrays = getattr(source, "arrays", None)
+  if arrays is None:
+    raise ValueError(f"{what} needs the training labels in memory; the "
+                     f"{source.spec.name!r} source does not hold them.")
+  return arrays("train")

@@ -1,0 +1,322 @@
+"""The suite protocol: learning-rate choice, ratios, tuning seeds, method
+overrides, targets, the update timings, the journal of an interrupted
+suite, and the launcher's time budget."""
+
+import json
+import os
+
+import ml_collections
+import pytest
+
+from accel.bench import suite
+from accel.bench import tables
+from accel.bench import trial_configs
+
+
+def test_suite_picks_learning_rates_and_ratios(fakes, monkeypatch):
+  monkeypatch.setattr(suite.trial_lib, "run_trial", fakes.trial)
+  workload, methods = fakes.suite((1e-3, 1e-2))
+  fakes.name_methods()
+  out = suite.run_workload("w", workload, methods, [0, 1], "slow",
+                           log=lambda *_, **__: None, sensitivity=(0.1,))
+  # Baseline "slow" at its best lr (1e-2) ends at accuracy 1.0: target 0.9.
+  assert out["target"] == pytest.approx(0.9)
+  s = out["summary"]
+  assert s["slow"]["learning_rate"] == 1e-2
+  assert s["slow"]["steps_to_target"]["mean"] == 90
+  # "fast" at 1e-2 reaches 0.9 at step 50 (0.45 of the budget x 2 speed).
+  assert s["fast"]["learning_rate"] == 1e-2
+  assert s["fast"]["steps_to_target"]["mean"] == 50
+  assert s["fast"]["steps_to_target_ratio"] == pytest.approx(50 / 90)
+  assert s["fast"]["seconds_to_target_ratio"] == pytest.approx(
+      0.75 / 0.9)
+  # A 10x too small learning rate halves the speed: "fast" still reaches
+  # the target (at step 90), "slow" ends at 0.5.
+  wrong_fast = s["fast"]["sensitivity"]["0.1"]
+  assert wrong_fast["learning_rate"] == pytest.approx(1e-3)
+  assert wrong_fast["steps_to_target"]["values"] == [90, 90]
+  wrong_slow = s["slow"]["sensitivity"]["0.1"]
+  assert wrong_slow["final_accuracy"]["mean"] == pytest.approx(0.5)
+  assert wrong_slow["steps_to_target"]["reached"] == 0
+  table = tables.markdown({"workloads": {"w": out}}, "slow")
+  assert "| w | 0.9000 | fast | 0.01 | 50 ± 0 | 0.56 |" in table
+  assert "| w | slow | 0.01 | 0.5000 ± 0.0000 | 0/2 |" in table
+
+
+def test_tuning_seeds_pick_the_rate_and_report_only_other_seeds(
+    fakes, monkeypatch):
+  ran = []
+
+  def trial(config, *, eval_every):
+    ran.append((config.optim.name, config.optim.learning_rate, config.seed))
+    return fakes.trial(config, eval_every=eval_every)
+  monkeypatch.setattr(suite.trial_lib, "run_trial", trial)
+  fakes.name_methods()
+  workload, methods = fakes.suite((1e-3, 1e-2))
+  out = suite.run_workload("w", workload, methods, [0, 1], "slow",
+                           log=lambda *_, **__: None, tuning_seeds=(100,))
+  tuning = [r for r in ran if r[2] == 100]
+  assert sorted(tuning) == sorted([(m, lr, 100) for m in ("fast", "slow")
+                                   for lr in (1e-3, 1e-2)])
+  # After tuning, only the chosen rate ran, on the reported seeds.
+  assert sorted(r for r in ran if r[2] != 100) == sorted(
+      [(m, 1e-2, seed) for m in ("fast", "slow") for seed in (0, 1)])
+  assert out["tuning"]["methods"]["fast"]["learning_rate"] == 1e-2
+  assert out["tuning"]["methods"]["fast"]["grid"]["0.001"][
+      "steps_to_target"] == [90]
+  assert list(out["trials"]["fast"]) == ["0.01"]
+  assert out["summary"]["fast"]["steps_to_target"]["values"] == [50, 50]
+
+
+def test_unknown_override_is_named():
+  with pytest.raises(ValueError, match="'totl_steps' is not a key"):
+    trial_configs.load_config("mnist1d_mlp", {"totl_steps": 5})
+
+
+def test_method_overrides_batch_multiplier_and_matched_wallclock(
+    fakes, monkeypatch):
+  workload = ml_collections.ConfigDict(dict(
+      config="mnist1d_mlp", eval_every=10, target_fraction=0.9,
+      overrides={"total_steps": 100}))
+  big = ml_collections.ConfigDict(dict(
+      optim={"name": "adamw"}, batch_multiplier=4,
+      overrides={"selection": {"scorer": "loss", "ratio": 2.0}}))
+  c = trial_configs.trial_config(workload, big, 1e-3, 0)
+  assert c.batch_size == 4 * trial_configs.load_config("mnist1d_mlp", {}).batch_size
+  assert c.selection.scorer == "loss" and c.selection.ratio == 2.0
+  # "same_time" gets the steps that fit in "fast"'s time (15 ms/step) at
+  # the baseline's 10 ms/step: 150.
+  seen = []
+
+  def fake(config, *, eval_every):
+    seen.append(config.total_steps)
+    return fakes.trial(config, eval_every=eval_every)
+  monkeypatch.setattr(suite.trial_lib, "run_trial", fake)
+  fakes.name_methods()
+  methods = ml_collections.ConfigDict({
+      "base": dict(optim={"name": "adamw"}, learning_rates=(1e-2,)),
+      "fast": dict(optim={"name": "nadamw"}, learning_rates=(1e-2,)),
+      "same_time": dict(optim={"name": "adamw"}, learning_rates=(1e-2,),
+                        match_wallclock_of="fast")})
+  out = suite.run_workload("w", workload, methods, [0], "base",
+                           log=lambda *_, **__: None)
+  assert seen == [100, 100, 150]
+  assert out["summary"]["same_time"]["total_steps"] == 150
+
+
+@pytest.mark.parametrize("name", ["cpu.py", "cpu.py:full", "cpu.py:more",
+                                  "gpu.py", "gpu.py:all",
+                                  "gpu.py:workload=recall_lm",
+                                  "gt_heldout.py", "meta_attention.py",
+                                  "selection.py"])
+def test_every_bench_config_gives_valid_trials(name):
+  """Each workload x method of a shipped bench config resolves to a train
+  config that validates (a typo there would only fail hours into a run)."""
+  from accel import data  # pylint: disable=g-import-not-at-top
+  from accel import selection  # pylint: disable=g-import-not-at-top
+  from accel.train import config as config_lib  # pylint: disable=g-import-not-at-top
+  bench = config_lib.load_file(f"configs/bench/{name}")
+  specs = {}
+  for workload in bench.workloads.values():
+    excluded = dict(workload.get("exclude_methods", {}))
+    assert set(excluded) <= set(bench.methods) - {bench.baseline}
+    for mname, method in bench.methods.items():
+      if mname in excluded:
+        continue
+      for lr in (method.learning_rates[0], method.learning_rates[-1]):
+        c = trial_configs.trial_config(workload, method, lr, 0)
+        config_lib.validate(c)
+      # What only the data set can tell: a scorer that needs class labels
+      # on a language-model task.
+      key = c.data.to_json()
+      if key not in specs:
+        specs[key] = data.make_source(c.data).spec
+      selection.check_task(c.selection, specs[key])
+
+
+def test_workload_configs_are_found_from_any_working_directory(
+    monkeypatch, tmp_path):
+  """A suite config names its own configs/ folder, so its trials resolve
+  wherever the command runs (a non-editable install has no configs/ next
+  to the package)."""
+  from accel.train import config as config_lib  # pylint: disable=g-import-not-at-top
+  bench = config_lib.load_file("configs/bench/cpu.py:quick")
+  monkeypatch.chdir(tmp_path)
+  for workload in bench.workloads.values():
+    assert os.path.isdir(workload.config_dir)
+    method = bench.methods[bench.baseline]
+    c = trial_configs.trial_config(workload, method, 1e-3, 0)
+    assert c.optim.learning_rate == 1e-3
+  with pytest.raises(ValueError, match="workload config .* does not exist"):
+    trial_configs.load_config("mnist1d_mlp", {})  # relative: not here
+
+
+def test_target_rules():
+  runs = {0.01: [{"final_accuracy": 0.8, "best_accuracy": 0.9},
+                 {"final_accuracy": 0.6, "best_accuracy": 0.7}],
+          0.1: [{"final_accuracy": 0.5, "best_accuracy": 0.95}]}
+  w = ml_collections.ConfigDict(dict(target_fraction=0.5))
+  assert suite._target(w, runs) == pytest.approx(0.35)  # pylint: disable=protected-access
+  w.target_rule = "worst_seed_best"
+  assert suite._target(w, runs) == pytest.approx(0.35)  # pylint: disable=protected-access
+  runs[0.01][1]["best_accuracy"] = 0.8
+  assert suite._target(w, runs) == pytest.approx(0.4)  # pylint: disable=protected-access
+  w.target_rule = "median"
+  with pytest.raises(ValueError, match="Unknown target_rule 'median'"):
+    suite._target(w, runs)  # pylint: disable=protected-access
+
+
+def test_update_overhead_times_each_optimizer_at_its_rate():
+  workload = ml_collections.ConfigDict(dict(
+      config="mnist1d_mlp:debug", eval_every=10, target_fraction=0.9,
+      overrides={"total_steps": 20}))
+  methods = ml_collections.ConfigDict({
+      "adamw": dict(optim={"name": "adamw"}, learning_rates=(1e-3,)),
+      "lion": dict(optim={"name": "lion"}, learning_rates=(1e-4,)),
+      "loss_topk": dict(optim={"name": "adamw"}, learning_rates=(1e-3,),
+                        overrides={"selection": {"scorer": "loss"}})})
+  summary = {m: {"learning_rate": x.learning_rates[0]}
+             for m, x in methods.items()}
+  rows = suite.update_overhead(workload, methods, summary, "adamw", rounds=1)
+  # The selecting method's update is AdamW's: not timed twice.
+  assert [r["method"] for r in rows] == ["adamw", "lion"]
+  assert rows[0]["update_ratio"] == 1.0 and rows[0]["step_ratio"] == 1.0
+  assert all(r["update_ms"] > 0 and r["step_ms"] > 0 for r in rows)
+  assert {r["steps_per_timing"] for r in rows} == {suite.OVERHEAD_STEPS}
+  from accel.bench import report  # pylint: disable=g-import-not-at-top
+  results = {"workloads": {"w": {"update_overhead": rows}}}
+  assert report.overhead_steps(results) == suite.OVERHEAD_STEPS
+  # With the trials' time per step, the share outside the jitted step.
+  results["workloads"]["w"]["summary"] = {
+      "adamw": {"step_ms": 4 * rows[0]["step_ms"]}}
+  table = report.update_table(results)
+  assert table.splitlines()[2].endswith(
+      f"| {4 * rows[0]['step_ms']:.3f} | 75% |")
+  assert table.splitlines()[3].endswith("| - | - |")
+  assert report.overhead_steps({"workloads": {"w": {}}}) == 20
+  # Lion keeps one moment, AdamW two.
+  assert rows[1]["state_ratio"] == pytest.approx(0.5, rel=0.05)
+
+
+def _outcomes(workload_results):
+  """What a fake suite decides and measures, per method: not the load
+  average and process memory recorded beside it, which are the machine's
+  and change from one call to the next."""
+  keys = ("learning_rate", "steps_to_target", "seconds_to_target",
+          "examples_to_target", "final_accuracy", "step_ms", "total_steps",
+          "grid", "sensitivity")
+  return {m: {k: s.get(k) for k in keys}
+          for m, s in workload_results["summary"].items()}
+
+
+def test_interrupted_suite_continues_from_its_journal(fakes, monkeypatch,
+                                                     tmp_path):
+  """A budget of 2.5 fake minutes stops the suite before its fourth trial;
+  a second run with the same journal trains only the rest, and its results
+  equal those of a run without a journal."""
+  from accel.bench import journal  # pylint: disable=g-import-not-at-top
+  clock, calls = fakes.Clock(), []
+  monkeypatch.setattr(suite.trial_lib, "run_trial",
+                      fakes.counting(clock, calls))
+  fakes.name_methods()
+  workload, methods = fakes.suite((1e-3, 1e-2))
+  quiet = lambda *_, **__: None
+  # 2 rates x 2 seeds x 2 methods, then 1 sensitivity factor x 2 x 2.
+  whole = suite.run_workload("w", workload, methods, [0, 1], "slow",
+                             log=quiet, sensitivity=(0.1,))
+  assert len(calls) == 12
+  path = str(tmp_path / "trials.jsonl")
+  first = journal.Journal(path, budget_s=150.0, clock=clock)
+  calls.clear()
+  with pytest.raises(journal.OutOfTime, match=r"2.5 min spent \(3.0 min\) "
+                     r"before w slow lr=0.001 seed=1"):
+    suite.run_workload("w", workload, methods, [0, 1], "slow", log=quiet,
+                       sensitivity=(0.1,), journal=first)
+  assert len(calls) == 3 and first.reused == 0
+  # A run killed while writing its next line leaves it cut: it is dropped.
+  with open(path, "a") as f:
+    f.write('{"key": "abc", "rec')
+  again = journal.Journal(path, budget_s=None, clock=clock)
+  assert again.stored == 3
+  calls.clear()
+  resumed = suite.run_workload("w", workload, methods, [0, 1], "slow",
+                               log=quiet, sensitivity=(0.1,), journal=again)
+  # 12 trials less the 3 stored, less 4 the run has already trained: the
+  # sensitivity runs at 0.1 x 1e-2 are the grid's 1e-3 trials, 3 of them
+  # the earlier process's (each counted once) and 1 this run's (a repeat).
+  assert len(calls) == 5 and again.reused == 3 and again.repeats == 1
+  assert _outcomes(resumed) == _outcomes(whole)
+  assert resumed["trials"] == whole["trials"]
+  again.finish()
+  assert not os.path.exists(path)
+  # A damaged line that is not the last one is an error, not skipped.
+  with open(path, "w") as f:
+    f.write("not json\n{}\n")
+  with pytest.raises(ValueError, match="line 1 is not a journal entry"):
+    journal.Journal(path)
+
+
+def test_launcher_stops_at_its_budget_and_the_same_command_continues(
+    fakes, monkeypatch, tmp_path):
+  from accel.bench import journal  # pylint: disable=g-import-not-at-top
+  from launch import bench  # pylint: disable=g-import-not-at-top
+  clock, calls = fakes.Clock(), []
+  monkeypatch.setattr(suite.trial_lib, "run_trial",
+                      fakes.counting(clock, calls))
+  monkeypatch.setattr(journal.time, "monotonic", clock)
+  fakes.name_methods()
+  config = tmp_path / "suite.py"
+  config.write_text(
+      "import ml_collections\n\n"
+      "def get_config():\n"
+      "  w = dict(config='mnist1d_mlp', eval_every=10, target_fraction=0.9,"
+      " overrides={'total_steps': 100})\n"
+      "  return ml_collections.ConfigDict(dict(\n"
+      "      baseline='slow', seeds=(0, 1), time_budget_minutes=5.5,\n"
+      "      workloads={'a': w, 'b': w},\n"
+      "      methods={'slow': dict(optim={'name': 'adamw'},"
+      " learning_rates=(1e-2,)),\n"
+      "               'fast': dict(optim={'name': 'nadamw'},"
+      " learning_rates=(1e-2,))}))\n")
+  workdir = tmp_path / "out"
+  flags = bench.flags.FLAGS
+
+  report_md = tmp_path / "BENCHMARKS.md"
+
+  def run():
+    flags(["bench", f"--config={config}", f"--workdir={workdir}",
+           f"--report={report_md}"])
+    try:
+      bench.main(["bench"])
+    finally:
+      flags.unparse_flags()
+
+  # 4 trials a workload, a fake minute each: the budget of 5.5 minutes
+  # ends the first run in workload b, after its second trial.
+  with pytest.raises(SystemExit, match="Stopped: time budget of 5.5 min "
+                     r"spent .*not finished: b\. The finished trials are in "
+                     ".*run the same command again to continue"):
+    run()
+  assert len(calls) == 6
+  with open(workdir / "results.json") as f:
+    stopped = json.load(f)
+  assert list(stopped["workloads"]) == ["a"] and "b" in stopped["stopped"]
+  assert stopped["trials_from_earlier_run"] == 0
+  assert "- **stopped at its time budget**: time budget of 5.5 min" in (
+      report_md.read_text())
+  # The budget counts from each run's start: the second run trains the two
+  # trials left, finishes and deletes the journal.
+  calls.clear()
+  run()
+  assert len(calls) == 2
+  assert not os.path.exists(workdir / "trials.jsonl")
+  with open(workdir / "results.json") as f:
+    done = json.load(f)
+  assert list(done["workloads"]) == ["a", "b"] and "stopped" not in done
+  assert done["trials_from_earlier_run"] == 6
+  md = report_md.read_text()
+  assert "stopped" not in md
+  assert "- continued an interrupted run: 6 trials, timings included" in md
+  # Workloads a and b are the same fake: the same choices and numbers.
+  workloads = done["workloads"]
+  assert _outcomes(workloads["b"]) == _outcomes(workloads["a"])
