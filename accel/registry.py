@@ -12,6 +12,8 @@ import difflib
 import inspect
 from typing import Any, Callable, Mapping
 
+from accel.errors import ConfigError
+
 
 def _suggest(word: str, choices) -> str:
   close = difflib.get_close_matches(word, list(choices), n=1)
@@ -39,7 +41,7 @@ def check_options(fn: Callable[..., Any], options: Mapping[str, Any],
   unknown = sorted(set(options) - set(accepted))
   if unknown:
     bad = unknown[0]
-    raise ValueError(
+    raise ConfigError(
         f"Unknown option {bad!r} for {what}.{_suggest(bad, accepted)} "
         f"Accepted options: {sorted(accepted)}.")
 
@@ -54,7 +56,7 @@ class Registry:
   def register(self, name: str):
     def wrap(fn):
       if name in self._builders:
-        raise ValueError(f"{self.kind} {name!r} is registered twice.")
+        raise ConfigError(f"{self.kind} {name!r} is registered twice.")
       self._builders[name] = fn
       return fn
     return wrap
@@ -65,7 +67,7 @@ class Registry:
 
   def get(self, name: str) -> Callable[..., Any]:
     if name not in self._builders:
-      raise ValueError(
+      raise ConfigError(
           f"Unknown {self.kind} {name!r}.{_suggest(name, self._builders)} "
           f"Known {self.kind}s: {self.names}.")
     return self._builders[name]
@@ -74,7 +76,7 @@ class Registry:
     """Calls the builder named by `section['name']` with the other keys."""
     options = dict(section)
     if "name" not in options:
-      raise ValueError(
+      raise ConfigError(
           f"The {self.kind} config needs a 'name' key, one of {self.names}.")
     name = options.pop("name")
     fn = self.get(name)

@@ -9,7 +9,7 @@ from accel.train import config as config_lib
 
 
 def get_config(arg: str = ""):
-  variants = config_lib.variants(arg)
+  variants, _ = config_lib.parse_variant(arg, names=("attention", "debug"))
   c = config_lib.base_config()
   c.data = config_lib.data_section("digits")
   c.model = config_lib.model_section(

@@ -16,7 +16,8 @@ from accel.train import config as config_lib
 
 
 def get_config(arg: str = ""):
-  variants = config_lib.variants(arg)
+  variants, _ = config_lib.parse_variant(
+      arg, names=("debug", "large", "medium", "ngram"))
   c = config_lib.base_config()
   c.data = config_lib.data_section("sequence", task="lm", num_pairs=8,
                                    num_train=20000)

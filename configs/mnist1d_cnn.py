@@ -11,7 +11,7 @@ from accel.train import config as config_lib
 
 
 def get_config(arg: str = ""):
-  variants = config_lib.variants(arg)
+  variants, _ = config_lib.parse_variant(arg, names=("attention", "debug"))
   c = config_lib.base_config()
   c.data = config_lib.data_section("mnist1d")
   c.model = config_lib.model_section(

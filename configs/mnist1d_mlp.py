@@ -13,8 +13,8 @@ from accel.train import config as config_lib
 
 
 def get_config(arg: str = ""):
-  variants = config_lib.variants(arg)
-  options = config_lib.variant_options(arg)
+  variants, options = config_lib.parse_variant(
+      arg, names=("debug",), options=("optimizer",))
   c = config_lib.base_config()
   c.data = config_lib.data_section("mnist1d")
   c.model = config_lib.model_section("mlp", hidden=(256, 256), dropout=0.2)

@@ -10,7 +10,7 @@ from accel.train import config as config_lib
 
 
 def get_config(arg: str = ""):
-  variants = config_lib.variants(arg)
+  variants, _ = config_lib.parse_variant(arg, names=("debug", "rnn"))
   c = config_lib.base_config()
   c.data = config_lib.data_section("sequence", task="classification",
                                    num_pairs=8, num_train=20000)

@@ -12,8 +12,8 @@ from accel.train import config as config_lib
 
 
 def get_config(arg: str = ""):
-  variants = config_lib.variants(arg)
-  options = config_lib.variant_options(arg)
+  variants, options = config_lib.parse_variant(
+      arg, names=("debug",), options=("hard", "imbalance", "noise"))
   c = config_lib.base_config()
   c.data = config_lib.data_section(
       "synthetic", imbalance=float(options.get("imbalance", 1.0)),

@@ -13,7 +13,7 @@ from accel.train import config as config_lib
 
 
 def get_config(arg: str = ""):
-  variants = config_lib.variants(arg)
+  variants, _ = config_lib.parse_variant(arg, names=("debug",))
   c = config_lib.base_config()
   c.data = config_lib.data_section("textures")
   c.model = config_lib.model_section(

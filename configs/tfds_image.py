@@ -24,8 +24,8 @@ _MODELS = {
 
 
 def get_config(arg: str = ""):
-  variants = config_lib.variants(arg)
-  options = config_lib.variant_options(arg)
+  variants, options = config_lib.parse_variant(
+      arg, names=("attention", "debug"), options=("dataset", "model"))
   model = options.get("model", "cnn")
   if model not in _MODELS:
     raise ValueError(f"model={model!r}; expected one of {sorted(_MODELS)}.")

@@ -11,8 +11,8 @@ from accel.train import config as config_lib
 
 
 def get_config(arg: str = ""):
-  variants = config_lib.variants(arg)
-  options = config_lib.variant_options(arg)
+  variants, options = config_lib.parse_variant(
+      arg, names=("debug", "rnn"), options=("dataset",))
   c = config_lib.base_config()
   c.data = config_lib.data_section(
       "tfds", dataset=options.get("dataset", "imdb_reviews"), max_length=512)

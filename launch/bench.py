@@ -35,6 +35,7 @@ from accel.bench import journal as journal_lib
 from accel.bench import report
 from accel.bench import suite
 from accel.bench import tables
+from accel.train import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Suite config file, optionally `file.py:variant`.",
@@ -140,4 +141,4 @@ def _write(results, baseline, others) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -13,12 +13,12 @@ import os
 import platform
 import sys
 
-from absl import app
 from absl import flags
 
 from accel.bench import overhead
 from accel.bench import suite
 from accel.bench import trial_configs
+from accel.train import cli
 from accel.train import config as config_lib
 
 # The checkout's configs/, next to this binary.
@@ -83,4 +83,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

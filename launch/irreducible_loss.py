@@ -17,7 +17,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from accel.selection import tables
-from accel.train import config as config_lib
+from accel.train import cli
 from accel.train import irreducible
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -46,4 +46,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=config_lib.parse_flags)
+  cli.run(main)

@@ -6,13 +6,15 @@ Running the same command again in the same workdir resumes. Uses the GPU
 when JAX finds one, the CPU otherwise.
 """
 
+import os
+
 from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
 from accel.meta import trainer
-from accel.train import config as config_lib
+from accel.train import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Meta-training config file, optionally `file.py:variant`.",
@@ -29,7 +31,10 @@ def main(argv):
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
   trainer.run(_CONFIG.value, _WORKDIR.value)
+  weights = os.path.join(_WORKDIR.value, trainer.WEIGHTS_NAME)
+  print(f"Weights: {weights} (metadata in {trainer.METADATA_NAME} beside "
+        "it); copy both into accel/optim/weights/ to ship them.")
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=config_lib.parse_flags)
+  cli.run(main)

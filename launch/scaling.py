@@ -19,12 +19,11 @@ import os
 import platform
 import sys
 
-from absl import app
 from absl import flags
 from ml_collections import config_flags
 
 from accel.bench import scaling
-from accel.train import config as config_lib
+from accel.train import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "configs/lm_transformer.py", "Config file[:variant].",
@@ -88,4 +87,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=config_lib.parse_flags)
+  cli.run(main)

@@ -6,7 +6,8 @@
       --config.optim.learning_rate=3e-3 --config.total_steps=2000 --workdir W
 
 Running the same command again in the same workdir resumes from the newest
-checkpoint there.
+checkpoint there. `--print_config` prints every key of the resolved config,
+its value and type, and exits: what `--config.KEY=VALUE` can override.
 
 Several devices: `--config.mesh` splits them (see accel/parallel/mesh.py),
 e.g. `--config.mesh='(("data",2),("fsdp",4),("tensor",1))'`; bfloat16
@@ -24,6 +25,7 @@ from ml_collections import config_flags
 
 import accel.parallel
 import accel.train
+from accel.train import cli
 from accel.train import config as config_lib
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -41,12 +43,20 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None,
                                       "Processes in the job (--multihost).")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None,
                                    "This process's index (--multihost).")
-flags.mark_flags_as_required(["config", "workdir"])
+_PRINT_CONFIG = flags.DEFINE_bool(
+    "print_config", False, "Print the resolved config (every key, its value "
+    "and type) and exit without training.")
+flags.mark_flags_as_required(["config"])
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  if _PRINT_CONFIG.value:
+    print(config_lib.describe(_CONFIG.value))
+    return
+  if _WORKDIR.value is None:
+    raise app.UsageError("--workdir is required (unless --print_config).")
   if not flags.FLAGS["verbosity"].present:
     # Orbax logs every save step at INFO; keep the terminal to the progress
     # bar, evaluations and warnings unless -v/--verbosity asks for more.
@@ -58,4 +68,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=config_lib.parse_flags)
+  cli.run(main)

@@ -49,3 +49,35 @@ def test_unknown_variant_value_is_named():
   path = os.path.join(REPO, "configs", "tfds_image.py")
   with pytest.raises(ValueError, match="model='vgg'"):
     load(path, "model=vgg")
+
+
+ALL_CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "*.py"))
+                     + glob.glob(os.path.join(REPO, "configs", "*", "*.py")))
+
+
+@pytest.mark.parametrize("path", ALL_CONFIGS,
+                         ids=lambda p: os.path.relpath(p, REPO))
+def test_an_unknown_variant_fails_naming_the_known_ones(path):
+  """A typo after the colon never runs the default job."""
+  from accel.train import config as config_lib  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError, match=r"Unknown config variant 'nonsense' "
+                     r"\(after the colon in --config\)\.( Did you mean "
+                     r"'\w+'\?)? This config knows: "):
+    config_lib.load_file(f"{path}:nonsense")
+  with pytest.raises(ValueError, match="Unknown config variant 'nonsense=1'"):
+    config_lib.load_file(f"{path}:nonsense=1")
+
+
+def test_a_misspelt_variant_gets_a_did_you_mean():
+  from accel.train import config as config_lib  # pylint: disable=g-import-not-at-top
+  path = os.path.join(REPO, "configs", "mnist1d_cnn.py")
+  with pytest.raises(ValueError, match=r"'debg'.*Did you mean 'debug'\? "
+                     r"This config knows: attention, debug\."):
+    config_lib.load_file(f"{path}:debg")
+  path = os.path.join(REPO, "configs", "synthetic_mlp.py")
+  with pytest.raises(ValueError, match=r"'nosie=0.2'.*Did you mean 'noise'"
+                     r".*knows: debug, hard=\.\.\., imbalance=\.\.\., "
+                     r"noise=\.\.\."):
+    config_lib.load_file(f"{path}:nosie=0.2")
+  c = config_lib.load_file(f"{path}:noise=0.2,debug")
+  assert c.data.label_noise == 0.2 and c.total_steps == 20

@@ -11,13 +11,14 @@ ACCEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
 # Floor of each top-level part of accel; a part may import only parts on
 # lower floors (and itself).
 FLOORS = {
-    "spec": 0, "registry": 0, "notebook": 0, "parallel": 0,
-    "models": 1,
-    "data": 2, "optim": 2,
-    "selection": 3,
-    "train": 4,
-    "meta": 5,
-    "bench": 6,
+    "errors": 0,
+    "spec": 1, "registry": 1, "notebook": 1, "parallel": 1,
+    "models": 2,
+    "data": 3, "optim": 3,
+    "selection": 4,
+    "train": 5,
+    "meta": 6,
+    "bench": 7,
 }
 
 

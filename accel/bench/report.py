@@ -27,6 +27,8 @@ from matplotlib import figure
 import numpy as np
 
 from accel.bench import tables
+from accel.errors import ConfigError
+from accel.errors import MissingFileError
 
 # A ratio within this band of 1 is a tie: the machines are noisy.
 TIE = 0.05
@@ -353,15 +355,15 @@ def _triple(values) -> str:
 def load_results(path: str) -> dict[str, Any]:
   """A suite run's results.json, with a clear error when it is not one."""
   if not os.path.isfile(path):
-    raise FileNotFoundError(f"No suite results at {path!r}: run "
+    raise MissingFileError(f"No suite results at {path!r}: run "
                             "launch/bench.py with that --workdir first.")
   with open(path) as f:
     results = json.load(f)
   missing = {"command", "date", "machine", "config", "workloads"} - set(
       results)
   if missing:
-    raise ValueError(f"{path!r} is not a launch/bench.py results.json: it "
-                     f"lacks {sorted(missing)}.")
+    raise ConfigError(f"{path!r} is not a launch/bench.py results.json: it "
+                      f"lacks {sorted(missing)}.")
   return results
 
 

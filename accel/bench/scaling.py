@@ -18,6 +18,7 @@ import jax
 import numpy as np
 
 from accel import parallel
+from accel.errors import ConfigError
 from accel.train import build as build_lib
 
 
@@ -26,7 +27,7 @@ def layout_mesh(layout: str, devices: int):
     return (("data", devices), ("fsdp", 1), ("tensor", 1))
   if layout == "fsdp":
     return (("data", 1), ("fsdp", devices), ("tensor", 1))
-  raise ValueError(f"Unknown layout {layout!r}; expected 'data' or 'fsdp'.")
+  raise ConfigError(f"Unknown layout {layout!r}; expected 'data' or 'fsdp'.")
 
 
 def measure(config, *, devices: int, layout: str = "data",

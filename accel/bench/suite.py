@@ -50,6 +50,7 @@ from accel.bench import journal as journal_lib
 from accel.bench import overhead
 from accel.bench import trial as trial_lib
 from accel.bench import trial_configs
+from accel.errors import ConfigError
 from accel.selection import tables
 from accel.train import irreducible
 
@@ -180,8 +181,8 @@ def _target(workload, baseline_trials) -> float:
   elif rule == "worst_seed_best":
     level = min(t["best_accuracy"] for t in runs)
   else:
-    raise ValueError(f"Unknown target_rule {rule!r}; expected 'mean_final' "
-                     "or 'worst_seed_best'.")
+    raise ConfigError(f"Unknown target_rule {rule!r}; expected 'mean_final' "
+                      "or 'worst_seed_best'.")
   return float(workload.target_fraction * level)
 
 
@@ -189,8 +190,8 @@ def _tune(wname, workload, methods, tuning_seeds, baseline, log, journal):
   """(methods with learning_rates narrowed to the value each chose on
   `tuning_seeds`, a record of the tuning)."""
   if any("match_wallclock_of" in m for m in methods.values()):
-    raise ValueError("tuning_seeds cannot yet tune methods with "
-                     "match_wallclock_of; give them their own suite.")
+    raise ConfigError("tuning_seeds cannot yet tune methods with "
+                      "match_wallclock_of; give them their own suite.")
   trials = {m: {lr: [] for lr in method.learning_rates}
             for m, method in methods.items()}
   _run_grid(trials, methods, workload, wname, tuning_seeds, log, journal)
@@ -340,7 +341,7 @@ def run_workload(wname: str, workload, methods, seeds, baseline: str,
   excluded = dict(workload.get("exclude_methods", {}))
   unknown = sorted(set(excluded) - set(methods))
   if unknown or baseline in excluded:
-    raise ValueError(
+    raise ConfigError(
         f"Workload {wname!r} excludes {unknown or [baseline]}: "
         f"exclude_methods names methods of the suite other than the "
         f"baseline {baseline!r}; the suite's are {sorted(methods)}.")

@@ -10,6 +10,7 @@ from typing import Any
 
 import ml_collections
 
+from accel.errors import ConfigError
 from accel.train import config as config_lib
 
 # Where workload configs are looked up unless a workload names its own
@@ -29,7 +30,7 @@ def load_config(name: str, overrides: dict[str, Any],
   file, _, variant = name.partition(":")
   path = os.path.join(config_dir, file + ".py")
   if not os.path.exists(path):
-    raise ValueError(f"workload config {path!r} does not exist.")
+    raise ConfigError(f"workload config {path!r} does not exist.")
   c = config_lib.load_file(path + (":" + variant if variant else ""))
   return apply_overrides(c, overrides, name)
 
@@ -42,8 +43,8 @@ def apply_overrides(c, overrides: dict[str, Any], name: str):
     for p in parents:
       node = node[p]
     if leaf not in node:
-      raise ValueError(f"override {key!r}: {leaf!r} is not a key of the "
-                       f"config {name!r}; keys are {sorted(node.keys())}.")
+      raise ConfigError(f"override {key!r}: {leaf!r} is not a key of the "
+                        f"config {name!r}; keys are {sorted(node.keys())}.")
     node[leaf] = value
   return c
 

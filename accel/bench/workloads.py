@@ -4,6 +4,8 @@ its evaluation interval, the target rule and overrides (see suite.py).
 Each function returns a fresh dict, so a suite may change its copy.
 """
 
+from accel.errors import ConfigError
+
 
 def digits_cnn(steps: int = 1000) -> dict:
   """The CNN of configs/digits_cnn.py on scikit-learn's 8x8 digits."""
@@ -42,8 +44,8 @@ def keep_methods(bench, names: str) -> None:
   keep = set(names.split("+")) | {bench.baseline}
   unknown = sorted(keep - set(bench.methods))
   if unknown:
-    raise ValueError(f"Unknown method {unknown[0]!r}; expected some of "
-                     f"{sorted(bench.methods)}.")
+    raise ConfigError(f"Unknown method {unknown[0]!r}; expected some of "
+                      f"{sorted(bench.methods)}.")
   bench.methods = {k: v for k, v in bench.methods.items() if k in keep}
   for w in bench.workloads.values():
     if "exclude_methods" in w:
@@ -57,8 +59,8 @@ def keep_workloads(bench, names: str) -> None:
   keep = set(names.split("+"))
   unknown = sorted(keep - set(bench.workloads))
   if unknown:
-    raise ValueError(f"Unknown workload {unknown[0]!r}; expected some of "
-                     f"{sorted(bench.workloads)}.")
+    raise ConfigError(f"Unknown workload {unknown[0]!r}; expected some of "
+                      f"{sorted(bench.workloads)}.")
   bench.workloads = {k: v for k, v in bench.workloads.items() if k in keep}
 
 

@@ -4,6 +4,7 @@ import numpy as np
 from sklearn import datasets as sk_datasets
 
 from accel.data import source
+from accel.errors import ConfigError
 
 
 @source.SOURCES.register("digits")
@@ -17,7 +18,7 @@ def make_digits(test_fraction: float = 0.2,
       test set does not move with the training seed).
   """
   if not 0.0 < test_fraction < 1.0:
-    raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}.")
+    raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction}.")
   d = sk_datasets.load_digits()
   x = (d.images / 16.0).astype(np.float32)[..., None]  # [N, 8, 8, 1]
   y = d.target.astype(np.int32)

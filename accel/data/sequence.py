@@ -26,6 +26,7 @@ import functools
 import numpy as np
 
 from accel.data import source
+from accel.errors import ConfigError
 
 
 def _sequences(rng, n, num_pairs, num_keys, num_values):
@@ -73,12 +74,12 @@ def _ngram_sequences(rng, n, length, table, order):
 def _make_ngram(num_train, num_test, vocab_size, order, length,
                 concentration, data_seed):
   if vocab_size < 3 or order < 1 or length <= order + 1:
-    raise ValueError(
+    raise ConfigError(
         f"ngram task needs vocab_size >= 3, order >= 1 and length > order "
         f"+ 1; got vocab_size={vocab_size}, order={order}, length={length}.")
   if (vocab_size - 1) ** order > 2 ** 20:
-    raise ValueError(f"(vocab_size - 1) ** order = {(vocab_size - 1) ** order}"
-                     f" contexts is over the 2**20 this table holds.")
+    raise ConfigError(f"(vocab_size - 1) ** order = {(vocab_size - 1) ** order}"
+                      f" contexts is over the 2**20 this table holds.")
   train, test = _ngram_splits(num_train, num_test, vocab_size, order, length,
                               concentration, data_seed)
   spec = source.DataSpec(
@@ -119,11 +120,11 @@ def make_sequence(task: str = "classification", num_train: int = 8192,
     return _make_ngram(num_train, num_test, vocab_size, order, length,
                        concentration, data_seed)
   if task not in ("classification", "lm"):
-    raise ValueError(f"task must be 'classification', 'lm' or 'ngram', got "
-                     f"{task!r}.")
+    raise ConfigError(f"task must be 'classification', 'lm' or 'ngram', got "
+                      f"{task!r}.")
   if num_pairs > num_keys:
-    raise ValueError(f"num_pairs ({num_pairs}) must be <= num_keys "
-                     f"({num_keys}): keys in a sequence are distinct.")
+    raise ConfigError(f"num_pairs ({num_pairs}) must be <= num_keys "
+                      f"({num_keys}): keys in a sequence are distinct.")
   rng = np.random.default_rng(data_seed)
   vocab = 1 + num_keys + num_values
 

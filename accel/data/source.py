@@ -24,6 +24,7 @@ import grain
 import numpy as np
 
 from accel import registry
+from accel.errors import ConfigError
 from accel.spec import Batch
 from accel.spec import DataSpec
 
@@ -49,7 +50,7 @@ class Source:
 
   def _check_split(self, split: str) -> None:
     if split not in ("train", "test"):
-      raise ValueError(f"Unknown split {split!r}; expected 'train' or 'test'.")
+      raise ConfigError(f"Unknown split {split!r}; expected 'train' or 'test'.")
 
   def train_iterator(self, batch_size: int, seed: int, *,
                      process_index: int = 0,
@@ -64,7 +65,7 @@ class Source:
     """
     n = self.num_examples("train")
     if batch_size > n // process_count:
-      raise ValueError(
+      raise ConfigError(
           f"batch_size {batch_size} is larger than the {n // process_count} "
           f"training examples this process reads from {self.spec.name!r}.")
     ids = np.arange(n, dtype=np.int32)[process_index::process_count]
@@ -115,7 +116,7 @@ class ArraySource(Source):
     for split, arrays in (("train", train), ("test", test)):
       lengths = {k: len(v) for k, v in arrays.items()}
       if len(set(lengths.values())) != 1:
-        raise ValueError(
+        raise ConfigError(
             f"{spec.name}: arrays of the {split} split differ in length: "
             f"{lengths}.")
     self.spec = spec

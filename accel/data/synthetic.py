@@ -17,6 +17,7 @@ The test split is balanced and clean, so per-class accuracy is meaningful.
 import numpy as np
 
 from accel.data import source
+from accel.errors import ConfigError
 
 
 def _class_sizes(total: int, num_classes: int, imbalance: float) -> np.ndarray:
@@ -44,12 +45,12 @@ def make_synthetic(num_train: int = 8192, num_test: int = 2048,
                    data_seed: int = 0) -> source.ArraySource:
   """Builds the data set; every knob is described in the module docstring."""
   if imbalance < 1.0:
-    raise ValueError(f"imbalance is largest/smallest class, >= 1; got "
-                     f"{imbalance}.")
+    raise ConfigError(f"imbalance is largest/smallest class, >= 1; got "
+                      f"{imbalance}.")
   if not 0.0 <= label_noise < 1.0:
-    raise ValueError(f"label_noise must be in [0, 1), got {label_noise}.")
+    raise ConfigError(f"label_noise must be in [0, 1), got {label_noise}.")
   if num_classes < 2:
-    raise ValueError(f"num_classes must be >= 2, got {num_classes}.")
+    raise ConfigError(f"num_classes must be >= 2, got {num_classes}.")
   rng = np.random.default_rng(data_seed)
   means_CxD = rng.normal(size=(num_classes, dim))
   means_CxD /= np.linalg.norm(means_CxD, axis=1, keepdims=True)

@@ -20,6 +20,7 @@ import functools
 import numpy as np
 
 from accel.data import source
+from accel.errors import ConfigError
 
 _SIZE = 32
 
@@ -79,13 +80,13 @@ def make_textures(num_train: int = 50000, num_test: int = 10000,
                   data_seed: int = 0) -> source.ArraySource:
   """Builds the data set; the knobs are described in the module docstring."""
   if num_classes < 2:
-    raise ValueError(f"num_classes must be >= 2, got {num_classes}.")
+    raise ConfigError(f"num_classes must be >= 2, got {num_classes}.")
   if gratings < 1 or max_frequency < 1:
-    raise ValueError(f"gratings and max_frequency must be >= 1, got "
-                     f"{gratings} and {max_frequency}.")
+    raise ConfigError(f"gratings and max_frequency must be >= 1, got "
+                      f"{gratings} and {max_frequency}.")
   if noise < 0 or not 0.0 <= distractor < 1.0:
-    raise ValueError(f"noise must be >= 0 and distractor in [0, 1), got "
-                     f"{noise} and {distractor}.")
+    raise ConfigError(f"noise must be >= 0 and distractor in [0, 1), got "
+                      f"{noise} and {distractor}.")
   train, test = _generate(num_train, num_test, num_classes, gratings,
                           max_frequency, noise, distractor, jitter, data_seed)
   spec = source.DataSpec(

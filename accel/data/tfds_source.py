@@ -14,17 +14,22 @@ from __future__ import annotations
 import numpy as np
 
 from accel.data import source
+from accel.errors import AccelError
+from accel.errors import ConfigError
 
 _PREPARE_HINT = (
-    "Prepare it on a machine with internet access, in array_record format:\n"
+    "Prepare it once where the data set's host can be reached, in "
+    "array_record format:\n"
     "  python -c \"import tensorflow_datasets as tfds; "
     "tfds.builder('{name}', data_dir='{data_dir}', "
     "file_format='array_record').download_and_prepare()\"\n"
-    "then copy that data_dir here (or pass download=True where this machine "
-    "can reach the data set's host).")
+    "and copy that data_dir here (--config.data.data_dir=DIR names it), or "
+    "run with --config.data.download=True on such a machine. Preparing "
+    "needs the `train` extra (pip install 'accel[train]', which `make "
+    "train` installs); some image sets also need TensorFlow.")
 
 
-class DatasetNotPreparedError(RuntimeError):
+class DatasetNotPreparedError(AccelError, RuntimeError):
   """The tfds data set has no array_record files to read."""
 
 
@@ -40,15 +45,15 @@ class TfdsSource(source.Source):
       self._kind = "image"
       shape = tuple(features["image"].shape)
       if None in shape:
-        raise ValueError(f"tfds data set {name!r} has images of varying size "
-                         f"{shape}; accel reads fixed-size images only.")
+        raise ConfigError(f"tfds data set {name!r} has images of varying size "
+                          f"{shape}; accel reads fixed-size images only.")
       input_shape, dtype, vocab = shape, "float32", 0
     elif "text" in features:
       self._kind = "text"
       input_shape, dtype = (max_length,), "int32"
       vocab = 257  # bytes + 1, with 0 for padding
     else:
-      raise ValueError(
+      raise ConfigError(
           f"tfds data set {name!r} has features {sorted(features)}; accel "
           "reads data sets with an 'image' or 'text' feature and a 'label'.")
     self.spec = source.DataSpec(
@@ -118,8 +123,8 @@ def make_tfds(dataset: str = "mnist", data_dir: str | None = None,
   try:
     builder = tfds.builder(dataset, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError as e:
-    raise ValueError(f"Unknown tfds data set {dataset!r}: "
-                     f"{str(e).splitlines()[0]}") from e
+    raise ConfigError(f"Unknown tfds data set {dataset!r}: "
+                      f"{str(e).splitlines()[0]}") from e
   where = data_dir or tfds.core.constants.DATA_DIR
   hint = _PREPARE_HINT.format(name=dataset, data_dir=where)
   if download:

@@ -28,6 +28,7 @@ import optax
 
 from accel import data as data_lib
 from accel import models
+from accel.errors import ConfigError
 from accel.train import build as build_lib
 from accel.train import config as config_lib
 
@@ -66,19 +67,19 @@ def make_task(spec: dict[str, Any]) -> Task:
   missing = [k for k in _REQUIRED if k not in spec]
   unknown = set(spec) - set(_REQUIRED) - set(_OPTIONAL)
   if missing or unknown:
-    raise ValueError(f"meta-training task {spec.get('name', spec)!r}: "
-                     f"missing keys {missing}, unknown keys {sorted(unknown)}; "
-                     f"expected {list(_REQUIRED)} and optionally "
-                     f"{sorted(_OPTIONAL)}.")
+    raise ConfigError(
+        f"meta-training task {spec.get('name', spec)!r}: missing keys "
+        f"{missing}, unknown keys {sorted(unknown)}; expected "
+        f"{list(_REQUIRED)} and optionally {sorted(_OPTIONAL)}.")
   opts = {k: spec.get(k, v) for k, v in _OPTIONAL.items()}
   if opts["loss"] not in ("xent", "mse"):
-    raise ValueError(f"task {spec['name']!r}: loss must be 'xent' or 'mse', "
-                     f"got {opts['loss']!r}.")
+    raise ConfigError(f"task {spec['name']!r}: loss must be 'xent' or 'mse', "
+                      f"got {opts['loss']!r}.")
   source = data_lib.make_source(dict(spec["data"]))
   if not hasattr(source, "arrays"):
-    raise ValueError(f"task {spec['name']!r}: data set "
-                     f"{spec['data']['name']!r} is not held in memory; "
-                     "meta-training needs an in-memory source.")
+    raise ConfigError(f"task {spec['name']!r}: data set "
+                      f"{spec['data']['name']!r} is not held in memory; "
+                      "meta-training needs an in-memory source.")
   train = source.arrays("train")
   model_spec = source.spec
   arrays = {"inputs": jnp.asarray(train["inputs"])}

@@ -29,6 +29,7 @@ import numpy as np
 import optax
 import tqdm
 
+from accel.errors import ConfigError
 from accel.optim import gt_network
 from accel.meta import tasks as tasks_lib
 from accel.meta import truncated_es
@@ -59,7 +60,7 @@ def build_runners(config) -> dict[str, truncated_es.TaskRunner]:
   arch, ranges = _architecture(config), _ranges(config)
   names = [t["name"] for t in config.tasks]
   if len(set(names)) != len(names):
-    raise ValueError(f"meta-training task names must be unique: {names}.")
+    raise ConfigError(f"meta-training task names must be unique: {names}.")
   return {t["name"]: truncated_es.TaskRunner(
       tasks_lib.make_task(t), arch, ranges, config.truncation,
       config.num_pairs, config.num_reference) for t in config.tasks}
@@ -120,6 +121,10 @@ def run(config, workdir: str, *, stop_after: int | None = None):
   writer = metrics_lib.MetricWriter(workdir)
   start_it = int(state["iteration"])
   sigma = jnp.float32(config.sigma)
+  print(f"Meta-training on {len(names)} tasks, iterations {start_it} to "
+        f"{config.num_iterations}, in {workdir}; the first iterations "
+        "compile each task's programs (a minute or more on a CPU).",
+        flush=True)
 
   @jax.jit
   def apply(theta, opt_state, grads):

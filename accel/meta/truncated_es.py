@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from accel.errors import ConfigError
 from accel.optim import gt_transform as gt
 from accel.optim import gt_network
 from accel.meta import tasks as tasks_lib
@@ -95,8 +96,8 @@ class TaskRunner:
                ranges: InnerRanges, truncation: int, num_pairs: int,
                num_reference: int):
     if num_reference > num_pairs:
-      raise ValueError(f"num_reference={num_reference} exceeds num_pairs="
-                       f"{num_pairs}: references shadow the first streams.")
+      raise ConfigError(f"num_reference={num_reference} exceeds num_pairs="
+                        f"{num_pairs}: references shadow the first streams.")
     self.task, self.arch, self.ranges = task, arch, ranges
     self.k, self.p, self.r = truncation, num_pairs, num_reference
     self.init_streams = jax.jit(self._init_streams, static_argnums=1)

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from accel import registry
+from accel.errors import ConfigError
 from accel.spec import DataSpec
 from accel.models.attention import AttentionPooling
 from accel.models.attention import MultiHeadAttention
@@ -31,8 +32,8 @@ MODELS = registry.Registry("model")
 def _classifier(cls):
   def build(spec: DataSpec, **options):
     if spec.task != "classification":
-      raise ValueError(f"model {cls.__name__} classifies, but data set "
-                       f"{spec.name!r} is a {spec.task!r} task.")
+      raise ConfigError(f"model {cls.__name__} classifies, but data set "
+                        f"{spec.name!r} is a {spec.task!r} task.")
     # vocab_size 0 means "token ids as the data set defines them".
     if (spec.input_vocab_size and "vocab_size" in _fields(cls)
         and not options.get("vocab_size")):
@@ -67,8 +68,8 @@ def _lm(spec: DataSpec, width: int = 64, num_layers: int = 2,
         num_heads: int = 4, mlp_dim: int = 128, dropout: float = 0.0,
         dtype: Any = jnp.float32, param_dtype: Any = jnp.float32):
   if spec.task != "lm":
-    raise ValueError(f"transformer_lm needs a language-model data set; "
-                     f"{spec.name!r} is a {spec.task!r} task.")
+    raise ConfigError(f"transformer_lm needs a language-model data set; "
+                      f"{spec.name!r} is a {spec.task!r} task.")
   return TransformerLM(spec.num_classes, width, num_layers, num_heads,
                        mlp_dim, dropout, dtype, param_dtype)
 

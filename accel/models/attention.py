@@ -12,6 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from accel.errors import ConfigError
 from accel.models import layers
 
 Dtype = Any
@@ -39,8 +40,8 @@ class MultiHeadAttention(nn.Module):
   def __call__(self, x_q, x_kv, mask=None):
     d = x_q.shape[-1]
     if d % self.num_heads:
-      raise ValueError(f"width {d} is not divisible by num_heads "
-                       f"{self.num_heads}.")
+      raise ConfigError(f"width {d} is not divisible by num_heads "
+                        f"{self.num_heads}.")
     head_dim = d // self.num_heads
     q_BxQxHxK = self._proj("query", head_dim)(x_q)
     # No key bias: it adds q.b to every logit of a query, which the softmax

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from accel.errors import ConfigError
 from accel.models import attention as attn
 from accel.models import layers
 
@@ -31,8 +32,8 @@ class CNN(nn.Module):
   def __call__(self, x, train: bool = False):
     spatial = x.ndim - 2
     if spatial not in (1, 2):
-      raise ValueError(f"CNN expects [B, L, C] or [B, H, W, C] inputs, got "
-                       f"shape {x.shape}.")
+      raise ConfigError(f"CNN expects [B, L, C] or [B, H, W, C] inputs, got "
+                        f"shape {x.shape}.")
     x = x.astype(self.dtype)
     for i, ch in enumerate(self.channels):
       x = layers.conv(ch, (self.kernel_size,) * spatial, self.dtype,
@@ -47,7 +48,7 @@ class CNN(nn.Module):
     elif self.pool == "mean":
       x = x.mean(axis=tuple(range(1, 1 + spatial)))
     else:
-      raise ValueError(f"pool must be 'flatten' or 'mean', got {self.pool!r}.")
+      raise ConfigError(f"pool must be 'flatten' or 'mean', got {self.pool!r}.")
     if self.hidden:
       x = nn.relu(layers.dense(self.hidden, ("embed", "mlp"), self.dtype,
                                self.param_dtype, name="hidden")(x))

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from accel.errors import ConfigError
 from accel.models import attention as attn
 from accel.models import layers
 
@@ -52,7 +53,7 @@ class ResNet(nn.Module):
   def __call__(self, x, train: bool = False):
     del train  # no dropout or batch statistics
     if x.ndim != 4:
-      raise ValueError(f"ResNet expects [B, H, W, C] images, got {x.shape}.")
+      raise ConfigError(f"ResNet expects [B, H, W, C] images, got {x.shape}.")
     x = x.astype(self.dtype)
     x = layers.conv(self.stage_channels[0], (3, 3), self.dtype,
                     self.param_dtype, use_bias=False, name="stem")(x)

@@ -11,6 +11,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from accel.errors import ConfigError
 from accel.models import attention as attn
 from accel.models import layers
 
@@ -32,8 +33,8 @@ class RNNClassifier(nn.Module):
   def __call__(self, x, train: bool = False):
     del train
     if self.cell not in _CELLS:
-      raise ValueError(f"cell must be one of {sorted(_CELLS)}, got "
-                       f"{self.cell!r}.")
+      raise ConfigError(f"cell must be one of {sorted(_CELLS)}, got "
+                        f"{self.cell!r}.")
     if self.vocab_size:
       x = nn.Embed(self.vocab_size, self.hidden, dtype=self.dtype,
                    param_dtype=self.param_dtype, name="embed",
@@ -59,7 +60,7 @@ class RNNClassifier(nn.Module):
       x = attn.AttentionPooling(self.attention_heads, self.dtype,
                                 self.param_dtype, name="pool")(x)
     else:
-      raise ValueError(f"pool must be 'last', 'mean' or 'attention', got "
-                       f"{self.pool!r}.")
+      raise ConfigError(f"pool must be 'last', 'mean' or 'attention', got "
+                        f"{self.pool!r}.")
     return layers.ClassifierHead(self.num_classes, self.dtype,
                                  self.param_dtype, name="classifier")(x)

@@ -11,6 +11,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from accel.errors import ConfigError
 from accel.models import attention as attn
 from accel.models import layers
 
@@ -86,9 +87,9 @@ class TransformerClassifier(nn.Module):
     else:
       spatial = x.ndim - 2
       if spatial not in (1, 2):
-        raise ValueError(f"TransformerClassifier expects tokens [B, L], "
-                         f"signals [B, L, C] or images [B, H, W, C]; got "
-                         f"{x.shape}.")
+        raise ConfigError(f"TransformerClassifier expects tokens [B, L], "
+                          f"signals [B, L, C] or images [B, H, W, C]; got "
+                          f"{x.shape}.")
       p = (self.patch_size,) * spatial
       x = layers.conv(self.width, p, self.dtype, self.param_dtype, strides=p,
                       name="patch_embed")(x.astype(self.dtype))

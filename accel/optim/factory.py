@@ -23,6 +23,8 @@ import optax
 from optax import contrib
 
 from accel import registry
+from accel.errors import ConfigError
+from accel.optim import checks
 from accel.optim import diagnostics as diagnostics_lib
 from accel.optim import gt_transform
 from accel.optim import meta_attention
@@ -231,24 +233,29 @@ def make(config, total_steps: int, *, mu_dtype: Any = None) -> Optimizer:
   name = options.pop("name", None)
   common = {k: options.pop(k, v) for k, v in COMMON_DEFAULTS.items()}
   if name is None:
-    raise ValueError("config.optim needs a 'name', one of "
-                     f"{OPTIMIZERS.names}.")
+    raise ConfigError("config.optim needs a 'name', one of "
+                      f"{OPTIMIZERS.names}.")
   fn = OPTIMIZERS.get(name)
   registry.check_options(fn, options, f"optimizer {name!r}")
+  checks.check_learning_rate(common["learning_rate"],
+                             "config.optim.learning_rate")
+  for key in ("weight_decay", "grad_clip_norm", "end_lr_factor"):
+    checks.check(f"config.optim.{key}", common[key], lambda x: x >= 0,
+                 ">= 0")
   schedule = schedules.make_schedule(
       common["learning_rate"], total_steps, common["schedule"],
       common["warmup_steps"], common["end_lr_factor"])
   decay_mask = common["decay_mask"]
   if decay_mask not in ("no_bias_norm", "all"):
-    raise ValueError(f"decay_mask must be 'no_bias_norm' or 'all', got "
-                     f"{decay_mask!r}.")
+    raise ConfigError(f"decay_mask must be 'no_bias_norm' or 'all', got "
+                      f"{decay_mask!r}.")
   mask = _no_bias_norm if decay_mask == "no_bias_norm" else None
   if _takes_mu_dtype(fn):
     tx = fn(schedule, common["weight_decay"], mask, mu_dtype, **options)
   elif mu_dtype is not None:
     supported = [n for n in OPTIMIZERS.names
                  if _takes_mu_dtype(OPTIMIZERS.get(n))]
-    raise ValueError(
+    raise ConfigError(
         f"optimizer {name!r} cannot keep its first moment in {mu_dtype}; "
         f"config.precision.first_moment applies to {supported}.")
   else:

@@ -29,6 +29,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
+from accel.errors import ConfigError
+
+from accel.errors import MissingFileError
+
 NUM_STEP_FEATURES = 15  # 9 stored per step + 6 changes over the window
 NUM_STATIC_FEATURES = 6
 DIRECTIONS = ("nesterov", "slow_momentum", "rmsprop", "sign_momentum")
@@ -127,8 +131,8 @@ def infer_architecture(params) -> Architecture:
     hidden = params["over_time"]["Dense_0"]["kernel"].shape[1]
     outputs = params["head"]["kernel"].shape[1]
   except (KeyError, TypeError, IndexError, ValueError) as e:
-    raise ValueError("the given weights pytree is not gradient transformer "
-                     f"weights (cannot read its architecture: {e!r}).") from e
+    raise ConfigError("the given weights pytree is not gradient transformer "
+                      f"weights (cannot read its architecture: {e!r}).") from e
   return Architecture(history=int(history), width=int(width),
                       num_heads=int(heads), mlp_ratio=int(hidden // width),
                       step_features=int(steps), static_features=int(static),
@@ -156,7 +160,7 @@ def check_weights(params, arch: Architecture, origin: str = "weights"):
       problems.append(f"{name}: expected {expected.get(name)}, "
                       f"got {got.get(name)}")
   if problems:
-    raise ValueError(
+    raise ConfigError(
         f"{origin} do not fit the gradient transformer architecture "
         f"{arch.as_dict()}:\n  " + "\n  ".join(problems[:10]))
 
@@ -176,27 +180,27 @@ def save_weights(path: str, params, arch: Architecture,
 def load_weights(path: str) -> tuple[Any, Architecture, dict[str, Any]]:
   """Reads a file written by `save_weights`: (params, architecture, meta)."""
   if not os.path.exists(path):
-    raise FileNotFoundError(f"gradient transformer weights file {path!r} "
+    raise MissingFileError(f"gradient transformer weights file {path!r} "
                             "does not exist.")
   with open(path, "rb") as f:
     try:
       payload = serialization.msgpack_restore(f.read())
     except Exception as e:  # msgpack raises several types
-      raise ValueError(f"{path!r} is not a gradient transformer weights file "
-                       f"({type(e).__name__}: {e}).") from e
+      raise ConfigError(f"{path!r} is not a gradient transformer weights file "
+                        f"({type(e).__name__}: {e}).") from e
   if not isinstance(payload, dict) or "architecture" not in payload:
-    raise ValueError(f"{path!r} is not a gradient transformer weights file "
-                     "(no 'architecture' entry).")
+    raise ConfigError(f"{path!r} is not a gradient transformer weights file "
+                      "(no 'architecture' entry).")
   version = int(payload.get("format_version", -1))
   if version != FORMAT_VERSION:
-    raise ValueError(f"{path!r} has weights format version {version}; this "
-                     f"accel reads version {FORMAT_VERSION}.")
+    raise ConfigError(f"{path!r} has weights format version {version}; this "
+                      f"accel reads version {FORMAT_VERSION}.")
   known = {f.name for f in dataclasses.fields(Architecture)}
   arch_dict = {k: int(v) for k, v in payload["architecture"].items()}
   unknown = set(arch_dict) - known
   if unknown:
-    raise ValueError(f"{path!r} has unknown architecture keys "
-                     f"{sorted(unknown)}; expected {sorted(known)}.")
+    raise ConfigError(f"{path!r} has unknown architecture keys "
+                      f"{sorted(unknown)}; expected {sorted(known)}.")
   arch = Architecture(**arch_dict)
   params = jax.tree.map(jnp.asarray, payload["params"])
   check_weights(params, arch, origin=f"weights in {path!r}")

@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from accel.errors import ConfigError
 from accel.optim import checks
 from accel.optim import gt_network
 from accel.optim import state_lookup
@@ -89,19 +90,19 @@ def resolve_weights(weights, history: int | None,
   if arch.step_features != gt_network.NUM_STEP_FEATURES or (
       arch.static_features != gt_network.NUM_STATIC_FEATURES) or (
           arch.outputs != gt_network.NUM_OUTPUTS):
-    raise ValueError(
+    raise ConfigError(
         f"{origin} was made for a different gradient transformer "
         f"(features/outputs {arch.step_features}/{arch.static_features}/"
         f"{arch.outputs}, this accel uses {gt_network.NUM_STEP_FEATURES}/"
         f"{gt_network.NUM_STATIC_FEATURES}/{gt_network.NUM_OUTPUTS}).")
   if history is not None and history != arch.history:
-    raise ValueError(f"history={history} does not match the history "
-                     f"{arch.history} that {origin} was trained with; pass "
-                     f"history={arch.history} or None.")
+    raise ConfigError(f"history={history} does not match the history "
+                      f"{arch.history} that {origin} was trained with; pass "
+                      f"history={arch.history} or None.")
   if update_every is not None and update_every != arch.update_every:
-    raise ValueError(f"update_every={update_every} does not match the "
-                     f"update_every={arch.update_every} that {origin} was "
-                     f"trained with; pass {arch.update_every} or None.")
+    raise ConfigError(f"update_every={update_every} does not match the "
+                      f"update_every={arch.update_every} that {origin} was "
+                      f"trained with; pass {arch.update_every} or None.")
   return params, arch
 
 
@@ -254,6 +255,7 @@ def scale_by_gradient_transformer(
                    and weight_decay == 0)
 
   def init_fn(params):
+    checks.check_float_params(params, "the gradient transformer")
     t, h, k = len(jax.tree.leaves(params)), arch.history, len(
         gt_network.DIRECTIONS)
     zeros = lambda *shape: jnp.zeros(shape, jnp.float32)
@@ -270,8 +272,8 @@ def scale_by_gradient_transformer(
   def update_fn(updates, state, params=None, *, value=None, **extra_args):
     del extra_args
     if params is None:
-      raise ValueError("the gradient transformer needs `params` in update(): "
-                       "its features include the parameters' scale.")
+      raise ConfigError("the gradient transformer needs `params` in update(): "
+                        "its features include the parameters' scale.")
     count = optax.safe_increment(state.count)
     mu = optax.tree.update_moment(updates, state.mu, b1, 1)
     nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)

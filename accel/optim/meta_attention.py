@@ -66,6 +66,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from accel.errors import ConfigError
 from accel.optim import checks
 from accel.optim import gt_transform
 from accel.optim import state_lookup
@@ -268,8 +269,8 @@ def scale_by_meta_attention_lr(
   optimizer's moments for the statistics (else the direction and nothing).
   """
   if not isinstance(update_every, int) or update_every < 1:
-    raise ValueError(f"update_every must be an int >= 1, got "
-                     f"{update_every!r}.")
+    raise ConfigError(f"update_every must be an int >= 1, got "
+                      f"{update_every!r}.")
   checks.check_learning_rate(learning_rate)
   checks.check("horizon", horizon, lambda x: x >= 1, ">= 1 (steps)")
   checks.check("max_multiplier", max_multiplier, lambda x: x >= 1, ">= 1")
@@ -283,6 +284,7 @@ def scale_by_meta_attention_lr(
   num_global = 2 * window + 1
 
   def init_fn(params):
+    checks.check_float_params(params, "meta-attention")
     t = len(jax.tree.leaves(params))
     net_params = net.init(jax.random.PRNGKey(seed),
                           jnp.zeros((max(t, 1), window, NUM_FEATURES)),
@@ -310,9 +312,9 @@ def scale_by_meta_attention_lr(
                 first_moment=None, second_moment=None, **extra):
     del extra
     if params is None:
-      raise ValueError("meta-attention learning rates need `params` in "
-                       "update(): the update/parameter ratio is one of "
-                       "their statistics.")
+      raise ConfigError("meta-attention learning rates need `params` in "
+                        "update(): the update/parameter ratio is one of "
+                        "their statistics.")
     if not jax.tree.leaves(updates):
       return updates, state._replace(count=optax.safe_increment(state.count))
     grad = updates if grad is None else grad

@@ -2,6 +2,8 @@
 
 import optax
 
+from accel.errors import ConfigError
+
 
 def make_schedule(learning_rate: float, total_steps: int, schedule: str,
                   warmup_steps: int = 0,
@@ -21,8 +23,8 @@ def make_schedule(learning_rate: float, total_steps: int, schedule: str,
     end_lr_factor: final learning rate as a fraction of the peak.
   """
   if warmup_steps < 0 or warmup_steps >= max(total_steps, 1):
-    raise ValueError(f"warmup_steps must be in [0, total_steps={total_steps}),"
-                     f" got {warmup_steps}.")
+    raise ConfigError(f"warmup_steps must be in [0, total_steps={total_steps}),"
+                      f" got {warmup_steps}.")
   decay_steps = total_steps - warmup_steps
   end = learning_rate * end_lr_factor
   if schedule == "cosine":
@@ -33,8 +35,8 @@ def make_schedule(learning_rate: float, total_steps: int, schedule: str,
   elif schedule == "constant":
     main = optax.constant_schedule(learning_rate)
   else:
-    raise ValueError(f"Unknown schedule {schedule!r}; expected 'cosine', "
-                     "'linear' or 'constant'.")
+    raise ConfigError(f"Unknown schedule {schedule!r}; expected 'cosine', "
+                      "'linear' or 'constant'.")
   if not warmup_steps:
     return main
   warmup = optax.linear_schedule(learning_rate / warmup_steps, learning_rate,

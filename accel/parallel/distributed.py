@@ -12,6 +12,8 @@ from __future__ import annotations
 from absl import logging
 import jax
 
+from accel.errors import ConfigError
+
 
 def initialize(coordinator_address: str | None = None,
                num_processes: int | None = None,
@@ -34,6 +36,6 @@ def process_batch_size(global_batch_size: int) -> int:
   """This process's rows of a global batch; raises if they do not divide."""
   n = jax.process_count()
   if global_batch_size % n:
-    raise ValueError(f"batch size {global_batch_size} is not divisible by "
-                     f"the {n} processes.")
+    raise ConfigError(f"batch size {global_batch_size} is not divisible by "
+                      f"the {n} processes.")
   return global_batch_size // n

@@ -16,9 +16,12 @@ of size 1 shards nothing, so the one rule set serves every mesh shape.
 from __future__ import annotations
 
 from typing import Sequence
+import warnings
 
 import jax
 import numpy as np
+
+from accel.errors import ConfigError
 
 AXES = ("data", "fsdp", "tensor")
 DEFAULT_MESH = (("data", -1), ("fsdp", 1), ("tensor", 1))
@@ -38,18 +41,18 @@ def check_mesh_axes(axes: Sequence[Sequence]) -> dict[str, int]:
   """`{axis: size}` as written (-1 kept); raises ValueError for a bad mesh."""
   axes = [tuple(a) for a in axes]
   if any(len(a) != 2 for a in axes):
-    raise ValueError(f"config.mesh must be a sequence of (name, size) pairs, "
-                     f"got {axes!r}.")
+    raise ConfigError(f"config.mesh must be a sequence of (name, size) pairs, "
+                      f"got {axes!r}.")
   names = [name for name, _ in axes]
   if sorted(names) != sorted(AXES):
-    raise ValueError(f"config.mesh must name each of the axes {AXES} once, "
-                     f"got {names}.")
+    raise ConfigError(f"config.mesh must name each of the axes {AXES} once, "
+                      f"got {names}.")
   sizes = {name: int(size) for name, size in axes}
   if any(s == 0 or s < -1 for s in sizes.values()):
-    raise ValueError(f"mesh axis sizes must be positive or -1, got {sizes}.")
+    raise ConfigError(f"mesh axis sizes must be positive or -1, got {sizes}.")
   free = [n for n, s in sizes.items() if s == -1]
   if len(free) > 1:
-    raise ValueError(f"only one mesh axis may be -1, got {free}.")
+    raise ConfigError(f"only one mesh axis may be -1, got {free}.")
   return {name: sizes[name] for name in names}
 
 
@@ -60,13 +63,13 @@ def mesh_shape(axes: Sequence[Sequence], num_devices: int) -> dict[str, int]:
   fixed = int(np.prod([s for s in sizes.values() if s != -1]))
   if free:
     if num_devices % fixed:
-      raise ValueError(
+      raise ConfigError(
           f"config.mesh {sizes} cannot fill {num_devices} devices: the fixed "
           f"axes multiply to {fixed}, which does not divide {num_devices}.")
     sizes[free[0]] = num_devices // fixed
   elif fixed > num_devices:
-    raise ValueError(f"config.mesh {sizes} needs {fixed} devices; "
-                     f"{num_devices} are available.")
+    raise ConfigError(f"config.mesh {sizes} needs {fixed} devices; "
+                      f"{num_devices} are available.")
   return sizes
 
 
@@ -83,14 +86,31 @@ def make_mesh(axes: Sequence[Sequence] = DEFAULT_MESH,
   needed = int(np.prod(list(sizes.values())))
   if needed < len(devices):
     if jax.process_count() > 1:
-      raise ValueError(
+      raise ConfigError(
           f"config.mesh {sizes} uses {needed} of the {len(devices)} devices; "
           "with several processes the mesh must span all of them (use -1).")
+    idle = [d.id for d in devices[needed:]]
+    warnings.warn(
+        f"config.mesh {sizes} uses {needed} of the {len(devices)} devices; "
+        f"devices {_ranges(idle)} stay idle. Give one axis -1 to use them "
+        "all.", stacklevel=2)
     devices = devices[:needed]
   # Auto axes: shardings are given at jit boundaries and propagated inside.
   types = (jax.sharding.AxisType.Auto,) * len(sizes)
   return jax.make_mesh(tuple(sizes.values()), tuple(sizes), axis_types=types,
                        devices=devices)
+
+
+def _ranges(ids: list[int]) -> str:
+  """[3, 4, 5, 7] -> "3-5, 7"."""
+  out, start = [], None
+  for i, x in enumerate(ids):
+    if start is None:
+      start = x
+    if i + 1 == len(ids) or ids[i + 1] != x + 1:
+      out.append(str(start) if start == x else f"{start}-{x}")
+      start = None
+  return ", ".join(out)
 
 
 def check_axis_rules(rules) -> tuple[tuple[str, str | tuple[str, ...] | None],
@@ -99,14 +119,14 @@ def check_axis_rules(rules) -> tuple[tuple[str, str | tuple[str, ...] | None],
   out = []
   for rule in rules:
     if len(rule) != 2:
-      raise ValueError(f"each axis rule is (logical name, mesh axes), got "
-                       f"{rule!r}.")
+      raise ConfigError(f"each axis rule is (logical name, mesh axes), got "
+                        f"{rule!r}.")
     logical, target = rule
     targets = _axis_names(target)
     unknown = [t for t in targets if t not in AXES]
     if unknown:
-      raise ValueError(f"axis rule {rule!r} names mesh axis {unknown[0]!r}; "
-                       f"mesh axes are {AXES}.")
+      raise ConfigError(f"axis rule {rule!r} names mesh axis {unknown[0]!r}; "
+                        f"mesh axes are {AXES}.")
     out.append((logical, target if isinstance(target, str) or target is None
                 else tuple(target)))
   return tuple(out)

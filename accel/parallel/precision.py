@@ -18,6 +18,8 @@ import dataclasses
 import jax.numpy as jnp
 import ml_collections
 
+from accel.errors import ConfigError
+
 DTYPES = ("float32", "bfloat16")
 DEFAULTS = {"compute": "float32", "first_moment": "float32"}
 
@@ -31,8 +33,8 @@ class Policy:
     for key in ("compute", "first_moment"):
       value = getattr(self, key)
       if value not in DTYPES:
-        raise ValueError(f"config.precision.{key} must be one of {DTYPES}, "
-                         f"got {value!r}.")
+        raise ConfigError(f"config.precision.{key} must be one of {DTYPES}, "
+                          f"got {value!r}.")
 
   @property
   def compute_dtype(self):
@@ -53,13 +55,13 @@ class Policy:
     out = ml_collections.ConfigDict(model_config.to_dict())
     if "dtype" not in out:
       if self.compute != "float32":
-        raise ValueError(
+        raise ConfigError(
             f"model {out.get('name')!r} has no compute dtype option, so "
             f"config.precision.compute={self.compute!r} cannot apply to it.")
       return out
     asked = str(jnp.dtype(out.dtype))
     if asked not in ("float32", self.compute):
-      raise ValueError(
+      raise ConfigError(
           f"config.model.dtype={asked!r} contradicts config.precision."
           f"compute={self.compute!r}; set the compute dtype through "
           "config.precision only.")
@@ -72,6 +74,6 @@ def policy(config) -> Policy:
   options = dict(config)
   unknown = sorted(set(options) - set(DEFAULTS))
   if unknown:
-    raise ValueError(f"Unknown precision option {unknown[0]!r}. Accepted "
-                     f"options: {sorted(DEFAULTS)}.")
+    raise ConfigError(f"Unknown precision option {unknown[0]!r}. Accepted "
+                      f"options: {sorted(DEFAULTS)}.")
   return Policy(**{**DEFAULTS, **options})

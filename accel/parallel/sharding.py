@@ -22,6 +22,7 @@ import jax
 import numpy as np
 import optax
 
+from accel.errors import ConfigError
 from accel.parallel import mesh as mesh_lib
 
 P = jax.sharding.PartitionSpec
@@ -132,7 +133,7 @@ def check_replication(params, shardings, mesh, max_share: float) -> float:
     return share
   listing = ", ".join(f"{n} ({b:,} B)" for n, b in rep[:5])
   if share > max_share:
-    raise ValueError(
+    raise ConfigError(
         f"{share:.0%} of the parameter bytes would be replicated on mesh "
         f"{dict(mesh.shape)}, more than config.max_replicated_share="
         f"{max_share}. Largest replicated: {listing}. Their dimensions are "
@@ -157,7 +158,7 @@ def batch_shards(mesh, rules) -> int:
 def check_batch_size(batch_size: int, mesh, rules, what: str) -> None:
   n = batch_shards(mesh, rules)
   if batch_size % n:
-    raise ValueError(
+    raise ConfigError(
         f"{what} {batch_size} is not divisible by the {n} batch shards of "
         f"mesh {dict(mesh.shape)} (batch axes "
         f"{mesh_lib.batch_axes(rules)}).")

@@ -41,6 +41,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from accel.errors import ConfigError
+
 SCORERS = ("loss", "grad_norm_bound", "reducible_loss", "attention",
            "uniform")
 
@@ -83,9 +85,9 @@ def reducible_loss_scorer(model, irreducible_N: jax.Array):
 
   def score(params, batch):
     if "example_id" not in batch:
-      raise ValueError("The reducible_loss scorer looks examples up by "
-                       "'example_id', but the batch has only "
-                       f"{sorted(batch)}.")
+      raise ConfigError("The reducible_loss scorer looks examples up by "
+                        "'example_id', but the batch has only "
+                        f"{sorted(batch)}.")
     return loss(params, batch) - table[batch["example_id"]]
   return score
 
@@ -97,7 +99,7 @@ def head_features(model, params, inputs) -> tuple[jax.Array, jax.Array]:
   found = [v for path, v in flax.traverse_util.flatten_dict(
       state.get("intermediates", {})).items() if path[-1] == "features"]
   if len(found) != 1:
-    raise ValueError(
+    raise ConfigError(
         f"The attention scorer reads the input of the model's classifier "
         f"head; {type(model).__name__} reports {len(found)} such inputs "
         "(classification models end in accel.models.layers.ClassifierHead).")
@@ -140,7 +142,7 @@ def reference_set(labels_N: np.ndarray, per_class: int, num_classes: int,
   """Indices of `per_class` examples of each class (fewer where a class has
   fewer), drawn without replacement with a fixed seed."""
   if per_class < 1:
-    raise ValueError(f"reference_per_class must be >= 1, got {per_class}.")
+    raise ConfigError(f"reference_per_class must be >= 1, got {per_class}.")
   rng = np.random.default_rng(seed)
   idx = []
   for c in range(num_classes):
@@ -148,7 +150,7 @@ def reference_set(labels_N: np.ndarray, per_class: int, num_classes: int,
     idx.extend(rng.choice(members, min(per_class, len(members)),
                           replace=False))
   if not idx:
-    raise ValueError("The reference set is empty: no training labels.")
+    raise ConfigError("The reference set is empty: no training labels.")
   return np.sort(np.asarray(idx))
 
 
@@ -161,8 +163,8 @@ def make_scorer(name: str, model, *, irreducible_N=None, reference=None,
                 num_classes=None, prototype_temperature: float = 0.1):
   if name == "attention":
     if reference is None or num_classes is None:
-      raise ValueError("The attention scorer needs a reference set and the "
-                       "number of classes.")
+      raise ConfigError("The attention scorer needs a reference set and the "
+                        "number of classes.")
     return attention_scorer(model, reference, num_classes,
                             prototype_temperature)
   if name == "loss":
@@ -173,8 +175,8 @@ def make_scorer(name: str, model, *, irreducible_N=None, reference=None,
     return uniform_scorer(model)
   if name == "reducible_loss":
     if irreducible_N is None:
-      raise ValueError("The reducible_loss scorer needs an irreducible-loss "
-                       "table: set config.selection.irreducible_table to a "
-                       "file made by launch/irreducible_loss.py.")
+      raise ConfigError("The reducible_loss scorer needs an irreducible-loss "
+                        "table: set config.selection.irreducible_table to a "
+                        "file made by launch/irreducible_loss.py.")
     return reducible_loss_scorer(model, irreducible_N)
-  raise ValueError(f"Unknown scorer {name!r}; expected one of {SCORERS}.")
+  raise ConfigError(f"Unknown scorer {name!r}; expected one of {SCORERS}.")

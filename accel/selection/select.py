@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from accel.errors import ConfigError
+
 METHODS = ("topk", "sample", "importance", "uniform")
 _BIG = 1e9
 
@@ -65,21 +67,21 @@ def select_batch(scores_N: jax.Array, k: int, *, rng: jax.Array,
   `class_weights` and `class_quota`.
   """
   if method not in METHODS:
-    raise ValueError(f"Unknown selection method {method!r}; expected one of "
-                     f"{METHODS}.")
+    raise ConfigError(f"Unknown selection method {method!r}; expected one of "
+                      f"{METHODS}.")
   n = scores_N.shape[0]
   if not 0 < k <= n:
-    raise ValueError(f"Cannot select k={k} of {n} candidates; need "
-                     f"0 < k <= {n}.")
+    raise ConfigError(f"Cannot select k={k} of {n} candidates; need "
+                      f"0 < k <= {n}.")
   if temperature <= 0:
-    raise ValueError(f"temperature must be > 0, got {temperature}.")
+    raise ConfigError(f"temperature must be > 0, got {temperature}.")
   if not 0.0 <= min_prob <= 1.0:
-    raise ValueError(f"min_prob must be in [0, 1], got {min_prob}.")
+    raise ConfigError(f"min_prob must be in [0, 1], got {min_prob}.")
   if (class_weights is not None or class_quota) and labels_N is None:
-    raise ValueError("class_weights and class_quota need labels_N.")
+    raise ConfigError("class_weights and class_quota need labels_N.")
   if class_quota and method == "importance":
-    raise ValueError("class_quota would bias the importance weights; use "
-                     "class_weights with method='importance'.")
+    raise ConfigError("class_quota would bias the importance weights; use "
+                      "class_weights with method='importance'.")
   scores_N = jnp.nan_to_num(scores_N.astype(jnp.float32), nan=0.0,
                             posinf=_BIG, neginf=-_BIG)
   if class_weights is not None:

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from accel.errors import ConfigError
 from accel.parallel import sharding as sharding_lib
 from accel.selection import scorers
 from accel.selection import select
@@ -64,9 +65,9 @@ class Selector:
               else sharding_lib.axis_size(mesh, tuple(batch_axes) or None))
     groups = groups or shards
     if groups < 1 or k % groups:
-      raise ValueError(f"Selection in {groups} groups (groups=0 is one per "
-                       "batch shard) needs a batch size divisible by them; "
-                       f"got batch size {k}.")
+      raise ConfigError(f"Selection in {groups} groups (groups=0 is one per "
+                        "batch shard) needs a batch size divisible by them; "
+                        f"got batch size {k}.")
     self.scorer, self.k, self.groups = scorer, k, groups
     self.warmup_steps = warmup_steps
     self.num_classes = num_classes
@@ -103,8 +104,8 @@ class Selector:
   def __call__(self, params, candidates, rng, step):
     n, g = candidates["label"].shape[0], self.groups
     if n % g:
-      raise ValueError(f"Selection in {g} groups needs a candidate batch "
-                       f"divisible by them; got {n} candidates.")
+      raise ConfigError(f"Selection in {g} groups needs a candidate batch "
+                        f"divisible by them; got {n} candidates.")
     score = lambda: jax.lax.stop_gradient(self.scorer(params, candidates))
     if self.warmup_steps > 0:
       first = step < self.warmup_steps
@@ -172,11 +173,11 @@ def make_selector(section, *, batch_size: int, seed: int, source, model,
   if c.scorer == "none":
     return None
   if c.ratio < 1:
-    raise ValueError(f"config.selection.ratio is candidates per selected "
-                     f"example, >= 1; got {c.ratio}.")
+    raise ConfigError(f"config.selection.ratio is candidates per selected "
+                      f"example, >= 1; got {c.ratio}.")
   if c.method not in select.METHODS:
-    raise ValueError(f"Unknown config.selection.method {c.method!r}; "
-                     f"expected one of {select.METHODS}.")
+    raise ConfigError(f"Unknown config.selection.method {c.method!r}; "
+                      f"expected one of {select.METHODS}.")
   spec = source.spec
   check_task(c, spec)
   class_weights = None
@@ -186,18 +187,18 @@ def make_selector(section, *, batch_size: int, seed: int, source, model,
     class_weights = select.class_weights_from_counts(counts,
                                                      c.class_rebalance)
   if c.scorer == "reducible_loss" and irreducible_N is None:
-    raise ValueError("config.selection.scorer='reducible_loss' needs "
-                     "config.selection.irreducible_table (a file made by "
-                     "launch/irreducible_loss.py).")
+    raise ConfigError("config.selection.scorer='reducible_loss' needs "
+                      "config.selection.irreducible_table (a file made by "
+                      "launch/irreducible_loss.py).")
   if c.groups < 0:
-    raise ValueError("config.selection.groups is 0 (one group per batch "
-                     "shard), 1 (global) or a number of groups; got "
-                     f"{c.groups}.")
+    raise ConfigError("config.selection.groups is 0 (one group per batch "
+                      "shard), 1 (global) or a number of groups; got "
+                      f"{c.groups}.")
   reference = None
   if c.scorer == "attention":
     if c.prototype_temperature <= 0:
-      raise ValueError("config.selection.prototype_temperature must be > 0, "
-                       f"got {c.prototype_temperature}.")
+      raise ConfigError("config.selection.prototype_temperature must be > 0, "
+                        f"got {c.prototype_temperature}.")
     train = _train_arrays(source, "the attention scorer")
     idx = scorers.reference_set(train["label"], c.reference_per_class,
                                 spec.num_classes, seed)
@@ -215,7 +216,7 @@ def make_selector(section, *, batch_size: int, seed: int, source, model,
       num_classes=spec.num_classes if classification else None)
   n = candidate_batch_size(c, batch_size)
   if n % selector.groups:
-    raise ValueError(
+    raise ConfigError(
         f"Selection in {selector.groups} groups (config.selection.groups="
         f"{c.groups}; 0 is one per batch shard) needs a candidate batch "
         f"divisible by them; got {n} candidates.")
@@ -230,11 +231,11 @@ def check_task(selection_config, spec) -> None:
   if spec.task == "classification":
     return
   if c.class_rebalance or c.class_quota:
-    raise ValueError("Class rebalancing needs a classification data set; "
-                     f"{spec.name!r} is a {spec.task!r} task.")
+    raise ConfigError("Class rebalancing needs a classification data set; "
+                      f"{spec.name!r} is a {spec.task!r} task.")
   if c.scorer == "attention":
-    raise ValueError("The attention scorer needs a classification data "
-                     f"set; {spec.name!r} is a {spec.task!r} task.")
+    raise ConfigError("The attention scorer needs a classification data "
+                      f"set; {spec.name!r} is a {spec.task!r} task.")
 
 
 def _train_arrays(source, what: str) -> dict[str, np.ndarray]:
@@ -242,6 +243,6 @@ def _train_arrays(source, what: str) -> dict[str, np.ndarray]:
   them when the source does not hold them in memory."""
   arrays = getattr(source, "arrays", None)
   if arrays is None:
-    raise ValueError(f"{what} needs the training labels in memory; the "
-                     f"{source.spec.name!r} source does not hold them.")
+    raise ConfigError(f"{what} needs the training labels in memory; the "
+                      f"{source.spec.name!r} source does not hold them.")
   return arrays("train")

@@ -15,6 +15,10 @@ import os
 import jax.numpy as jnp
 import numpy as np
 
+from accel.errors import ConfigError
+
+from accel.errors import MissingFileError
+
 
 def _as_json(data_config) -> str:
   return json.dumps(dict(data_config), sort_keys=True, default=str)
@@ -31,7 +35,7 @@ def load_table(path: str, source, data_config) -> jnp.ndarray:
   """The table at `path`, checked against the run's data set: `source`
   (its training split's size) and `data_config` (what made it)."""
   if not os.path.exists(path):
-    raise FileNotFoundError(
+    raise MissingFileError(
         f"Irreducible-loss table {path!r} does not exist. Make it with "
         "`python launch/irreducible_loss.py --config <the run's config> "
         f"--out {path}`.")
@@ -40,11 +44,11 @@ def load_table(path: str, source, data_config) -> jnp.ndarray:
     made_for = json.loads(str(f["data_config"]))
   n = source.num_examples("train")
   if table.shape != (n,):
-    raise ValueError(f"Irreducible-loss table {path!r} has {table.shape[0]} "
-                     f"entries but the training split has {n} examples; it "
-                     f"was made for data {made_for}.")
+    raise ConfigError(f"Irreducible-loss table {path!r} has {table.shape[0]} "
+                      f"entries but the training split has {n} examples; it "
+                      f"was made for data {made_for}.")
   now = json.loads(_as_json(data_config))
   if made_for != now:
-    raise ValueError(f"Irreducible-loss table {path!r} was made for data "
-                     f"{made_for}, not this run's {now}.")
+    raise ConfigError(f"Irreducible-loss table {path!r} was made for data "
+                      f"{made_for}, not this run's {now}.")
   return jnp.asarray(table)

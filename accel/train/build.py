@@ -33,6 +33,7 @@ from accel import models
 from accel import optim
 from accel import parallel
 from accel import selection
+from accel.errors import ConfigError
 from accel.optim import Optimizer
 from accel.spec import DataSpec
 from accel.train import state as state_lib
@@ -95,7 +96,7 @@ def compile_steps(config, model: nn.Module, optimizer: Optimizer,
   # once.
   init = functools.partial(state_lib.init_state, model, optimizer, spec)
   if not 0 <= config.seed < 2**31:
-    raise ValueError(f"config.seed must be in [0, 2**31), got {config.seed}.")
+    raise ConfigError(f"config.seed must be in [0, 2**31), got {config.seed}.")
   seed = np.int32(config.seed)
   abstract = jax.eval_shape(init, seed)
   boxed = boxed_param_shapes(model, spec)

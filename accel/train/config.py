@@ -8,10 +8,8 @@ dicts checked against what the named builder accepts.
 
 import difflib
 import os
-import re
-import sys
+from typing import Sequence
 
-from absl import flags
 import ml_collections
 
 from accel import data
@@ -20,6 +18,8 @@ from accel import optim
 from accel import parallel
 from accel import registry
 from accel import selection
+from accel.errors import ConfigError
+from accel.errors import MissingFileError
 from accel.parallel import precision as precision_lib
 
 
@@ -72,18 +72,37 @@ def selection_section(**overrides) -> ml_collections.ConfigDict:
 def _check_selection_keys(keys) -> None:
   unknown = sorted(set(keys) - set(selection.DEFAULTS))
   if unknown:
-    raise ValueError(f"Unknown selection option {unknown[0]!r}. Accepted "
-                     f"options: {sorted(selection.DEFAULTS)}.")
+    raise ConfigError(f"Unknown selection option {unknown[0]!r}. Accepted "
+                      f"options: {sorted(selection.DEFAULTS)}.")
 
 
-def variants(arg: str) -> set[str]:
-  """The comma-separated variant names after `config.py:`."""
-  return set(filter(None, (arg or "").split(",")))
+def parse_variant(arg: str, names: Sequence[str] = (),
+                  options: Sequence[str] = ()
+                  ) -> tuple[set[str], dict[str, str]]:
+  """The variants after `config.py:` (comma-separated): the plain `names`
+  given and the `key=value` options, as (set of names, {key: value}).
 
-
-def variant_options(arg: str) -> dict[str, str]:
-  """The `key=value` variants after `config.py:`, as a dict."""
-  return dict(v.split("=", 1) for v in variants(arg) if "=" in v)
+  A name or key that the config file does not list is an error naming the
+  ones it does (with a did-you-mean), so a typo never runs the default job.
+  """
+  given = [v for v in (arg or "").split(",") if v]
+  found, values = set(), {}
+  known = [*names, *(f"{k}=..." for k in options)]
+  for v in given:
+    key, eq, value = v.partition("=")
+    if (eq and key in options) or (not eq and key in names):
+      if eq:
+        values[key] = value
+      else:
+        found.add(key)
+      continue
+    pool = list(options) if eq else list(names) + list(options)
+    close = difflib.get_close_matches(key, pool, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(
+        f"Unknown config variant {v!r} (after the colon in --config)."
+        f"{hint} This config knows: {', '.join(known) or 'no variants'}.")
+  return found, values
 
 
 def shrink_for_debug(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -125,29 +144,10 @@ def optim_section(name: str, **overrides) -> ml_collections.ConfigDict:
   accepted = set(options)
   unknown = sorted(set(overrides) - accepted)
   if unknown:
-    raise ValueError(f"Unknown option {unknown[0]!r} for optimizer {name!r}. "
-                     f"Accepted options: {sorted(accepted)}.")
+    raise ConfigError(f"Unknown option {unknown[0]!r} for optimizer {name!r}. "
+                      f"Accepted options: {sorted(accepted)}.")
   options.update(overrides)
   return ml_collections.ConfigDict({"name": name, **options})
-
-
-def parse_flags(argv):
-  """absl flag parsing that names an unknown `--config.` key clearly."""
-  try:
-    return flags.FLAGS(argv)
-  except (KeyError, AttributeError) as e:
-    text = str(e).replace("\\'", "'").replace("\\n", "\n")
-    found = re.search(r"'([A-Za-z0-9_]+)'", text)
-    key = found.group(1) if found else text
-    bad = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")
-           and a.split("=")[0].split(".")[-1] == key]
-    where = f" ({bad[0]})" if bad else ""
-    suggestion = re.search(r'Did you mean "([A-Za-z0-9_]+)"', text)
-    hint = f" Did you mean {suggestion.group(1)!r}?" if suggestion else ""
-    print(f"FATAL: unknown config key {key!r}{where}.{hint} A config accepts "
-          "the keys its file lists (each section lists every option of the "
-          "model, data set or optimizer it names).", file=sys.stderr)
-    sys.exit(2)
 
 
 def validate(config) -> None:
@@ -157,25 +157,39 @@ def validate(config) -> None:
     if key not in known:
       close = difflib.get_close_matches(key, known, n=1)
       hint = f" Did you mean {close[0]!r}?" if close else ""
-      raise ValueError(f"Unknown config key {key!r}.{hint} Known keys: "
-                       f"{sorted(known)}.")
+      raise ConfigError(f"Unknown config key {key!r}.{hint} Known keys: "
+                        f"{sorted(known)}.")
   for key in ("total_steps", "batch_size", "eval_batch_size", "log_every"):
     if config[key] <= 0:
-      raise ValueError(f"config.{key} must be positive, got {config[key]}.")
+      raise ConfigError(f"config.{key} must be positive, got {config[key]}.")
   for key in ("eval_every", "checkpoint_every"):
     if config[key] < 0:
-      raise ValueError(f"config.{key} must be >= 0, got {config[key]}.")
+      raise ConfigError(f"config.{key} must be >= 0, got {config[key]}.")
   for key in ("data", "model", "optim"):
     if "name" not in config[key]:
-      raise ValueError(f"config.{key} needs a 'name' key.")
+      raise ConfigError(f"config.{key} needs a 'name' key.")
   _check_selection_keys(config.selection.keys())
   parallel.mesh.check_mesh_axes(config.mesh)
   parallel.mesh.check_axis_rules(config.axis_rules)
   precision_lib.policy(config.precision)
   if not 0 <= config.max_replicated_share <= 1:
-    raise ValueError("config.max_replicated_share is a share of the "
-                     f"parameter bytes in [0, 1], got "
-                     f"{config.max_replicated_share}.")
+    raise ConfigError("config.max_replicated_share is a share of the "
+                      f"parameter bytes in [0, 1], got "
+                      f"{config.max_replicated_share}.")
+
+
+def describe(config, prefix: str = "config") -> str:
+  """Every key of `config`, one a line: `--config.KEY=VALUE  (type)`, the
+  form that overrides it on the command line."""
+  lines = []
+  for key in sorted(config.keys()):
+    value = config[key]
+    name = f"{prefix}.{key}"
+    if isinstance(value, ml_collections.ConfigDict):
+      lines.append(describe(value, name))
+    else:
+      lines.append(f"--{name}={value!r}  ({type(value).__name__})")
+  return "\n".join(lines)
 
 
 def load_file(path_and_variant: str) -> ml_collections.ConfigDict:
@@ -183,5 +197,5 @@ def load_file(path_and_variant: str) -> ml_collections.ConfigDict:
   from ml_collections.config_flags import config_flags  # pylint: disable=g-import-not-at-top
   path = path_and_variant.partition(":")[0]
   if not os.path.exists(path):
-    raise FileNotFoundError(f"config file {path!r} does not exist.")
+    raise MissingFileError(f"config file {path!r} does not exist.")
   return config_flags.ConfigFileFlagParser("config").parse(path_and_variant)

@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 from accel import parallel
+from accel.errors import ConfigError
 from accel.selection import scorers
 from accel.train import build as build_lib
 
@@ -30,8 +31,8 @@ def make_table(config, *, holdout_fraction: float = 0.2, steps: int = 500,
   config's data, model, optimizer, mesh and precision; batch selection is
   off for this model."""
   if not 0.0 < holdout_fraction <= 1.0:
-    raise ValueError(f"holdout_fraction must be in (0, 1], got "
-                     f"{holdout_fraction}.")
+    raise ConfigError(f"holdout_fraction must be in (0, 1], got "
+                      f"{holdout_fraction}.")
   c = config.copy_and_resolve_references()
   c.total_steps, c.batch_size, c.seed = steps, batch_size, seed
   c.selection.scorer = "none"

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import sys
+import threading
 import time
 from typing import Any
 
@@ -14,6 +17,7 @@ import tqdm
 
 from accel import data
 from accel import parallel
+from accel.errors import RunStopped
 from accel.train import build as build_lib
 from accel.train import checkpoint
 from accel.train import config as config_lib
@@ -72,6 +76,66 @@ class _ScoringClock:
     return min(1.0, (time.perf_counter() - t0) / step_seconds)
 
 
+class _Preemption:
+  """Whether the scheduler asked this job to stop (SIGTERM, which a
+  preempted TPU VM or a SLURM time limit sends). One process: a SIGTERM
+  handler sets a flag the loop reads after each step. Several processes:
+  orbax's preemption sync point over jax.distributed, so that every
+  process stops at the same step."""
+
+  def __init__(self, ckpt: checkpoint.Checkpointer):
+    self._ckpt = ckpt
+    self._several = jax.process_count() > 1
+    self._asked = False
+    self._previous = None
+
+  def __enter__(self):
+    if (not self._several
+        and threading.current_thread() is threading.main_thread()):
+      self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+    return self
+
+  def _on_sigterm(self, signum, frame):
+    del signum, frame
+    self._asked = True
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+  def asked(self, step: int) -> bool:
+    if self._several:
+      return self._ckpt.reached_preemption(step)
+    return self._asked
+
+
+def _write_config(workdir: str, config) -> None:
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write(config.to_json_best_effort(indent=2))
+
+
+def _restore_or_init(ckpt, steps, train_iter, is_main):
+  """(state, resumed from this step or None) for the run's mesh."""
+  restored = ckpt.restore_latest(steps.abstract_state)
+  if restored is None:
+    return steps.init(), None
+  state, data_state, start = restored
+  train_iter.set_state(data_state)
+  logging.info("Resumed from the checkpoint at step %d in %s.", start,
+               ckpt.directory)
+  if is_main:
+    print(f"Resuming from the checkpoint at step {start} "
+          f"({ckpt.directory}).")
+  return state, start
+
+
+def _resume_hint(ckpt) -> str:
+  latest = ckpt.latest_step()
+  return ("run the same command to resume" + (
+      f" from the checkpoint at step {latest}" if latest is not None
+      else " (no checkpoint yet: it starts over)"))
+
+
 def run(config, workdir: str, *, stop_after: int | None = None
         ) -> dict[str, Any]:
   """Trains `config` in `workdir` and returns the final test metrics.
@@ -81,13 +145,17 @@ def run(config, workdir: str, *, stop_after: int | None = None
 
   Sections of the run, in order: set-up; input, model, optimizer and the
   sharded compiled steps; state (restored onto this run's mesh from the
-  newest checkpoint when there is one); the loop; the final evaluation.
+  newest checkpoint that restores); the loop; the final evaluation.
+
+  Stopping early loses nothing. SIGTERM saves a checkpoint at the current
+  step and raises RunStopped (exit status 143 in the binary); Ctrl-C
+  raises RunStopped (130) after the save in flight is written, and the run
+  resumes from its last checkpoint. A save that fails raises
+  CheckpointError naming the path and the cause.
   """
   # --- Set-up -------------------------------------------------------------
   config_lib.validate(config)
   os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config.to_json_best_effort(indent=2))
   is_main = jax.process_index() == 0
 
   # --- Input, model, optimizer, selection; mesh, shardings, compiled steps
@@ -103,24 +171,18 @@ def run(config, workdir: str, *, stop_after: int | None = None
       parallel.process_batch_size(build_lib.candidates_per_step(config)),
       config.seed, process_index=jax.process_index(),
       process_count=jax.process_count())
-  restored = ckpt.restore_latest(steps.abstract_state)
-  if restored is None:
-    state = steps.init()
-    logging.info("Starting from scratch in %s.", workdir)
-  else:
-    state, data_state, start = restored
-    train_iter.set_state(data_state)
-    logging.info("Resumed from the checkpoint at step %d in %s.", start,
-                 ckpt.directory)
-    if is_main:
-      print(f"Resuming from the checkpoint at step {start} "
-            f"({ckpt.directory}).")
-  start_step = int(state.step)
+  state, resumed_from = _restore_or_init(ckpt, steps, train_iter, is_main)
+  if is_main:  # only now: a refused resume leaves the workdir as it was
+    _write_config(workdir, config)
+  start_step = int(jax.device_get(state.step))
   logging.info("%s: %s parameters.", config.model.name,
                f"{state_lib.num_params(state.params):,}")
 
   # --- Loop ---------------------------------------------------------------
-  writer = metrics_lib.MetricWriter(workdir, enabled=is_main)
+  # Resumed: what an earlier process logged after its checkpoint goes.
+  writer = metrics_lib.MetricWriter(
+      workdir, enabled=is_main,
+      purge_step=None if resumed_from is None else resumed_from + 1)
   averager = metrics_lib.Averager()
   bar = tqdm.tqdm(total=config.total_steps, initial=start_step, unit="step",
                   disable=not (is_main and config.progress_bar),
@@ -129,6 +191,7 @@ def run(config, workdir: str, *, stop_after: int | None = None
   scoring_clock = (_ScoringClock(parts.selector)
                    if parts.selector is not None else None)
   window_start, window_steps = time.perf_counter(), 0
+  done = start_step
 
   def consume(step_and_metrics):
     step, device_metrics = step_and_metrics
@@ -145,7 +208,7 @@ def run(config, workdir: str, *, stop_after: int | None = None
     # Every host <-> device copy in the loop is explicit (device_put of the
     # batch, device_get of the metrics): an implicit one is an error, as in
     # big_vision, since it would stall the device each step.
-    with jax.transfer_guard("disallow"):
+    with jax.transfer_guard("disallow"), _Preemption(ckpt) as preemption:
       for step in range(start_step, end_step):
         batch = steps.train_batch(next(train_iter))
         state, device_metrics = steps.train(state, batch)
@@ -161,6 +224,7 @@ def run(config, workdir: str, *, stop_after: int | None = None
         if done % config.log_every == 0 or done == end_step:
           values, arrays = consume(pending)
           pending = None
+          ckpt.check()  # a save that failed since stops the run now
           elapsed = time.perf_counter() - window_start
           logged = {f"train/{k}": v for k, v in averager.pop().items()}
           logged["train/step_time_ms"] = 1e3 * elapsed / window_steps
@@ -183,22 +247,40 @@ def run(config, workdir: str, *, stop_after: int | None = None
           bar.write(f"step {done}: test loss {result['loss']:.4f}, "
                     f"test accuracy {result['accuracy']:.4f}")
 
-        if (config.checkpoint_every and done % config.checkpoint_every == 0) \
-            or done == end_step:
+        preempted = preemption.asked(done)
+        if preempted or done == end_step or (
+            config.checkpoint_every and done % config.checkpoint_every == 0):
           if pending is not None:  # never save a state we have not checked
             consume(pending)
             pending = None
-          ckpt.save(done, state, data.iterator_state(train_iter))
+          if ckpt.latest_step() != done:
+            ckpt.save(done, state, data.iterator_state(train_iter))
+        if preempted:
+          ckpt.wait()
+          raise RunStopped(
+              f"Preempted (SIGTERM) at step {done}: saved a checkpoint "
+              f"there ({ckpt.directory}). Run the same command to resume.",
+              exit_status=143)
     if pending is not None:
       consume(pending)
+  except KeyboardInterrupt:
+    ckpt.wait()
+    raise RunStopped(f"Interrupted at step {done}; {_resume_hint(ckpt)}.",
+                     exit_status=130) from None
   finally:
     bar.close()
-    ckpt.wait()
     writer.flush()
+    if sys.exc_info()[0] is None:
+      ckpt.wait()
+    else:  # already stopping: let the save in flight end, keep that error
+      try:
+        ckpt.wait()
+      except Exception:  # pylint: disable=broad-except
+        pass
 
   # --- Final evaluation ---------------------------------------------------
   result = evaluate(steps, state, source, config)
-  final_step = int(state.step)
+  final_step = int(jax.device_get(state.step))
   writer.scalars(final_step, {f"eval/{k}": v for k, v in result.items()})
   _log_heatmaps(writer, final_step, parts.optimizer, state)
   writer.close()

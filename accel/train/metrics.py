@@ -8,13 +8,20 @@ import os
 import numpy as np
 from tensorboardX import SummaryWriter
 
+from accel.errors import ConfigError
+
 
 class MetricWriter:
   """Writes scalars to `workdir/tensorboard`; `tensorboard --logdir` reads it."""
 
-  def __init__(self, workdir: str, enabled: bool = True):
+  def __init__(self, workdir: str, enabled: bool = True,
+               purge_step: int | None = None):
+    """`purge_step`: TensorBoard drops the events an earlier process
+    logged at this step and after (a resumed run logs them again), so no
+    step shows twice."""
     self.logdir = os.path.join(workdir, "tensorboard")
-    self._writer = SummaryWriter(self.logdir) if enabled else None
+    self._writer = (SummaryWriter(self.logdir, purge_step=purge_step)
+                    if enabled else None)
 
   def scalars(self, step: int, values: dict[str, float]) -> None:
     if self._writer is None:
@@ -57,8 +64,8 @@ def heatmap(matrix_RxC: np.ndarray, row_labels: list[str],
   from matplotlib import figure  # pylint: disable=g-import-not-at-top
   r, c = matrix_RxC.shape
   if len(row_labels) != r or len(col_labels) != c:
-    raise ValueError(f"heatmap: {r}x{c} matrix but {len(row_labels)} row "
-                     f"and {len(col_labels)} column labels.")
+    raise ConfigError(f"heatmap: {r}x{c} matrix but {len(row_labels)} row "
+                      f"and {len(col_labels)} column labels.")
   size = 0.35 * max(r, c) + 2.5
   fig = figure.Figure(figsize=(size, size), dpi=80)
   canvas = backend_agg.FigureCanvasAgg(fig)

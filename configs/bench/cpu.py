@@ -69,7 +69,8 @@ def _select(scorer):
 
 
 def get_config(arg: str = ""):
-  variants = config_lib.variants(arg)
+  variants, options = config_lib.parse_variant(
+      arg, names=("full", "more", "quick"), options=("methods", "workloads"))
   c = ml_collections.ConfigDict()
   c.baseline = "adamw"
   c.tuning_seeds = (100,)
@@ -132,7 +133,6 @@ def get_config(arg: str = ""):
   for w in c.workloads.values():
     w.eval_every = w.overrides.total_steps // 10
     w.target_rule = "worst_seed_best"
-  options = config_lib.variant_options(arg)
   if options.get("workloads"):
     workloads.keep_workloads(c, options["workloads"])
   if options.get("methods"):

@@ -76,8 +76,9 @@ def _workloads():
 
 
 def get_config(arg: str = ""):
-  variants = config_lib.variants(arg)
-  options = config_lib.variant_options(arg)
+  variants, options = config_lib.parse_variant(
+      arg, names=("all", "quick", "wide"),
+      options=("methods", "seeds", "workload"))
   c = ml_collections.ConfigDict()
   c.baseline = "adamw"
   c.time_budget_minutes = 8.5

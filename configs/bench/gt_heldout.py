@@ -33,7 +33,7 @@ LRS = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
 
 
 def get_config(arg: str = ""):
-  variants = config_lib.variants(arg)
+  variants, _ = config_lib.parse_variant(arg, names=("digits_wide", "quick"))
   c = ml_collections.ConfigDict()
   c.baseline = "adamw"
   c.seeds = (0, 1, 2)

@@ -33,7 +33,7 @@ MULTIPLIERS = (0.1, 0.3, 1.0, 3.0, 10.0)
 
 
 def get_config(arg: str = ""):
-  variants = config_lib.variants(arg)
+  variants, _ = config_lib.parse_variant(arg, names=("dog", "quick"))
   c = ml_collections.ConfigDict()
   c.baseline = "adamw"
   c.seeds = (0, 1, 2)

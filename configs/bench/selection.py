@@ -42,7 +42,8 @@ def _select(scorer, method="topk", **options):
 
 
 def get_config(arg: str = ""):
-  variants = config_lib.variants(arg)
+  variants, options = config_lib.parse_variant(
+      arg, names=("quick",), options=("methods",))
   c = ml_collections.ConfigDict()
   c.baseline = "adamw"
   c.seeds = (0, 1, 2)
@@ -76,7 +77,6 @@ def get_config(arg: str = ""):
       "attention_topk": dict(optim=adamw, learning_rates=LRS,
                              overrides=_select("attention")),
   }
-  options = config_lib.variant_options(arg)
   if options.get("methods"):
     workloads.keep_methods(c, options["methods"])
   if "quick" in variants:

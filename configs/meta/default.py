@@ -62,7 +62,7 @@ TASKS = (
 
 
 def get_config(arg: str = ""):
-  variants = config_lib.variants(arg)
+  variants, _ = config_lib.parse_variant(arg, names=("debug",))
   c = ml_collections.ConfigDict()
   c.seed = 0
   c.num_iterations = 2000
@@ -96,5 +96,4 @@ def get_config(arg: str = ""):
     c.truncation, c.eval_steps = 10, 50
     c.meta_learning_rate = 3e-2
     c.log_every, c.eval_every, c.checkpoint_every = 4, 0, 6
-    c.progress_bar = False
   return c

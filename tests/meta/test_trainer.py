@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -65,11 +67,29 @@ def test_es_gradient_says_raise_a_too_small_learning_rate():
 
 
 @pytest.mark.slow
-def test_debug_run_improves_meta_objective_and_resumes(tmp_path):
+def test_debug_run_improves_meta_objective_and_resumes(tmp_path, capsys):
   c = _meta_config("debug")
   workdir = str(tmp_path / "meta")
   trainer.run(c, workdir, stop_after=6)
+  out = capsys.readouterr().out
+  # It says what it does before the first (slow) compile, and shows a bar.
+  assert out.startswith(f"Meta-training on 1 tasks, iterations 0 to 12, in "
+                        f"{workdir}")
+  assert "meta-train:" in out and "6/12" in out
   trainer.run(c, workdir)  # resumes at iteration 6
+  assert "iterations 6 to 12" in capsys.readouterr().out
+  # The binary's last line says where the weights are (a finished run is
+  # not trained again).
+  r = subprocess.run([sys.executable, os.path.join(ROOT, "launch",
+                                                   "meta_train.py"),
+                      f"--config={ROOT}/configs/meta/default.py:debug",
+                      f"--workdir={workdir}"], cwd=tmp_path,
+                     capture_output=True, text=True, timeout=300)
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert r.stdout.strip().splitlines()[-1] == (
+      f"Weights: {workdir}/{trainer.WEIGHTS_NAME} (metadata in "
+      f"{trainer.METADATA_NAME} beside it); copy both into "
+      "accel/optim/weights/ to ship them.")
   with open(os.path.join(workdir, trainer.METADATA_NAME)) as f:
     meta = json.load(f)
   assert meta["meta_iterations"] == c.num_iterations

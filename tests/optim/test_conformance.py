@@ -222,3 +222,16 @@ def test_state_sharding_is_the_same_after_init_and_update(name):
     if a.shape == (8, 4):  # a moment or trace of the kernel: split too
       assert a.sharding.is_equivalent_to(split, 2)
   assert kernels, "no copy of the parameters in the state"
+
+
+@names
+def test_integer_parameters_are_refused_by_name(name):
+  """Integer leaves would pass through unchanged (no gradient reaches
+  them): refused at init, naming the leaf."""
+  params = {**_params(), "steps": jnp.zeros((3,), jnp.int32)}
+  with pytest.raises(ValueError, match="'steps' is int32"):
+    _tx(name).init(params)
+  # Masked out, they are fine.
+  mask = lambda p: jax.tree.map(
+      lambda x: jnp.issubdtype(x.dtype, jnp.floating), p)
+  optax.masked(_tx(name), mask).init(params)

@@ -139,3 +139,22 @@ def test_optimizer_errors_name_the_bad_value():
     optim.make({"name": "adamw", "schedule": "cosin"}, 10)
   with pytest.raises(ValueError, match="warmup_steps must be"):
     optim.make({"name": "adamw", "warmup_steps": 50}, 10)
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"learning_rate": -1.0},
+     r"config\.optim\.learning_rate must be > 0 \(or an optax schedule\), "
+     r"got -1\.0"),
+    ({"learning_rate": 0.0}, r"learning_rate must be > 0"),
+    ({"learning_rate": "1e-3"},
+     r"config\.optim\.learning_rate must be a number > 0 or an optax "
+     r"schedule, got the string '1e-3'"),
+    ({"weight_decay": -1e-4}, r"config\.optim\.weight_decay must be >= 0"),
+    ({"grad_clip_norm": -1.0}, r"config\.optim\.grad_clip_norm must be >= 0"),
+])
+def test_bad_values_are_refused_when_the_optimizer_is_built(options,
+                                                            message):
+  """A negative learning rate trains uphill and a string one fails deep in
+  update(): both are refused here, naming the key."""
+  with pytest.raises(ValueError, match=message):
+    optim.make({"name": "adamw", **options}, 10)

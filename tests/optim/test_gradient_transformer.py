@@ -228,3 +228,22 @@ def test_shipped_weights_train_the_debug_config_better_than_random():
       jax.tree.map(lambda *w: jnp.stack(w), *draws))
   assert np.all(np.isfinite(losses)), losses
   assert losses[0] < np.mean(losses[1:]), losses
+
+
+def test_bad_hyperparameters_are_refused_when_built():
+  """max_multiplier=0 would make every update zero; a string learning rate
+  would fail only inside update(): both are refused at once."""
+  for kwargs, message in [
+      ({"max_multiplier": 0.0}, "max_multiplier must be >= 1"),
+      ({"max_mix": -0.5}, "max_mix must be >= 0"),
+      ({"b1": 1.0}, r"b1 must be in \[0, 1\), got 1.0"),
+      ({"weight_decay": -0.1}, "weight_decay must be >= 0"),
+  ]:
+    with pytest.raises(ValueError, match=message):
+      optim.gradient_transformer(1e-3, weights=None, **kwargs)
+  with pytest.raises(ValueError, match="learning_rate must be a number > 0 "
+                     "or an optax schedule, got the string '3e-3'"):
+    optim.gradient_transformer("3e-3", weights=None)
+  with pytest.raises(ValueError, match=r"learning_rate must be > 0 \(or an "
+                     r"optax schedule\), got -0.001"):
+    optim.scale_by_gradient_transformer(None, learning_rate=-1e-3)

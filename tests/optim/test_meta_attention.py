@@ -166,12 +166,21 @@ def test_update_every_holds_the_multipliers_between_refreshes():
 
 
 def test_rejects_bad_options():
-  with pytest.raises(ValueError, match="update_every must be >= 1, got 0"):
+  with pytest.raises(ValueError, match="update_every must be an int >= 1, "
+                     "got 0"):
     ma.scale_by_meta_attention_lr(0.1, update_every=0)
-  with pytest.raises(ValueError, match="horizon must be >= 1, got 0.5"):
+  with pytest.raises(ValueError, match=r"horizon must be >= 1 \(steps\), "
+                     "got 0.5"):
     ma.scale_by_meta_attention_lr(0.1, horizon=0.5)
-  with pytest.raises(ValueError, match="max_multiplier must be >= 1"):
-    ma.scale_by_meta_attention_lr(0.1, max_multiplier=0.5)
+  with pytest.raises(ValueError, match="max_multiplier must be >= 1, got 0"):
+    ma.scale_by_meta_attention_lr(0.1, max_multiplier=0)
+  with pytest.raises(ValueError, match="learning_rate must be > 0"):
+    ma.meta_attention_adamw(-1e-3)
+  with pytest.raises(ValueError, match="learning_rate must be a number > 0 "
+                     "or an optax schedule, got the string '1e-3'"):
+    ma.scale_by_meta_attention_lr("1e-3")
+  with pytest.raises(ValueError, match="hyper_lr must be >= 0"):
+    ma.scale_by_meta_attention_lr(0.1, hyper_lr=-1.0)
 
 
 def test_chains_after_the_gradient_transformer():

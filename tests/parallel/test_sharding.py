@@ -101,7 +101,11 @@ def test_mesh_fills_the_free_axis_and_names_bad_meshes():
       (("data", -1), ("fsdp", 2), ("tensor", 2)), 8)["data"] == 2
   mesh = parallel.make_mesh(FSDP4)
   assert dict(mesh.shape) == {"data": 2, "fsdp": 4, "tensor": 1}
-  assert parallel.make_mesh(ONE).size == 1  # the first of the 8 devices
+  with pytest.warns(UserWarning, match=r"uses 1 of the 8 devices; devices "
+                    r"1-7 stay idle\. Give one axis -1"):
+    assert parallel.make_mesh(ONE).size == 1  # the first of the 8 devices
+  with pytest.warns(UserWarning, match="uses 3 of the 8 devices; devices 3-7"):
+    parallel.make_mesh((("data", 3), ("fsdp", 1), ("tensor", 1)))
   with pytest.raises(ValueError, match="each of the axes"):
     parallel.mesh.mesh_shape((("data", -1), ("model", 1), ("tensor", 1)), 8)
   with pytest.raises(ValueError, match="only one mesh axis may be -1"):

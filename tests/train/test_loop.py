@@ -19,25 +19,11 @@ pytestmark = pytest.mark.slow  # end-to-end: runs, binaries, notebooks
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 
 
-def tiny_config(**overrides):
-  c = config_lib.base_config()
-  c.data = config_lib.data_section("synthetic", num_train=256, num_test=64,
-                                   dim=8)
-  c.model = config_lib.model_section("mlp", hidden=(16,), dropout=0.1)
-  c.optim = config_lib.optim_section("adamw", learning_rate=1e-2,
-                                     schedule="cosine", warmup_steps=2)
-  c.total_steps, c.batch_size, c.eval_batch_size = 8, 16, 32
-  c.log_every, c.eval_every, c.checkpoint_every = 2, 4, 4
-  c.progress_bar = False
-  c.update(overrides)
-  return c
-
-
 def _params(result):
   return jax.tree.map(np.asarray, result["state"].params)
 
 
-def test_resume_gives_the_same_parameters_as_one_run(tmp_path):
+def test_resume_gives_the_same_parameters_as_one_run(tmp_path, tiny_config):
   straight = train.run(tiny_config(), str(tmp_path / "straight"))
   split = str(tmp_path / "split")
   half = train.run(tiny_config(), split, stop_after=3)  # pre-empted at 3
@@ -50,7 +36,8 @@ def test_resume_gives_the_same_parameters_as_one_run(tmp_path):
   assert resumed["accuracy"] == pytest.approx(straight["accuracy"])
 
 
-def test_the_loop_allows_no_implicit_host_device_copy(tmp_path, monkeypatch):
+def test_the_loop_allows_no_implicit_host_device_copy(
+    tmp_path, monkeypatch, tiny_config):
   """Under the loop's transfer guard a batch handed over as numpy (an
   implicit copy at the jitted call) is an error, not a silent stall."""
   from accel.train import build as build_lib  # pylint: disable=g-import-not-at-top
@@ -60,7 +47,7 @@ def test_the_loop_allows_no_implicit_host_device_copy(tmp_path, monkeypatch):
     train.run(tiny_config(), str(tmp_path / "w"))
 
 
-def test_finished_run_is_not_trained_again(tmp_path, capsys):
+def test_finished_run_is_not_trained_again(tmp_path, capsys, tiny_config):
   workdir = str(tmp_path / "w")
   first = train.run(tiny_config(), workdir)
   again = train.run(tiny_config(), workdir)
@@ -68,7 +55,8 @@ def test_finished_run_is_not_trained_again(tmp_path, capsys):
   assert "Resuming from the checkpoint at step 8" in capsys.readouterr().out
 
 
-def test_outputs_checkpoints_tensorboard_and_final_metrics(tmp_path):
+def test_outputs_checkpoints_tensorboard_and_final_metrics(
+    tmp_path, tiny_config):
   workdir = str(tmp_path / "w")
   result = train.run(tiny_config(keep_checkpoints=1), workdir)
   steps = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
@@ -91,7 +79,7 @@ def test_outputs_checkpoints_tensorboard_and_final_metrics(tmp_path):
 
 
 def test_meta_attention_run_logs_multipliers_and_an_attention_heat_map(
-    tmp_path):
+    tmp_path, tiny_config):
   workdir = str(tmp_path / "w")
   c = tiny_config()
   c.optim = config_lib.optim_section("meta_attention_adamw",
@@ -109,7 +97,7 @@ def test_meta_attention_run_logs_multipliers_and_an_attention_heat_map(
 
 
 def test_checkpoint_from_another_model_is_refused_with_the_difference(
-    tmp_path):
+    tmp_path, tiny_config):
   workdir = str(tmp_path / "w")
   train.run(tiny_config(total_steps=4), workdir)
   other = tiny_config()
@@ -120,14 +108,14 @@ def test_checkpoint_from_another_model_is_refused_with_the_difference(
     train.run(other, workdir)
 
 
-def test_divergence_stops_the_run_naming_the_step(tmp_path):
+def test_divergence_stops_the_run_naming_the_step(tmp_path, tiny_config):
   c = tiny_config()
   c.optim = config_lib.optim_section("sgd", learning_rate=1e30, momentum=0.0)
   with pytest.raises(FloatingPointError, match=r"is (nan|inf) at step \d+"):
     train.run(c, str(tmp_path / "w"))
 
 
-def test_unknown_config_key_is_named():
+def test_unknown_config_key_is_named(tiny_config):
   c = tiny_config()
   c.eval_evry = 3
   with pytest.raises(ValueError, match=r"Unknown config key 'eval_evry'.*"
@@ -137,7 +125,7 @@ def test_unknown_config_key_is_named():
     config_lib.model_section("mlp", hiden=(3,))
 
 
-def test_one_step_on_mock_tfds_data(tmp_path):
+def test_one_step_on_mock_tfds_data(tmp_path, tiny_config):
   c = tiny_config(total_steps=2, log_every=1, checkpoint_every=0,
                   eval_every=0, batch_size=8, eval_batch_size=8)
   c.optim.warmup_steps = 0
@@ -169,7 +157,7 @@ def test_binary_trains_debug_config_and_rejects_unknown_keys(tmp_path):
   assert os.path.isdir(os.path.join(tmp_path, "w", "checkpoints", "6"))
 
 
-def test_evaluation_reports_the_worst_class_accuracy(tmp_path):
+def test_evaluation_reports_the_worst_class_accuracy(tmp_path, tiny_config):
   from accel import data, models  # pylint: disable=g-import-not-at-top
   c = tiny_config()
   result = train.run(c, str(tmp_path / "w"))
