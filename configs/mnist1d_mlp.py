@@ -5,8 +5,8 @@ r"""An MLP on MNIST-1D; `optimizer=NAME` picks any optimizer of the factory.
       --config.optim.learning_rate=3e-4 --workdir runs/mnist1d_mlp_lion
 
 Variants: `debug`, `optimizer=NAME` (sgd, adam, adamw, nadamw, rmsprop,
-adagrad, lamb, lars, lion, schedule_free_adamw, prodigy, mechanic,
-gradient_transformer).
+adagrad, lamb, lars, lion, schedule_free_adamw, prodigy, mechanic, dog,
+muon, gradient_transformer, meta_attention_adamw).
 """
 
 from accel.train import config as config_lib

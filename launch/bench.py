@@ -33,6 +33,7 @@ from ml_collections import config_flags
 
 from accel.bench import journal as journal_lib
 from accel.bench import report
+from accel.bench import split
 from accel.bench import suite
 from accel.bench import tables
 from accel.train import cli
@@ -95,13 +96,17 @@ def main(argv):
                         f"{jax.devices()[0].device_kind}",
              "load_avg_start": os.getloadavg(),
              "config": c.to_dict(), "workloads": {}}
+  seen = (split.meta_training_data_sets(c.meta_training_config)
+          if c.get("meta_training_config") else None)
   try:
     for wname, workload in c.workloads.items():
       results["workloads"][wname] = suite.run_workload(
           wname, workload, c.methods, list(c.seeds), c.baseline,
           sensitivity=tuple(c.get("sensitivity", ())),
           tuning_seeds=tuple(c.get("tuning_seeds", ())),
-          overhead_rounds=int(c.get("overhead_rounds", 0)), journal=trials)
+          overhead_rounds=int(c.get("overhead_rounds", 0)), journal=trials,
+          self_tuning=bool(c.get("self_tuning", False)),
+          meta_training_data=seen)
       results["load_avg_end"] = os.getloadavg()
       _save(results, c.baseline, trials)
   except journal_lib.OutOfTime as e:

@@ -16,7 +16,8 @@ optimizer it measures:
   state_bytes  the optimizer state's size.
 
 Methods are interleaved (A B A B ...) over `rounds` rounds and the median
-is reported, with the 1-minute load average at each measurement: the
+is reported (each round's step time is kept too, `step_ms_rounds`, for the
+intervals of accel.bench.intervals), with the 1-minute load average at each measurement: the
 machines are shared and noisy. Compile time is excluded (one warm-up call).
 """
 
@@ -110,6 +111,7 @@ def measure(workloads: dict[str, Any], methods: dict[str, Any], *,
           "workload": wname, "method": m,
           "update_ms": 1e3 * float(np.median(times[m]["update"])),
           "step_ms": 1e3 * float(np.median(times[m]["step"])),
+          "step_ms_rounds": [1e3 * t for t in times[m]["step"]],
           "state_bytes": progs[m][2],
           "load_avg_1m": [round(x, 2) for x in loads]})
   return rows

@@ -3,13 +3,14 @@
   curves         per workload, test accuracy against train seconds and
                  against steps, each method at its chosen learning rate
                  (mean over seeds), with the target;
-  profile        an AlgoPerf-style performance profile: for each method,
-                 the share of workloads on which its time to target is
-                 within a factor tau of the fastest method's (a method that
-                 misses the target on any seed counts as never reaching it);
-  benchmarks_md  the report: machine, command, date, load, the table, the
-                 conclusions (computed from the numbers: which method is
-                 faster or slower than the baseline where), memory, figures;
+  profile        AlgoPerf-style performance profiles, one per ruleset the
+                 run measured (accel.bench.rulesets, .profiles), with each
+                 entry's score;
+  benchmarks_md  the report: machine, command, date, load, the
+                 conclusions (computed from the numbers and their
+                 intervals: which method is faster or slower than the
+                 baseline where, per ruleset, held-out workloads first),
+                 the scores, the tables, memory, figures;
                  then, optionally, the same conclusions and table of other
                  suite runs (each with its own command, date and machine),
                  read from their results.json.
@@ -18,7 +19,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 from typing import Any
 
@@ -26,12 +26,14 @@ import matplotlib
 from matplotlib import figure
 import numpy as np
 
+from accel.bench import intervals
+from accel.bench import profiles
+from accel.bench import rulesets
+from accel.bench import split
 from accel.bench import tables
 from accel.errors import ConfigError
 from accel.errors import MissingFileError
 
-# A ratio within this band of 1 is a tie: the machines are noisy.
-TIE = 0.05
 # Distinct colours for up to 20 methods (the default cycle repeats after 10).
 _CYCLE = matplotlib.cycler(color=matplotlib.colormaps["tab20"].colors)
 
@@ -83,81 +85,68 @@ def curves(results: dict[str, Any], outdir: str) -> list[str]:
   return paths
 
 
-def _times(results: dict[str, Any]) -> dict[str, dict[str, float]]:
-  """{workload: {method: mean seconds to target, inf when any seed
-  missed}}."""
-  out = {}
-  for wname, w in results["workloads"].items():
-    out[wname] = {}
-    for method, s in w["summary"].items():
-      t = s["seconds_to_target"]
-      out[wname][method] = math.inf if t["mean"] is None else t["mean"]
-  return out
-
-
-def profile_curves(results: dict[str, Any], taus: np.ndarray
-                   ) -> dict[str, np.ndarray]:
-  """{method: share of workloads solved within tau x the fastest}."""
-  times = _times(results)
-  methods = sorted({m for w in times.values() for m in w})
-  shares = {m: np.zeros(len(taus)) for m in methods}
-  for by_method in times.values():
-    best = min(by_method.values())
-    for m in methods:
-      t = by_method.get(m, math.inf)
-      if math.isfinite(best) and math.isfinite(t):
-        shares[m] += (t / best) <= taus
-  return {m: v / max(len(times), 1) for m, v in shares.items()}
-
-
 def profile(results: dict[str, Any], path: str) -> str:
-  taus = np.linspace(1.0, 4.0, 301)
-  fig = _figure(figsize=(6, 4))
-  ax = fig.subplots()
-  ax.set_prop_cycle(_CYCLE)
-  for m, share in profile_curves(results, taus).items():
-    ax.step(taus, share, where="post", label=m)
-  ax.set_xlabel("tau: time to target / fastest method's")
-  ax.set_ylabel("share of workloads")
-  ax.set_ylim(-0.02, 1.02)
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=7, loc="lower right")
-  ax.set_title("Performance profile (train seconds to target)")
+  """The performance profile of each ruleset the run measured, side by
+  side (accel.bench.profiles), with each entry's score in its label."""
+  taus = np.linspace(1.0, profiles.TAU_MAX, 301)
+  shown = [r for r in (rulesets.EXTERNAL, rulesets.SELF_TUNING)
+           if rulesets.has(results, r)]
+  fig = _figure(figsize=(6 * len(shown), 4))
+  axes = np.atleast_1d(fig.subplots(1, len(shown), sharey=True))
+  for ax, ruleset in zip(axes, shown):
+    ax.set_prop_cycle(_CYCLE)
+    times = rulesets.times(results, ruleset)
+    score = profiles.scores(times)
+    for m, share in profiles.curves(times, taus).items():
+      ax.step(taus, share, where="post", label=f"{m} ({score[m]:.2f})")
+    ax.set_xlabel("tau: time to target / fastest entry's")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(f"{ruleset} (score in brackets)")
+  axes[0].set_ylabel("share of workloads")
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   return path
 
 
-def conclusions(results: dict[str, Any], baseline: str) -> list[str]:
-  """One line per method: where it is faster than the baseline in train
-  seconds to target, where it ties (within TIE), where it is slower, where
-  it reaches a target the baseline misses on some seed, and where it
-  misses the target on some seed."""
+def _ratio_text(iv: dict[str, float]) -> str:
+  return f"{iv['ratio']:.2f}x [{iv['low']:.2f}, {iv['high']:.2f}]"
+
+
+def conclusions(results: dict[str, Any], baseline: str,
+                ruleset: str = rulesets.EXTERNAL,
+                family: str | None = None) -> list[str]:
+  """One line per entry of `ruleset` but the baseline: where its train
+  seconds to target are below the baseline's (the whole 95% interval of
+  the ratio below 1), where it ties (the interval holds 1), where it is
+  slower, where it reaches a target the baseline misses on some seed, and
+  where it misses the target on some seed. With `family`, only that
+  family's workloads (accel.bench.split)."""
   lines = []
-  methods = list(dict.fromkeys(
-      m for w in results["workloads"].values() for m in w["summary"]))
-  for m in methods:
+  works = {wname: w for wname, w in results["workloads"].items()
+           if family is None or rulesets.family_of(w) == family}
+  names = list(dict.fromkeys(
+      e for w in works.values() for e in rulesets.entries(w, ruleset)))
+  for m in names:
     if m == baseline:
       continue
     faster, tie, slower, missed, only, skipped = [], [], [], [], [], []
-    for wname, w in results["workloads"].items():
-      s = w["summary"].get(m)
+    for wname, w in works.items():
+      s = rulesets.entries(w, ruleset).get(m)
       if s is None:
         if m in w.get("excluded", {}):
           skipped.append(f"{wname} ({w['excluded'][m]})")
         continue
-      ratio = s.get("seconds_to_target_ratio")
-      if s["seconds_to_target"]["mean"] is None:
-        missed.append(f"{wname} ({s['seconds_to_target']['reached']}/"
-                      f"{len(s['seconds_to_target']['values'])} seeds)")
-      elif ratio is None:  # the baseline missed on some seed; it did not
-        only.append(f"{wname} ({s['seconds_to_target']['mean']:.2f} s)")
-      elif ratio < 1 - TIE:
-        faster.append(f"{wname} ({ratio:.2f}x)")
-      elif ratio > 1 + TIE:
-        slower.append(f"{wname} ({ratio:.2f}x)")
-      else:
-        tie.append(f"{wname} ({ratio:.2f}x)")
+      if s["mean"] is None:
+        missed.append(f"{wname} ({s['reached']}/{len(s['values'])} seeds)")
+        continue
+      iv = rulesets.ratio_interval(w, ruleset, m, baseline)
+      if iv is None:  # the baseline missed on some seed; it did not
+        only.append(f"{wname} ({s['mean']:.2f} s)")
+        continue
+      {"faster": faster, "slower": slower, "tie": tie}[
+          intervals.verdict(iv)].append(f"{wname} ({_ratio_text(iv)})")
     parts = [f"faster on {', '.join(faster)}" if faster else "faster nowhere"]
     if tie:
       parts.append(f"ties on {', '.join(tie)}")
@@ -172,6 +161,38 @@ def conclusions(results: dict[str, Any], baseline: str) -> list[str]:
       parts.append(f"not run on {', '.join(skipped)}")
     lines.append(f"- **{m}**: " + "; ".join(parts) + ".")
   return lines
+
+
+def scores_table(results: dict[str, Any]) -> str:
+  """Each ruleset's AlgoPerf-style score per entry: on the held-out
+  workloads, the meta-training family and all of them."""
+  families = [(split.HELD_OUT, "held out"),
+              (split.META_TRAINING, "meta-training family"), (None, "all")]
+  present = {rulesets.family_of(w) for w in results["workloads"].values()}
+  families = [f for f in families if f[0] is None or f[0] in present]
+  rows = ["| ruleset | entry | " + " | ".join(
+      f"score, {label}" for _, label in families) + " |",
+          "|---" * (2 + len(families)) + "|"]
+  for ruleset in (rulesets.EXTERNAL, rulesets.SELF_TUNING):
+    if not rulesets.has(results, ruleset):
+      continue
+    by_family = [profiles.scores(rulesets.times(results, ruleset, f))
+                 for f, _ in families]
+    for e in by_family[-1]:
+      rows.append(f"| {ruleset} | {e} | " + " | ".join(
+          f"{sc[e]:.3f}" if e in sc else "-" for sc in by_family) + " |")
+  return "\n".join(rows)
+
+
+def family_lines(results: dict[str, Any]) -> list[str]:
+  """Each workload's family and why (accel.bench.split)."""
+  out = []
+  for wname, w in results["workloads"].items():
+    f = w.get("family")
+    out.append(f"- {wname}: " + (
+        "not classified (this run names no meta-training config)" if not f
+        else f"{f['family'].replace('_', ' ')}: {f['reason']}"))
+  return out
 
 
 def overhead_steps(results: dict[str, Any]) -> int:
@@ -255,6 +276,39 @@ def _figure_links(paths: list[str], root: str) -> list[str]:
           for p in paths]
 
 
+def _interval_note(baseline: str) -> str:
+  return (f"Against `{baseline}` in train seconds to target, each ratio "
+          "with its 95% bootstrap interval (over seeds, and over the "
+          "interleaved step-time rounds where both methods were timed: "
+          "accel.bench.intervals). A ratio whose interval holds 1 is a tie, "
+          "never a win.")
+
+
+def conclusion_sections(results: dict[str, Any], baseline: str,
+                        level: str = "###") -> list[str]:
+  """The conclusions of each ruleset the run measured; where the run
+  classified its workloads, the held-out ones first (those are the
+  conclusions; the meta-training family's follow)."""
+  classified = any(rulesets.family_of(w)
+                   for w in results["workloads"].values())
+  families = ([(split.HELD_OUT, "held-out workloads"),
+               (split.META_TRAINING, "meta-training family (seen in "
+                "meta-training: not evidence)")] if classified
+              else [(None, "all workloads")])
+  out = [_interval_note(baseline), ""]
+  for ruleset in (rulesets.EXTERNAL, rulesets.SELF_TUNING):
+    if not rulesets.has(results, ruleset):
+      continue
+    for family, label in families:
+      if classified and not any(rulesets.family_of(w) == family for w in
+                                results["workloads"].values()):
+        out += [f"{level} {ruleset}, {label}", "", "(none in this run)", ""]
+        continue
+      out += [f"{level} {ruleset}, {label}", "",
+              *conclusions(results, baseline, ruleset, family), ""]
+  return out
+
+
 def other_run_md(results: dict[str, Any], workdir: str, root: str) -> str:
   """A section for another suite run (its results.json in `workdir`): its
   command, date and machine, conclusions, table and the figures found in
@@ -272,11 +326,9 @@ def other_run_md(results: dict[str, Any], workdir: str, root: str) -> str:
       f"- results: `{os.path.relpath(workdir, root)}/results.json`",
       *_run_status(results),
       "",
-      f"{_protocol(results)} Against `{baseline}` in train seconds to "
-      "target:",
+      _protocol(results),
       "",
-      *conclusions(results, baseline),
-      "",
+      *conclusion_sections(results, baseline, "###"),
       tables.markdown(results, baseline),
       "",
       *_figure_links(figures, root),
@@ -295,6 +347,8 @@ def benchmarks_md(results: dict[str, Any], baseline: str,
   out = [
       "# Benchmarks",
       "",
+      *([f"**{results['config']['description']}**", ""]
+        if results["config"].get("description") else []),
       "Generated by the harness (`accel/bench/report.py`); do not edit by "
       "hand.",
       "",
@@ -312,15 +366,25 @@ def benchmarks_md(results: dict[str, Any], baseline: str,
       "",
       "## Conclusions",
       "",
-      f"Against `{baseline}` in train seconds to target (a ratio within "
-      f"{TIE:.0%} of 1 is a tie):",
+      *conclusion_sections(results, baseline),
+      "## Rulesets and workloads",
       "",
-      *conclusions(results, baseline),
+      "AlgoPerf-style scores: the area under each entry's performance "
+      f"profile from tau = 1 to {profiles.TAU_MAX:g}, over "
+      f"{profiles.TAU_MAX - 1:g} (1: fastest on every workload; a missed "
+      "target counts as never reached). Self-tuning entries: `<method>` is "
+      "one run per seed at the library default, `<method>+sweep` the tuned "
+      "run's time plus its whole sweep's.",
+      "",
+      scores_table(results),
+      "",
+      *family_lines(results),
       "",
       "## Results",
       "",
       tables.markdown(results, baseline),
       "",
+      *tables.self_tuning_markdown(results, baseline),
       "## Optimizer update cost",
       "",
       "The update alone and the whole step of each optimizer at its tuned "

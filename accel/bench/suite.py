@@ -22,6 +22,13 @@ the same size as every other method's. The protocol:
      and reports final accuracy and steps to target there (how much a
      wrong learning rate costs).
 
+A method with `schedules` (AdamW and NAdamW choose between cosine and
+linear decay to zero) is tuned over schedule x learning rate. Every tuned
+method's row also carries its sweep's train seconds (`sweep_s`) and its
+time to target with them (`seconds_with_sweep`). With `self_tuning`, each
+method also trains once per seed at its `default_lr` (AlgoPerf's
+self-tuning ruleset; accel.bench.rulesets reads both).
+
 With `tuning_seeds`, the grid runs on those seeds only; each method's
 learning rate is chosen there (step 3, against a target from the
 baseline's tuning runs), and then `seeds`, separate seeds, train at the
@@ -48,6 +55,7 @@ import numpy as np
 
 from accel.bench import journal as journal_lib
 from accel.bench import overhead
+from accel.bench import split
 from accel.bench import trial as trial_lib
 from accel.bench import trial_configs
 from accel.errors import ConfigError
@@ -186,30 +194,104 @@ def _target(workload, baseline_trials) -> float:
   return float(workload.target_fraction * level)
 
 
+def _by_schedule(methods):
+  """Methods with `schedules` (e.g. ("cosine", "linear")) as one entry per
+  schedule, named "method@schedule"; {entry: (method, schedule or None)}."""
+  out, of = {}, {}
+  for mname, method in methods.items():
+    for sched in method.get("schedules", None) or (None,):
+      entry = ml_collections.ConfigDict(method.to_dict())
+      if sched is not None:
+        entry.optim = {**dict(entry.optim), "schedule": sched}
+      name = mname if sched is None else f"{mname}@{sched}"
+      out[name], of[name] = entry, (mname, sched)
+  return out, of
+
+
+def _sweep_seconds(by_lr) -> float:
+  """Train seconds of every trial of a grid (each runs its whole budget)."""
+  return float(sum(t["curve"][-1]["train_s"] for runs in by_lr.values()
+                   for t in runs))
+
+
 def _tune(wname, workload, methods, tuning_seeds, baseline, log, journal):
   """(methods with learning_rates narrowed to the value each chose on
-  `tuning_seeds`, a record of the tuning)."""
+  `tuning_seeds`, and the schedule where it has `schedules` to choose
+  from; a record of the tuning, with each method's sweep seconds)."""
   if any("match_wallclock_of" in m for m in methods.values()):
     raise ConfigError("tuning_seeds cannot yet tune methods with "
                       "match_wallclock_of; give them their own suite.")
-  trials = {m: {lr: [] for lr in method.learning_rates}
-            for m, method in methods.items()}
-  _run_grid(trials, methods, workload, wname, tuning_seeds, log, journal)
+  entries, of = _by_schedule(methods)
+  trials = {e: {lr: [] for lr in entry.learning_rates}
+            for e, entry in entries.items()}
+  _run_grid(trials, entries, workload, wname, tuning_seeds, log, journal)
   budget = trial_configs.workload_config(workload).total_steps
-  target = _target(workload, trials[baseline])
+  target = _target(workload, {
+      f"{e}:{lr}": runs for e, by_lr in trials.items() for lr, runs in
+      by_lr.items() if of[e][0] == baseline})
   tuned, record = {}, {"seeds": list(tuning_seeds), "target": float(target),
                        "methods": {}}
-  for mname, by_lr in trials.items():
-    lr = _choose_rate(by_lr, target, budget)
+  for mname in methods:
+    options = []
+    for e, (m, sched) in of.items():
+      if m == mname:
+        lr = _choose_rate(trials[e], target, budget)
+        options.append((_score(trials[e][lr], budget), e, sched, lr))
+    _, best, sched, lr = min(options, key=lambda o: o[0])
+    grid = {}
+    for _, e, s, _ in options:
+      for l, r in trials[e].items():
+        grid[str(l) if s is None else f"{s}:{l}"] = {
+            "final_accuracy": float(np.mean([t["final_accuracy"]
+                                             for t in r])),
+            "steps_to_target": [t["steps_to_target"] for t in r]}
     record["methods"][mname] = {
-        "learning_rate": lr,
-        "grid": {str(l): {"final_accuracy": float(np.mean(
-            [t["final_accuracy"] for t in r])), "steps_to_target": [
-                t["steps_to_target"] for t in r]} for l, r in by_lr.items()}}
-    tuned[mname] = ml_collections.ConfigDict(methods[mname].to_dict())
+        "learning_rate": lr, "schedule": sched, "grid": grid,
+        "sweep_s": sum(_sweep_seconds(trials[e]) for _, e, _, _ in options),
+        "sweep_trials": sum(len(r) for _, e, _, _ in options
+                            for r in trials[e].values())}
+    tuned[mname] = ml_collections.ConfigDict(entries[best].to_dict())
     tuned[mname].learning_rates = (lr,)
-    log(f"{wname} {mname}: tuned learning rate {lr:g}", flush=True)
+    log(f"{wname} {mname}: tuned learning rate {lr:g}"
+        + (f", {sched} schedule" if sched else ""), flush=True)
   return tuned, record
+
+
+def _self_tuning(wname, workload, methods, seeds, target, log,
+                 journal) -> dict[str, dict[str, Any]]:
+  """The self-tuning ruleset's runs: every method once per seed at its
+  library default (`default_lr`, with its own or the workload's schedule),
+  no sweep. (Tuned methods also enter that ruleset with their sweep's
+  time: `_with_sweep`.)"""
+  out = {}
+  for mname, method in methods.items():
+    runs = []
+    for seed in seeds:
+      r = _run(workload, wname, mname, method, float(method.default_lr),
+               seed, log, journal)
+      r.update(trial_lib.first_reach(r["curve"], target))
+      runs.append(r)
+    out[mname] = {
+        "learning_rate": float(method.default_lr),
+        "steps_to_target": _stats([t["steps_to_target"] for t in runs]),
+        "seconds_to_target": _stats([t["seconds_to_target"] for t in runs]),
+        "final_accuracy": _stats([t["final_accuracy"] for t in runs]),
+        "trials": runs}
+  return out
+
+
+def _with_sweep(summary, record) -> None:
+  """Adds the sweep's seconds, and the time to target including them (per
+  seed: the sweep plus that seed's time), to each tuned method's row."""
+  for mname, s in summary.items():
+    tuned = (record or {}).get("methods", {}).get(mname)
+    if tuned is None:
+      continue
+    s["sweep_s"] = tuned["sweep_s"]
+    s["schedule"] = tuned["schedule"]
+    s["seconds_with_sweep"] = _stats([
+        None if v is None else v + tuned["sweep_s"]
+        for v in s["seconds_to_target"]["values"]])
 
 
 # Steps per overhead timing: with a few tens of sub-millisecond steps a
@@ -329,7 +411,9 @@ def _add_ratios(summary, baseline: str) -> None:
 
 def run_workload(wname: str, workload, methods, seeds, baseline: str,
                  log=print, sensitivity=(), tuning_seeds=(),
-                 overhead_rounds: int = 0, journal=None) -> dict[str, Any]:
+                 overhead_rounds: int = 0, journal=None,
+                 self_tuning: bool = False,
+                 meta_training_data=None) -> dict[str, Any]:
   """All trials of one workload; returns its results section.
 
   With a `journal` (accel.bench.journal.Journal), trials an earlier,
@@ -337,7 +421,14 @@ def run_workload(wname: str, workload, methods, seeds, baseline: str,
   and no trial starts once its time budget is spent (OutOfTime).
 
   `workload.exclude_methods` ({method: reason}) leaves out methods that
-  cannot run on it (the reason is recorded under "excluded")."""
+  cannot run on it (the reason is recorded under "excluded").
+
+  With `self_tuning`, every method also trains once per seed at its
+  `default_lr` (the self-tuning ruleset: "self_tuning" in the result).
+  A method's `schedules` (needs `tuning_seeds`) are part of its grid: it is
+  tuned over each schedule and learning rate. With `meta_training_data`
+  (the data sets meta-training used, accel.bench.split), the result says
+  whether the workload is held out ("family")."""
   excluded = dict(workload.get("exclude_methods", {}))
   unknown = sorted(set(excluded) - set(methods))
   if unknown or baseline in excluded:
@@ -346,10 +437,18 @@ def run_workload(wname: str, workload, methods, seeds, baseline: str,
         f"exclude_methods names methods of the suite other than the "
         f"baseline {baseline!r}; the suite's are {sorted(methods)}.")
   methods = {m: x for m, x in methods.items() if m not in excluded}
+  if not tuning_seeds and any(m.get("schedules") for m in methods.values()):
+    raise ConfigError("a method with `schedules` is tuned over them: the "
+                      "suite needs tuning_seeds.")
+  no_default = [m for m, x in methods.items() if "default_lr" not in x]
+  if self_tuning and no_default:
+    raise ConfigError(f"self_tuning needs a default_lr (the learning rate "
+                      f"its library defaults to) for methods {no_default}.")
   budget = trial_configs.workload_config(workload).total_steps
   # Irreducible-loss tables live as long as the workload's trials.
   with tempfile.TemporaryDirectory(prefix="accel_il_") as folder:
     methods = _with_tables(wname, workload, methods, log, folder)
+    untuned = methods
     tuning = None
     if tuning_seeds:
       methods, tuning = _tune(wname, workload, methods, tuning_seeds,
@@ -373,14 +472,22 @@ def run_workload(wname: str, workload, methods, seeds, baseline: str,
             1.0 - summary[baseline]["step_ms"] / summary[mname]["step_ms"])
     wrong = _sensitivity(wname, workload, methods, summary, seeds,
                          sensitivity, target, log, journal)
+    self_tuned = (_self_tuning(wname, workload, untuned, seeds, target,
+                               log, journal)
+                  if self_tuning else None)
+  _with_sweep(summary, tuning)
   _add_ratios(summary, baseline)
   timings = None
   if overhead_rounds:
     timings = update_overhead(workload, methods, summary, baseline,
                               overhead_rounds, journal)
     log(f"{wname}: optimizer update times measured", flush=True)
+  family = (None if meta_training_data is None else split.family(
+      trial_configs.workload_config(workload).data, meta_training_data))
   return {"target": float(target), "budget_steps": int(budget),
+          "family": family,
           "summary": summary, "excluded": excluded, "tuning": tuning,
+          "self_tuning": self_tuned,
           "update_overhead": timings,
           "trials": {m: {str(l): r for l, r in by_lr.items()}
                      for m, by_lr in trials.items()},

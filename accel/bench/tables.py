@@ -5,24 +5,41 @@ from __future__ import annotations
 
 from typing import Any
 
+from accel.bench import rulesets
+
+
+def fmt(s, p: int) -> str:
+  """Mean ± spread over seeds, or how many seeds reached the target."""
+  if s is None:
+    return "-"
+  if s["mean"] is None:
+    return ("not reached" if s["reached"] == 0
+            else f"{s['reached']}/{len(s['values'])} reached")
+  return f"{s['mean']:.{p}f} ± {s['std']:.{p}f}"
+
+
+def interval_text(iv) -> str:
+  return "-" if iv is None else (
+      f"{iv['ratio']:.2f} [{iv['low']:.2f}, {iv['high']:.2f}]")
+
 
 def markdown(results: dict[str, Any], baseline: str) -> str:
   lines = [f"| workload | target acc | method | lr | steps to target | "
-           f"x {baseline} | train s to target | x {baseline} | "
-           "final acc | ms/step |", "|---" * 10 + "|"]
-  fmt = lambda s, p: ("not reached" if s["mean"] is None and s["reached"] == 0
-                      else f"{s['reached']}/{len(s['values'])} reached"
-                      if s["mean"] is None
-                      else f"{s['mean']:.{p}f} ± {s['std']:.{p}f}")
+           f"x {baseline} | train s to target | x {baseline} [95%] | "
+           "train s incl. sweep | final acc | ms/step |",
+           "|---" * 11 + "|"]
   ratio = lambda r: "-" if r is None else f"{r:.2f}"
   for wname, w in results["workloads"].items():
     for mname, s in w["summary"].items():
+      lr = f"{s['learning_rate']:g}" + (
+          f" {s['schedule']}" if s.get("schedule") else "")
+      iv = rulesets.ratio_interval(w, rulesets.EXTERNAL, mname, baseline)
       lines.append(
-          f"| {wname} | {w['target']:.4f} | {mname} | "
-          f"{s['learning_rate']:g} | {fmt(s['steps_to_target'], 0)} | "
+          f"| {wname} | {w['target']:.4f} | {mname} | {lr} | "
+          f"{fmt(s['steps_to_target'], 0)} | "
           f"{ratio(s['steps_to_target_ratio'])} | "
-          f"{fmt(s['seconds_to_target'], 2)} | "
-          f"{ratio(s['seconds_to_target_ratio'])} | "
+          f"{fmt(s['seconds_to_target'], 2)} | {interval_text(iv)} | "
+          f"{fmt(s.get('seconds_with_sweep'), 1)} | "
           f"{fmt(s['final_accuracy'], 4)} | {s['step_ms']:.2f} |")
   extra = [(w, m, s) for w, wl in results["workloads"].items()
            for m, s in wl["summary"].items()
@@ -58,3 +75,24 @@ def markdown(results: dict[str, Any], baseline: str) -> str:
       lines.append(f"| {w} | {m} | {s['learning_rate']:g} | "
                    + " | ".join(cells) + " |")
   return "\n".join(lines)
+
+
+def self_tuning_markdown(results: dict[str, Any], baseline: str
+                         ) -> list[str]:
+  """The self-tuning ruleset's table (lines; none when not measured)."""
+  if not rulesets.has(results, rulesets.SELF_TUNING):
+    return []
+  lines = ["Self-tuning ruleset: each method once per seed at its library "
+           "default learning rate, no sweep; `+sweep` rows add the whole "
+           "grid's train seconds to the tuned time to target.", "",
+           f"| workload | entry | lr | train s to target | x {baseline} "
+           "[95%] | final acc |", "|---" * 6 + "|"]
+  for wname, w in results["workloads"].items():
+    for e, s in rulesets.entries(w, rulesets.SELF_TUNING).items():
+      run = (w.get("self_tuning") or {}).get(e)
+      lr = "-" if run is None else f"{run['learning_rate']:g}"
+      acc = "-" if run is None else fmt(run["final_accuracy"], 4)
+      iv = rulesets.ratio_interval(w, rulesets.SELF_TUNING, e, baseline)
+      lines.append(f"| {wname} | {e} | {lr} | {fmt(s, 2)} | "
+                   f"{interval_text(iv)} | {acc} |")
+  return lines + [""]

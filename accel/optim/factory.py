@@ -7,7 +7,7 @@
 
 Every optimizer here is optax's or optax.contrib's own. Those with decoupled
 weight decay (adamw, nadamw, lamb, lars, lion, schedule-free AdamW, prodigy,
-mechanic's AdamW, DoG) get `weight_decay` and the mask; for the others a
+mechanic's AdamW, DoG, Muon) get `weight_decay` and the mask; for the others a
 non-zero `weight_decay` adds classic coupled L2 (`optax.add_decayed_weights`
 before the step), as torch's `weight_decay` does for SGD, Adam, RMSProp and
 Adagrad.
@@ -27,6 +27,7 @@ from accel.errors import ConfigError
 from accel.optim import checks
 from accel.optim import diagnostics as diagnostics_lib
 from accel.optim import gt_transform
+from accel.optim import matrices
 from accel.optim import meta_attention
 from accel.optim import schedules
 from accel.optim import state_lookup
@@ -172,6 +173,26 @@ def _dog(lr, weight_decay, mask, reps_rel: float = 1e-6, eps: float = 1e-8):
   # relative to the parameters (the paper's r_epsilon).
   return contrib.dog(lr, init_step=("heuristic", reps_rel), eps=eps,
                      weight_decay=weight_decay or None, mask=mask)
+
+
+@OPTIMIZERS.register("muon")
+def _muon(lr, weight_decay, mask, mu_dtype, beta: float = 0.95,
+          ns_steps: int = 5, nesterov: bool = True,
+          consistent_rms: float = 0.2, adam_b1: float = 0.9,
+          adam_b2: float = 0.999, eps: float = 1e-8,
+          adam_params: str = matrices.INPUT_OUTPUT):
+  # optax.contrib's hybrid: Muon on the hidden layers' kernels
+  # (accel.optim.matrices), AdamW on every other leaf. consistent_rms
+  # scales Muon's updates to AdamW's RMS, so one learning rate (AdamW's
+  # range) serves both halves. optax's AdamW half decays every leaf it
+  # holds; the mask applies to the Muon half.
+  return contrib.muon(
+      lr, ns_steps=ns_steps, beta=beta, eps=eps, weight_decay=weight_decay,
+      weight_decay_mask=mask, mu_dtype=mu_dtype, nesterov=nesterov,
+      adam_b1=adam_b1, adam_b2=adam_b2, adam_weight_decay=weight_decay,
+      consistent_rms=consistent_rms,
+      muon_weight_dimension_numbers=lambda p: matrices.hidden_matrices(
+          p, adam_params))
 
 
 @OPTIMIZERS.register("gradient_transformer")

@@ -21,6 +21,11 @@ update table gives its share per workload (BENCHMARKS.md):
   mnist1d_cnn    32-channel 1-D CNN on MNIST-1D, 600 steps, batch 64;
   synthetic      MLP on 1:20 imbalanced Gaussian clusters, 20% corrupted
                  labels, 400 steps (worst-class accuracy reported).
+Every workload is classified as held out or of the meta-training family
+from configs/meta/default.py (accel.bench.split); the report's
+conclusions put the held-out ones first. Each ratio gets a bootstrap
+interval over seeds and timing rounds (accel.bench.intervals): one whose
+interval holds 1 is a tie.
 Variant `more` runs the suite's other four workloads instead, with short
 budgets (about 45 minutes): the CNN on scikit-learn's 8x8 digits (400
 steps, batch 64), the GRU on MNIST-1D (500 steps), the Transformer on the
@@ -28,10 +33,14 @@ synthetic sequence task (400 steps) and the small decoder LM on
 associative recall (400 steps, batch 64), the last two with 50 warm-up
 steps instead of 200. The attention scorer does not run on the LM (it
 needs class labels). Variant `full` runs all seven with
-longer budgets: several hours.
+longer budgets, both AlgoPerf rulesets (self-tuning: every method once per
+seed at its library default, `default_lr` below, and every tuned method
+with its sweep's time) and AdamW and NAdamW tuned over cosine and linear
+decay: several hours.
 
 Methods: AdamW (baseline), NAdamW, SGD with momentum, schedule-free AdamW,
-Prodigy, Mechanic, Lion; accel's gradient transformer (shipped weights),
+optax.contrib's Muon (hybrid: Muon on hidden kernels, AdamW on the rest),
+Prodigy, DoG, Mechanic, Lion; accel's gradient transformer (shipped weights),
 meta-attention learning rates, both chained; batch selection with 4x
 candidates by loss top-k and by the attention scorer (RHO-LOSS needs an
 irreducible-loss table per workload: configs/bench/selection.py runs it).
@@ -107,29 +116,58 @@ def get_config(arg: str = ""):
     else:
       c.workloads = more
   adamw = {"name": "adamw"}
+  # default_lr: the library default each method enters the self-tuning
+  # ruleset with (AdamW and its relatives 1e-3; Muon here matches AdamW's
+  # update RMS, so AdamW's; schedule-free AdamW its reference code's
+  # 0.0025; Lion its authors' 1e-4; the step-size estimators 1.0).
   c.methods = {
-      "adamw": dict(optim=adamw, learning_rates=ADAM_LRS),
-      "nadamw": dict(optim={"name": "nadamw"}, learning_rates=ADAM_LRS),
+      "adamw": dict(optim=adamw, learning_rates=ADAM_LRS, default_lr=1e-3),
+      "nadamw": dict(optim={"name": "nadamw"}, learning_rates=ADAM_LRS,
+                     default_lr=1e-3),
       "sgd_momentum": dict(optim={"name": "sgd", "momentum": 0.9},
-                           learning_rates=SGD_LRS),
+                           learning_rates=SGD_LRS, default_lr=0.1),
       "schedule_free_adamw": dict(
           optim={"name": "schedule_free_adamw", "schedule": "constant"},
-          learning_rates=ADAM_LRS),
-      "prodigy": dict(optim={"name": "prodigy"}, learning_rates=SCALE_LRS),
-      "mechanic": dict(optim={"name": "mechanic"}, learning_rates=ADAM_LRS),
-      "lion": dict(optim={"name": "lion"}, learning_rates=LION_LRS),
+          learning_rates=ADAM_LRS, default_lr=2.5e-3),
+      "muon": dict(optim={"name": "muon"}, learning_rates=ADAM_LRS,
+                   default_lr=1e-3),
+      "prodigy": dict(optim={"name": "prodigy"}, learning_rates=SCALE_LRS,
+                      default_lr=1.0),
+      "dog": dict(optim={"name": "dog"}, learning_rates=SCALE_LRS,
+                  default_lr=1.0),
+      "mechanic": dict(optim={"name": "mechanic"}, learning_rates=ADAM_LRS,
+                       default_lr=1e-3),
+      "lion": dict(optim={"name": "lion"}, learning_rates=LION_LRS,
+                   default_lr=1e-4),
       "gradient_transformer": dict(optim={"name": "gradient_transformer"},
-                                   learning_rates=ADAM_LRS),
+                                   learning_rates=ADAM_LRS, default_lr=1e-3),
       "meta_attention_adamw": dict(optim={"name": "meta_attention_adamw"},
-                                   learning_rates=ADAM_LRS),
+                                   learning_rates=ADAM_LRS, default_lr=1e-3),
       "gt_and_meta_lr": dict(
           optim={"name": "gradient_transformer", "meta_lr": True},
-          learning_rates=ADAM_LRS),
+          learning_rates=ADAM_LRS, default_lr=1e-3),
       "loss_topk": dict(optim=adamw, learning_rates=ADAM_LRS,
-                        overrides=_select("loss")),
+                        overrides=_select("loss"), default_lr=1e-3),
       "attention_topk": dict(optim=adamw, learning_rates=ADAM_LRS,
-                             overrides=_select("attention")),
+                             overrides=_select("attention"), default_lr=1e-3),
   }
+  # Which workloads meta-training saw (accel.bench.split): computed from
+  # the config that made the shipped weights.
+  c.meta_training_config = os.path.join(_CONFIG_DIR, "meta", "default.py")
+  c.description = (
+      "The quick CPU suite (`make bench`): small workloads whose times to "
+      "target are seconds, so dispatch and noise weigh; see the full suite "
+      "for the numbers that decide.")
+  if full:
+    # AlgoPerf's two rulesets; AdamW and NAdamW also choose between cosine
+    # and linear decay to zero (a grid twice the others' size: it can only
+    # flatter the baselines).
+    c.self_tuning = True
+    for m in ("adamw", "nadamw"):
+      c.methods[m].schedules = ("cosine", "linear")
+    c.description = (
+        "The full CPU suite: both rulesets, AdamW and NAdamW tuned over "
+        "two schedules.")
   for w in c.workloads.values():
     w.eval_every = w.overrides.total_steps // 10
     w.target_rule = "worst_seed_best"

@@ -7,7 +7,9 @@ import os
 import numpy as np
 import pytest
 
+from accel.bench import profiles
 from accel.bench import report
+from accel.bench import rulesets
 from accel.bench import suite
 
 
@@ -32,7 +34,8 @@ def test_report_draws_figures_and_states_conclusions(fakes, monkeypatch,
       assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
   with open(md_path) as f:
     md = f.read()
-  assert "- **fast**: faster on w (0.83x)." in md
+  # Identical fake seeds: the interval is the ratio itself.
+  assert "- **fast**: faster on w (0.83x [0.83, 0.83])." in md
   assert "![curves_w.png](curves_w.png)" in md
   assert "| w | 0.9000 | fast | 0.01 | 50 ± 0 | 0.56 |" in md
   assert "# Other suite runs" not in md
@@ -70,9 +73,51 @@ def test_report_draws_figures_and_states_conclusions(fakes, monkeypatch,
   assert "## v (2026-01-02)" in section
   assert "- command: `python launch/bench.py --config gpu.py`" in section
   assert "- machine: one H100" in section
-  assert "- **fast**: faster on v (0.83x)." in section
+  assert "- **fast**: faster on v (0.83x [0.83, 0.83])." in section
   assert "| v | 0.9000 | fast | 0.01 | 50 ± 0 | 0.56 |" in section
   assert "![curves_v.png](gpu_run/curves_v.png)" in section
+
+
+def test_report_has_both_rulesets_split_by_family(fakes, monkeypatch,
+                                                 tmp_path):
+  monkeypatch.setattr(suite.trial_lib, "run_trial", fakes.trial)
+  fakes.name_methods()
+  workload, methods = fakes.suite((1e-3, 1e-2))
+  for m in methods.values():
+    m.default_lr = 1e-3
+  run = lambda data: suite.run_workload(
+      "w", workload, methods, [0, 1], "slow", log=lambda *_, **__: None,
+      tuning_seeds=(100,), self_tuning=True, meta_training_data=data)
+  results = {"command": "c", "date": "today", "machine": "test",
+             "config": {"seeds": [0, 1], "tuning_seeds": [100]},
+             "workloads": {"seen": run({"mnist1d"}), "new": run({"digits"})}}
+  assert results["workloads"]["seen"]["family"]["family"] == "meta_training"
+  assert results["workloads"]["new"]["family"]["family"] == "held_out"
+  md = report.benchmarks_md(results, "slow", [], str(tmp_path))
+  order = [md.index(h) for h in (
+      "### external tuning, held-out workloads",
+      "### external tuning, meta-training family",
+      "### self-tuning, held-out workloads",
+      "### self-tuning, meta-training family")]
+  assert order == sorted(order)
+  held_out = md[order[0]:order[1]]
+  assert "- **fast**: faster on new (0.83x [0.83, 0.83])." in held_out
+  assert "seen" not in held_out
+  # Self-tuning: both at the default 1e-3 (half speed); "fast" reaches 0.9
+  # at step 90 of 100 (1.35 s), "slow" never does; each tuned method also
+  # enters with its sweep (two tuning trials of 1.5 s or 1.0 s).
+  st = md[order[2]:order[3]]
+  assert "- **fast**: faster nowhere; reaches the target on every seed " \
+         "where slow misses some: new (1.35 s)." in st
+  assert "- **fast+sweep**: faster nowhere; reaches the target on every " \
+         "seed where slow misses some: new (3.75 s)." in st
+  assert "| self-tuning | fast | 1.000 | 1.000 | 1.000 |" in md
+  # Scores: slow is 0.9 / 0.75 = 1.2x the fastest: (4 - 1.2) / 3; with its
+  # sweep (2 x 1.0 s + 0.9 s) 2.15x self-tuned fast's 1.35 s.
+  assert "| external tuning | slow | 0.933 | 0.933 | 0.933 |" in md
+  assert "| self-tuning | slow+sweep | 0.617 | 0.617 | 0.617 |" in md
+  assert "- new: held out: no meta-training task uses 'mnist1d'" in md
+  assert "| new | fast+sweep | - | 3.75 ± 0.00 | - | - |" in md
 
 
 def test_performance_profile_counts_workloads_within_tau():
@@ -83,7 +128,22 @@ def test_performance_profile_counts_workloads_within_tau():
       "w1": {"summary": {"a": t(1.0), "b": t(2.0), "c": t(None)}},
       "w2": {"summary": {"a": t(3.0), "b": t(1.0), "c": t(None)}}}}
   taus = np.array([1.0, 1.99, 2.0, 3.0])
-  prof = report.profile_curves(results, taus)
+  prof = profiles.curves(rulesets.times(results, rulesets.EXTERNAL), taus)
   np.testing.assert_allclose(prof["a"], [0.5, 0.5, 0.5, 1.0])
   np.testing.assert_allclose(prof["b"], [0.5, 0.5, 1.0, 1.0])
   np.testing.assert_allclose(prof["c"], [0, 0, 0, 0])
+
+
+def test_scores_are_the_area_under_the_profile():
+  times = {"w1": {"a": 1.0, "b": 2.0, "c": float("inf")},
+           "w2": {"a": 3.0, "b": 1.0, "c": float("inf")}}
+  s = profiles.scores(times)
+  # a: ratios 1 and 3 -> (3/3 + 1/3) / 2; b: 2 and 1 -> (2/3 + 1) / 2.
+  assert s == pytest.approx({"a": 2 / 3, "b": 5 / 6, "c": 0.0})
+  # The closed form is the integral of the step function.
+  taus = np.linspace(1.0, 4.0, 30001)
+  for m, rho in profiles.curves(times, taus).items():
+    assert np.trapezoid(rho, taus) / 3.0 == pytest.approx(s[m], abs=1e-3)
+  # A method absent from a workload counts as never reaching its target.
+  assert profiles.performance_ratios({"w": {"a": 1.0}, "v": {"b": 2.0}})[
+      "a"] == [1.0, float("inf")]

@@ -177,12 +177,16 @@ def test_update_overhead_times_each_optimizer_at_its_rate():
                         overrides={"selection": {"scorer": "loss"}})})
   summary = {m: {"learning_rate": x.learning_rates[0]}
              for m, x in methods.items()}
-  rows = suite.update_overhead(workload, methods, summary, "adamw", rounds=1)
+  rows = suite.update_overhead(workload, methods, summary, "adamw", rounds=2)
   # The selecting method's update is AdamW's: not timed twice.
   assert [r["method"] for r in rows] == ["adamw", "lion"]
   assert rows[0]["update_ratio"] == 1.0 and rows[0]["step_ratio"] == 1.0
   assert all(r["update_ms"] > 0 and r["step_ms"] > 0 for r in rows)
   assert {r["steps_per_timing"] for r in rows} == {suite.OVERHEAD_STEPS}
+  # Each round's step time is kept for the intervals; the median is shown.
+  for r in rows:
+    assert len(r["step_ms_rounds"]) == 2
+    assert r["step_ms"] == pytest.approx(sum(r["step_ms_rounds"]) / 2)
   from accel.bench import report  # pylint: disable=g-import-not-at-top
   results = {"workloads": {"w": {"update_overhead": rows}}}
   assert report.overhead_steps(results) == suite.OVERHEAD_STEPS
@@ -320,3 +324,68 @@ def test_launcher_stops_at_its_budget_and_the_same_command_continues(
   # Workloads a and b are the same fake: the same choices and numbers.
   workloads = done["workloads"]
   assert _outcomes(workloads["b"]) == _outcomes(workloads["a"])
+
+
+def test_schedules_are_part_of_the_grid_and_the_sweep_is_timed(
+    fakes, monkeypatch):
+  ran = []
+
+  def trial(config, *, eval_every):
+    ran.append((config.optim.name, config.optim.get("schedule"),
+                config.optim.learning_rate, config.seed))
+    return fakes.trial(config, eval_every=eval_every)
+  monkeypatch.setattr(suite.trial_lib, "run_trial", trial)
+  fakes.name_methods()
+  workload, methods = fakes.suite((1e-3, 1e-2))
+  methods.slow.schedules = ("cosine", "linear")
+  out = suite.run_workload("w", workload, methods, [0], "slow",
+                           log=lambda *_, **__: None, tuning_seeds=(100,))
+  tuning = [r for r in ran if r[0] == "slow" and r[3] == 100]
+  assert sorted(tuning) == sorted((("slow", s, lr, 100) for s in (
+      "cosine", "linear") for lr in (1e-3, 1e-2)))
+  # Linear decay is a quarter faster in the fake: chosen, and reported.
+  record = out["tuning"]["methods"]["slow"]
+  assert (record["schedule"], record["learning_rate"]) == ("linear", 1e-2)
+  assert set(record["grid"]) == {"cosine:0.001", "cosine:0.01",
+                                 "linear:0.001", "linear:0.01"}
+  assert ("slow", "linear", 1e-2, 0) in ran
+  s = out["summary"]["slow"]
+  assert s["schedule"] == "linear"
+  # Four tuning trials of 100 steps at 0.01 s each; "fast" ran two.
+  assert s["sweep_s"] == pytest.approx(4.0)
+  assert out["summary"]["fast"]["sweep_s"] == pytest.approx(3.0)
+  assert s["seconds_with_sweep"]["values"] == pytest.approx(
+      [4.0 + s["seconds_to_target"]["values"][0]])
+  assert out["summary"]["fast"]["schedule"] is None
+  with pytest.raises(ValueError, match="needs tuning_seeds"):
+    suite.run_workload("w", workload, methods, [0], "slow",
+                       log=lambda *_, **__: None)
+
+
+def test_self_tuning_runs_each_method_at_its_default(fakes, monkeypatch):
+  ran = []
+
+  def trial(config, *, eval_every):
+    ran.append((config.optim.name, config.optim.learning_rate, config.seed))
+    return fakes.trial(config, eval_every=eval_every)
+  monkeypatch.setattr(suite.trial_lib, "run_trial", trial)
+  fakes.name_methods()
+  workload, methods = fakes.suite((1e-2,))
+  with pytest.raises(ValueError, match=r"default_lr \(the learning rate its library defaults to\) "
+                     r"for methods \['fast', 'slow'\]"):
+    suite.run_workload("w", workload, methods, [0], "slow",
+                       log=lambda *_, **__: None, self_tuning=True)
+  methods.slow.default_lr = 1e-3
+  methods.fast.default_lr = 2e-2
+  ran.clear()
+  out = suite.run_workload("w", workload, methods, [0, 1], "slow",
+                           log=lambda *_, **__: None, self_tuning=True)
+  assert sorted(r for r in ran if r[1] != 1e-2) == [
+      ("fast", 2e-2, 0), ("fast", 2e-2, 1), ("slow", 1e-3, 0),
+      ("slow", 1e-3, 1)]
+  st = out["self_tuning"]
+  assert st["slow"]["learning_rate"] == 1e-3
+  assert st["slow"]["final_accuracy"]["mean"] == pytest.approx(0.5)
+  assert st["slow"]["seconds_to_target"]["reached"] == 0
+  # At 2e-2 the fake is as fast as at the tuned 1e-2: 0.9 at step 50.
+  assert st["fast"]["steps_to_target"]["values"] == [50, 50]

@@ -21,7 +21,7 @@ LEARNING_RATES = {
     "adagrad": 0.05, "lamb": 3e-3, "lars": 1.0, "lion": 3e-4,
     "schedule_free_adamw": 3e-3, "prodigy": 1.0, "mechanic": 3e-3,
     "gradient_transformer": 3e-3, "meta_attention_adamw": 3e-3,
-    "dog": 1.0,
+    "dog": 1.0, "muon": 3e-3,
 }
 
 
