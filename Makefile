@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test bench clean
+.PHONY: install train test bench bench-full clean
 
 install: $(STAMP)
 
@@ -35,6 +35,13 @@ test: $(STAMP)
 OTHER_RUNS = benchmarks/cpu_more/results.json,benchmarks/cpu_more_sequences/results.json,benchmarks/gpu/suite_ngram_lm/results.json,benchmarks/gpu/suite_textures_resnet/results.json
 bench: $(STAMP)
 	$(PY) launch/bench.py --config configs/bench/cpu.py --workdir benchmarks/cpu --report BENCHMARKS.md --also $(OTHER_RUNS)
+
+# The full CPU suite (many hours on 2 cores): five workloads where tuned
+# AdamW takes 20-120 s, both AlgoPerf rulesets. It continues from its
+# journal (benchmarks/cpu_full/trials.jsonl) when run again, on the same
+# machine; its report goes first in BENCHMARKS.md, the quick suite after.
+bench-full: $(STAMP)
+	$(PY) launch/bench.py --config configs/bench/cpu.py:full --workdir benchmarks/cpu_full --report BENCHMARKS.md --also benchmarks/cpu/results.json,$(OTHER_RUNS)
 
 clean:
 	rm -rf runs

@@ -22,7 +22,6 @@ status 1; running it again continues.
 import datetime
 import json
 import os
-import platform
 import sys
 import tempfile
 
@@ -31,6 +30,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from accel.bench import host
 from accel.bench import journal as journal_lib
 from accel.bench import report
 from accel.bench import split
@@ -83,17 +83,17 @@ def main(argv):
   os.makedirs(_WORKDIR.value, exist_ok=True)
   budget = (_BUDGET.value if _BUDGET.value is not None
             else c.get("time_budget_minutes"))
+  machine = host.describe(jax.__version__, jax.devices()[0].device_kind)
   trials = journal_lib.Journal(os.path.join(_WORKDIR.value, "trials.jsonl"),
-                               budget_s=60 * budget if budget else None)
+                               budget_s=60 * budget if budget else None,
+                               machine=machine)
   if trials.stored:
     print(f"Continuing an unfinished run: {trials.stored} finished trials "
           f"in {trials.path} are taken from there (delete it to start "
           "afresh).", flush=True)
   results = {"command": " ".join(["python"] + sys.argv),
              "date": datetime.datetime.now().isoformat(timespec="minutes"),
-             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, "
-                        f"jax {jax.__version__} on "
-                        f"{jax.devices()[0].device_kind}",
+             "machine": machine,
              "load_avg_start": os.getloadavg(),
              "config": c.to_dict(), "workloads": {}}
   seen = (split.meta_training_data_sets(c.meta_training_config)

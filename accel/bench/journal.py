@@ -9,6 +9,10 @@ stored timings are those of the earlier process). The launcher deletes the
 journal once the suite has finished, so a later run of the same command
 starts afresh. Code changes are not part of the key: after changing the code
 of an interrupted run, delete the journal (the launcher names it).
+
+Each line also names the machine that ran it: a journal written on another
+machine is refused (its timings, and on CPUs its step counts, would not
+compare with this machine's), not silently mixed in.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import time
 from typing import Any, Callable
 
 import numpy as np
+
+from accel.errors import ConfigError
 
 
 class OutOfTime(Exception):
@@ -47,11 +53,15 @@ class Journal:
   """Finished trials of one suite run, appended to `path` as they finish.
 
   `budget_s`: wall-clock seconds from construction after which no new trial
-  starts (`run` raises OutOfTime); None or 0: no budget."""
+  starts (`run` raises OutOfTime); None or 0: no budget. `machine`: this
+  machine in one line (accel.bench.host), stored with every trial; a
+  journal with trials of another machine raises ConfigError."""
 
   def __init__(self, path: str, budget_s: float | None = None,
-               clock: Callable[[], float] | None = None):
+               clock: Callable[[], float] | None = None,
+               machine: str | None = None):
     self.path, self.budget_s = path, budget_s or None
+    self.machine = machine
     self._clock = clock or time.monotonic
     self._start = self._clock()
     self._done: dict[str, dict[str, Any]] = {}
@@ -68,6 +78,7 @@ class Journal:
       try:
         entry = json.loads(line)
         self._done[entry["key"]] = entry["record"]
+        other = entry.get("machine")
       except (json.JSONDecodeError, KeyError, TypeError) as e:
         # A run killed while writing leaves a cut last line: that trial
         # runs again. A bad line elsewhere is not ours to skip.
@@ -77,6 +88,11 @@ class Journal:
             f"{path!r} line {n} is not a journal entry ({e}): it is not a "
             "launch/bench.py trial journal, or it was edited. Delete it to "
             "start the suite afresh.") from e
+      if machine and other and other != machine:
+        raise ConfigError(
+            f"{path!r} holds trials run on {other!r}; this machine is "
+            f"{machine!r}. Their timings would not compare: continue on "
+            "that machine, or delete the journal to start afresh here.")
     self._earlier = frozenset(self._done)
     self._taken: set[str] = set()
 
@@ -112,8 +128,10 @@ class Journal:
       # A fresh copy: callers annotate the records they get.
       return copy.deepcopy(self._done[k]), True
     self.check_time(what)
-    line = json.dumps({"key": k, "what": what, "record": fn()},
-                      default=_plain)
+    entry = {"key": k, "what": what, "record": fn()}
+    if self.machine:
+      entry["machine"] = self.machine
+    line = json.dumps(entry, default=_plain)
     with open(self.path, "a") as f:
       f.write(line + "\n")
       f.flush()

@@ -19,7 +19,7 @@ HELD_OUT = "held_out"
 META_TRAINING = "meta_training"
 
 # Source options that name the data set a source opens.
-_DATASET_KEYS = ("dataset", "path")
+_DATASET_KEYS = ("dataset", "corpus", "path")
 
 
 def data_set(data: Any) -> str:

@@ -5,6 +5,7 @@ from accel.data import digits as _digits
 from accel.data import mnist1d as _mnist1d
 from accel.data import sequence as _sequence
 from accel.data import synthetic as _synthetic
+from accel.data import text as _text
 from accel.data import textures as _textures
 from accel.data import tfds_source as _tfds_source
 from accel.data.source import ArraySource
