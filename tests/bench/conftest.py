@@ -73,9 +73,28 @@ def _counting_fake(clock, calls):
   return fake
 
 
+def _record_trials(monkeypatch, what):
+  """Makes the suite run the fake trial, and returns the list that
+  `what(config)` of every trial it runs is appended to."""
+  from accel.bench import suite  # pylint: disable=g-import-not-at-top
+  ran = []
+
+  def trial(config, *, eval_every):
+    ran.append(what(config))
+    return _fake_trial(config, eval_every=eval_every)
+  monkeypatch.setattr(suite.trial_lib, "run_trial", trial)
+  return ran
+
+
+def _name_lr_seed(config):
+  return (config.optim.name, config.optim.learning_rate, config.seed)
+
+
 @pytest.fixture
 def fakes(monkeypatch):
-  """The fakes above; `name_methods()` patches the trial configs."""
+  """The fakes above; `name_methods()` patches the trial configs,
+  `record(what=...)` the suite's trials."""
   return types.SimpleNamespace(
       trial=_fake_trial, name_methods=lambda: _name_fake_methods(monkeypatch),
-      suite=_fake_suite, Clock=_Clock, counting=_counting_fake)
+      suite=_fake_suite, Clock=_Clock, counting=_counting_fake,
+      record=lambda what=_name_lr_seed: _record_trials(monkeypatch, what))

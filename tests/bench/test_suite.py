@@ -44,13 +44,8 @@ def test_suite_picks_learning_rates_and_ratios(fakes, monkeypatch):
 
 
 def test_tuning_seeds_pick_the_rate_and_report_only_other_seeds(
-    fakes, monkeypatch):
-  ran = []
-
-  def trial(config, *, eval_every):
-    ran.append((config.optim.name, config.optim.learning_rate, config.seed))
-    return fakes.trial(config, eval_every=eval_every)
-  monkeypatch.setattr(suite.trial_lib, "run_trial", trial)
+    fakes):
+  ran = fakes.record()
   fakes.name_methods()
   workload, methods = fakes.suite((1e-3, 1e-2))
   out = suite.run_workload("w", workload, methods, [0, 1], "slow",
@@ -327,14 +322,9 @@ def test_launcher_stops_at_its_budget_and_the_same_command_continues(
 
 
 def test_schedules_are_part_of_the_grid_and_the_sweep_is_timed(
-    fakes, monkeypatch):
-  ran = []
-
-  def trial(config, *, eval_every):
-    ran.append((config.optim.name, config.optim.get("schedule"),
-                config.optim.learning_rate, config.seed))
-    return fakes.trial(config, eval_every=eval_every)
-  monkeypatch.setattr(suite.trial_lib, "run_trial", trial)
+    fakes):
+  ran = fakes.record(lambda c: (c.optim.name, c.optim.get("schedule"),
+                                c.optim.learning_rate, c.seed))
   fakes.name_methods()
   workload, methods = fakes.suite((1e-3, 1e-2))
   methods.slow.schedules = ("cosine", "linear")
@@ -362,13 +352,8 @@ def test_schedules_are_part_of_the_grid_and_the_sweep_is_timed(
                        log=lambda *_, **__: None)
 
 
-def test_self_tuning_runs_each_method_at_its_default(fakes, monkeypatch):
-  ran = []
-
-  def trial(config, *, eval_every):
-    ran.append((config.optim.name, config.optim.learning_rate, config.seed))
-    return fakes.trial(config, eval_every=eval_every)
-  monkeypatch.setattr(suite.trial_lib, "run_trial", trial)
+def test_self_tuning_runs_each_method_at_its_default(fakes):
+  ran = fakes.record()
   fakes.name_methods()
   workload, methods = fakes.suite((1e-2,))
   with pytest.raises(ValueError, match=r"default_lr \(the learning rate its library defaults to\) "
