@@ -230,16 +230,19 @@ def update_table(results: dict[str, Any]) -> str:
 
 def memory_table(results: dict[str, Any]) -> str:
   rows = ["| workload | method | examples to target | x baseline | "
-          "compiled step MB | process peak RSS MB | load avg (1 min) |",
-          "|---" * 7 + "|"]
+          "GFLOP per step | MFU | compiled step MB | process peak RSS MB | "
+          "load avg (1 min) |", "|---" * 9 + "|"]
   fmt = lambda v, p=1: "-" if v is None else f"{v:,.{p}f}"
   for wname, w in results["workloads"].items():
     for m, s in w["summary"].items():
       ex = s.get("examples_to_target", {})
       mem = s.get("memory", {})
+      flops, mfu = s.get("flops_per_step"), s.get("mfu")
       rows.append(
           f"| {wname} | {m} | {fmt(ex.get('mean'), 0)} | "
           f"{fmt(s.get('examples_to_target_ratio'), 2)} | "
+          f"{'-' if flops is None else f'{flops / 1e9:.3f}'} | "
+          f"{'-' if mfu is None else f'{mfu:.1%}'} | "
           f"{fmt(mem.get('compiled_mb'), 2)} | "
           f"{fmt(mem.get('process_peak_rss_mb'), 0)} | "
           f"{fmt(s.get('load_avg_1m'), 2)} |")
@@ -336,6 +339,43 @@ def other_run_md(results: dict[str, Any], workdir: str, root: str) -> str:
   return "\n".join(out) + "\n"
 
 
+def run_to_run(results: dict[str, Any], earlier: dict[str, Any],
+               baseline: str) -> list[str]:
+  """How the baseline moved between two runs of the same suite config: per
+  workload, its mean seconds to target here over there, and whether its
+  steps to target were the same."""
+  out = []
+  for wname, w in results["workloads"].items():
+    other = earlier["workloads"].get(wname, {}).get("summary", {}).get(
+        baseline)
+    mine = w["summary"].get(baseline)
+    if not other or not mine:
+      continue
+    a, b = mine["seconds_to_target"], other["seconds_to_target"]
+    same = (mine["steps_to_target"]["values"]
+            == other["steps_to_target"]["values"])
+    ratio = (f"{a['mean'] / b['mean']:.2f}x the earlier run's seconds"
+             if a["mean"] and b["mean"] else "a target missed in one run")
+    out.append(f"- {wname}: {ratio}; steps to target "
+               + ("identical" if same else
+                  f"{mine['steps_to_target']['values']} against "
+                  f"{other['steps_to_target']['values']}"))
+  return out
+
+
+def _repeats(results, others, baseline) -> list[str]:
+  """A section for each other run of the very same suite config."""
+  out = []
+  for other, workdir in others:
+    if other.get("config") == results.get("config"):
+      out += [f"## Run-to-run spread of `{baseline}`", "",
+              f"Against the run of {other['date']} "
+              f"({os.path.basename(workdir)}; same suite config, "
+              f"{other['machine']}):", "",
+              *run_to_run(results, other, baseline), ""]
+  return out
+
+
 def benchmarks_md(results: dict[str, Any], baseline: str,
                   figures: list[str], root: str,
                   others: tuple[tuple[dict[str, Any], str], ...] = ()) -> str:
@@ -385,6 +425,7 @@ def benchmarks_md(results: dict[str, Any], baseline: str,
       tables.markdown(results, baseline),
       "",
       *tables.self_tuning_markdown(results, baseline),
+      *_repeats(results, others, baseline),
       "## Optimizer update cost",
       "",
       "The update alone and the whole step of each optimizer at its tuned "
@@ -396,7 +437,12 @@ def benchmarks_md(results: dict[str, Any], baseline: str,
       "",
       update_table(results),
       "",
-      "## Examples forward-passed and memory",
+      "## Examples forward-passed, FLOPs and memory",
+      "",
+      "FLOPs per step as XLA's cost analysis counts them for the compiled "
+      "step; MFU is those per second of train time (input pipeline "
+      "included) over the chip's dense peak for the compute dtype "
+      "(accel.bench.flops; none for CPUs).",
       "",
       memory_table(results),
       "",

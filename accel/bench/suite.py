@@ -357,6 +357,9 @@ def _summary(by_lr, method, target: float, budget: int) -> dict[str, Any]:
       "final_accuracy": _stats([t["final_accuracy"] for t in runs]),
       "step_ms": float(np.mean([t["step_ms"] for t in runs])),
       "compile_s": float(np.mean([t["compile_s"] for t in runs])),
+      "flops_per_step": _mean_or_none([t.get("flops_per_step")
+                                       for t in runs]),
+      "mfu": _mean_or_none([t.get("mfu") for t in runs]),
       "memory": {k: _mean_or_none([t.get("memory", {}).get(k)
                                    for t in runs])
                  for k in ("compiled_mb", "process_peak_rss_mb",

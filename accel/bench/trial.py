@@ -21,6 +21,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from accel.bench import flops as flops_lib
 from accel.train import build as build_lib
 from accel.train import loop as loop_lib
 from accel.train import metrics as metrics_lib
@@ -81,7 +82,8 @@ def run_trial(config, *, eval_every: int, target: float | None = None,
   Returns a dict with `curve` (step, train_s, accuracy, loss per eval, and
   `train`: the train-step metrics of the step before the eval),
   `final_*`, `best_accuracy`, `compile_s`, `step_ms` (mean train time per
-  step), `memory` (memory_stats) and the first-reach numbers for `target`.
+  step), `flops_per_step` and `mfu` (accel.bench.flops; None where not
+  known), `memory` (memory_stats) and the first-reach numbers for `target`.
   """
   parts = build_lib.build(config)
   source, steps = parts.source, parts.steps
@@ -127,10 +129,15 @@ def run_trial(config, *, eval_every: int, target: float | None = None,
       if stop_at_target:
         break
   steps_done = curve[-1]["step"]
+  step_ms = 1e3 * train_s / max(steps_done, 1)
+  flops = flops_lib.step_flops(train_fn)
+  peak = flops_lib.peak_flops(jax.devices()[0].device_kind,
+                              config.precision.compute)
   return {"curve": curve, "final_accuracy": curve[-1]["accuracy"],
           "final_loss": curve[-1]["loss"],
           "best_accuracy": max(p["accuracy"] for p in curve),
           "compile_s": compile_s, "steps": steps_done,
           "memory": memory_stats(train_fn),
-          "step_ms": 1e3 * train_s / max(steps_done, 1),
+          "step_ms": step_ms, "flops_per_step": flops,
+          "mfu": flops_lib.mfu(flops, step_ms / 1e3, peak),
           **first_reach(curve, target)}

@@ -147,3 +147,28 @@ def test_scores_are_the_area_under_the_profile():
   # A method absent from a workload counts as never reaching its target.
   assert profiles.performance_ratios({"w": {"a": 1.0}, "v": {"b": 2.0}})[
       "a"] == [1.0, float("inf")]
+
+
+def test_a_repeat_of_the_same_suite_gives_the_baselines_spread(tmp_path):
+  stats = lambda v: {"mean": None if None in v else sum(v) / len(v),
+                     "values": v, "reached": sum(x is not None for x in v)}
+  row = lambda secs, steps: {"seconds_to_target": stats(secs),
+                             "steps_to_target": stats(steps)}
+  run = lambda secs, steps: {
+      "config": {"seeds": [0, 1]}, "date": "d", "machine": "m",
+      "workloads": {"w": {"summary": {"adamw": row(secs, steps)}}}}
+  lines = report.run_to_run(run([1.1, 1.3], [10, 10]),
+                            run([1.0, 1.0], [10, 10]), "adamw")
+  assert lines == ["- w: 1.20x the earlier run's seconds; steps to target "
+                   "identical"]
+  lines = report.run_to_run(run([1.0, None], [10, None]),
+                            run([1.0, 1.0], [10, 20]), "adamw")
+  assert lines == ["- w: a target missed in one run; steps to target "
+                   "[10, None] against [10, 20]"]
+  # Only a run of the same config is a repeat.
+  other = run([1.0, 1.0], [10, 10])
+  assert report._repeats(run([1.0, 1.0], [10, 10]), ((other, "x"),),
+                         "adamw")[0] == "## Run-to-run spread of `adamw`"
+  other["config"] = {"seeds": [0]}
+  assert report._repeats(run([1.0, 1.0], [10, 10]), ((other, "x"),),
+                         "adamw") == []

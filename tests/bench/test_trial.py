@@ -39,6 +39,8 @@ def test_real_trial_reports_timings_and_curve(tmp_path):
                                                  20 * c.batch_size]
   assert r["examples_to_target"] == 10 * c.batch_size
   assert r["memory"]["compiled_mb"] > 0
+  # XLA counts the step's FLOPs; a CPU has no peak in the table: no MFU.
+  assert r["flops_per_step"] > 0 and r["mfu"] is None
   assert r["memory"]["process_peak_rss_mb"] > 100  # jax alone is larger
   # The same seed again: the same curve, so the same steps to any target.
   again = time_to_target.run_trial(c, eval_every=10, target=0.0)
