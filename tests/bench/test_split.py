@@ -13,7 +13,8 @@ def test_meta_training_data_sets_come_from_its_config():
 
 
 @pytest.mark.parametrize("workload,family", [
-    ("mnist1d_mlp", split.META_TRAINING),
+    ("text_lm", split.HELD_OUT),
+    ("resnet20_textures", split.HELD_OUT),
     ("mnist1d_cnn", split.META_TRAINING),
     # Other settings of a generator still count as its data set.
     ("synthetic", split.META_TRAINING),
