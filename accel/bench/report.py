@@ -110,10 +110,6 @@ def profile(results: dict[str, Any], path: str) -> str:
   return path
 
 
-def _ratio_text(iv: dict[str, float]) -> str:
-  return f"{iv['ratio']:.2f}x [{iv['low']:.2f}, {iv['high']:.2f}]"
-
-
 def conclusions(results: dict[str, Any], baseline: str,
                 ruleset: str = rulesets.EXTERNAL,
                 family: str | None = None) -> list[str]:
@@ -126,14 +122,15 @@ def conclusions(results: dict[str, Any], baseline: str,
   lines = []
   works = {wname: w for wname, w in results["workloads"].items()
            if family is None or rulesets.family_of(w) == family}
-  names = list(dict.fromkeys(
-      e for w in works.values() for e in rulesets.entries(w, ruleset)))
+  by_workload = {wname: rulesets.entries(w, ruleset)
+                 for wname, w in works.items()}
+  names = list(dict.fromkeys(e for es in by_workload.values() for e in es))
   for m in names:
     if m == baseline:
       continue
     faster, tie, slower, missed, only, skipped = [], [], [], [], [], []
     for wname, w in works.items():
-      s = rulesets.entries(w, ruleset).get(m)
+      s = by_workload[wname].get(m)
       if s is None:
         if m in w.get("excluded", {}):
           skipped.append(f"{wname} ({w['excluded'][m]})")
@@ -146,7 +143,8 @@ def conclusions(results: dict[str, Any], baseline: str,
         only.append(f"{wname} ({s['mean']:.2f} s)")
         continue
       {"faster": faster, "slower": slower, "tie": tie}[
-          intervals.verdict(iv)].append(f"{wname} ({_ratio_text(iv)})")
+          intervals.verdict(iv)].append(
+              f"{wname} ({tables.interval_text(iv, 'x')})")
     parts = [f"faster on {', '.join(faster)}" if faster else "faster nowhere"]
     if tie:
       parts.append(f"ties on {', '.join(tie)}")

@@ -214,7 +214,8 @@ def _sweep_seconds(by_lr) -> float:
                    for t in runs))
 
 
-def _tune(wname, workload, methods, tuning_seeds, baseline, log, journal):
+def _tune(wname, workload, methods, tuning_seeds, baseline, budget: int,
+          log, journal):
   """(methods with learning_rates narrowed to the value each chose on
   `tuning_seeds`, and the schedule where it has `schedules` to choose
   from; a record of the tuning, with each method's sweep seconds)."""
@@ -225,7 +226,6 @@ def _tune(wname, workload, methods, tuning_seeds, baseline, log, journal):
   trials = {e: {lr: [] for lr in entry.learning_rates}
             for e, entry in entries.items()}
   _run_grid(trials, entries, workload, wname, tuning_seeds, log, journal)
-  budget = trial_configs.workload_config(workload).total_steps
   target = _target(workload, {
       f"{e}:{lr}": runs for e, by_lr in trials.items() for lr, runs in
       by_lr.items() if of[e][0] == baseline})
@@ -447,7 +447,8 @@ def run_workload(wname: str, workload, methods, seeds, baseline: str,
   if self_tuning and no_default:
     raise ConfigError(f"self_tuning needs a default_lr (the learning rate "
                       f"its library defaults to) for methods {no_default}.")
-  budget = trial_configs.workload_config(workload).total_steps
+  config = trial_configs.workload_config(workload)
+  budget = config.total_steps
   # Irreducible-loss tables live as long as the workload's trials.
   with tempfile.TemporaryDirectory(prefix="accel_il_") as folder:
     methods = _with_tables(wname, workload, methods, log, folder)
@@ -455,7 +456,7 @@ def run_workload(wname: str, workload, methods, seeds, baseline: str,
     tuning = None
     if tuning_seeds:
       methods, tuning = _tune(wname, workload, methods, tuning_seeds,
-                              baseline, log, journal)
+                              baseline, budget, log, journal)
     trials = {m: {lr: [] for lr in method.learning_rates}
               for m, method in methods.items()}
     plain = {m: x for m, x in methods.items()
@@ -486,7 +487,7 @@ def run_workload(wname: str, workload, methods, seeds, baseline: str,
                               overhead_rounds, journal)
     log(f"{wname}: optimizer update times measured", flush=True)
   family = (None if meta_training_data is None else split.family(
-      trial_configs.workload_config(workload).data, meta_training_data))
+      config.data, meta_training_data))
   return {"target": float(target), "budget_steps": int(budget),
           "family": family,
           "summary": summary, "excluded": excluded, "tuning": tuning,

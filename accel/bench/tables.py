@@ -18,9 +18,11 @@ def fmt(s, p: int) -> str:
   return f"{s['mean']:.{p}f} ± {s['std']:.{p}f}"
 
 
-def interval_text(iv) -> str:
+def interval_text(iv, unit: str = "") -> str:
+  """A ratio and its interval (accel.bench.intervals), e.g. "0.83x [0.70,
+  0.98]" with unit "x"."""
   return "-" if iv is None else (
-      f"{iv['ratio']:.2f} [{iv['low']:.2f}, {iv['high']:.2f}]")
+      f"{iv['ratio']:.2f}{unit} [{iv['low']:.2f}, {iv['high']:.2f}]")
 
 
 def markdown(results: dict[str, Any], baseline: str) -> str:

@@ -131,7 +131,7 @@ def _splits(corpus, length, test_fraction, max_train_bytes, max_test_bytes):
           "length or raise test_fraction.")
     w.setflags(write=False)
     out[split] = w
-  return out["train"], out["test"], sizes["train"], sizes["test"]
+  return out["train"], out["test"]
 
 
 @source.SOURCES.register("text")
@@ -145,7 +145,7 @@ def make_text(corpus: str = "python_stdlib", length: int = 128,
   if not 0.0 < test_fraction < 1.0:
     raise ConfigError(f"test_fraction must be in (0, 1), got "
                       f"{test_fraction}.")
-  train, test, _, _ = _splits(corpus, length, test_fraction,
+  train, test = _splits(corpus, length, test_fraction,
                               max_train_bytes, max_test_bytes)
   name = corpus if corpus in CORPORA else os.path.basename(
       os.path.normpath(corpus))
