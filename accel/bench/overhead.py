@@ -17,8 +17,9 @@ optimizer it measures:
 
 Methods are interleaved (A B A B ...) over `rounds` rounds and the median
 is reported (each round's step time is kept too, `step_ms_rounds`, for the
-intervals of accel.bench.intervals), with the 1-minute load average at each measurement: the
-machines are shared and noisy. Compile time is excluded (one warm-up call).
+intervals of accel.bench.intervals), with the 1-minute load average at
+each measurement: the machines are shared and noisy. Compile time is
+excluded (one warm-up call).
 """
 
 from __future__ import annotations
