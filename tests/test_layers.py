@@ -17,7 +17,7 @@ FLOORS = {
     "data": 3, "optim": 3,
     "selection": 4,
     "train": 5,
-    "meta": 6,
+    "meta": 6, "sweep": 6,
     "bench": 7,
 }
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -34,8 +35,11 @@ from accel import optim
 from accel import parallel
 from accel import selection
 from accel.errors import ConfigError
+from accel.errors import MissingFileError
 from accel.optim import Optimizer
 from accel.spec import DataSpec
+from accel.train import checkpoint
+from accel.train import distill as distill_lib
 from accel.train import state as state_lib
 from accel.train import step as step_lib
 
@@ -77,12 +81,28 @@ def boxed_param_shapes(model: nn.Module, spec: DataSpec) -> Any:
   return variables["params"]
 
 
+class _WithTeacher:
+  """The jitted distilling step with the teacher's parameters bound, so
+  that callers keep calling `train(state, batch)`."""
+
+  def __init__(self, jitted, teacher_params):
+    self._jitted, self._teacher = jitted, teacher_params
+
+  def __call__(self, state, batch):
+    return self._jitted(state, batch, self._teacher)
+
+  def lower(self, state, batch):
+    return self._jitted.lower(state, batch, self._teacher)
+
+
 def compile_steps(config, model: nn.Module, optimizer: Optimizer,
                   spec: DataSpec, selector=None,
-                  mesh: jax.sharding.Mesh | None = None) -> Steps:
+                  mesh: jax.sharding.Mesh | None = None,
+                  teacher: Teacher | None = None) -> Steps:
   """Mesh, shardings and the jitted steps for `config` (see module doc).
 
-  `mesh` overrides `config.mesh` (a test or a notebook may pass its own).
+  `mesh` overrides `config.mesh` (a test or a notebook may pass its own);
+  `teacher` (see load_teacher) makes the train step distil from it.
   Raises ValueError when a batch size does not split over the mesh's batch
   axes or too much of the model would be replicated.
   """
@@ -107,11 +127,17 @@ def compile_steps(config, model: nn.Module, optimizer: Optimizer,
 
   batch = parallel.batch_sharding(mesh, rules)  # a prefix: every batch leaf
   rep = parallel.replicated(mesh)
-  train = jax.jit(
-      functools.partial(step_lib.train_step, model=model, optimizer=optimizer,
-                        selector=selector),
-      in_shardings=(shardings, batch), out_shardings=(shardings, rep),
-      donate_argnames="state")
+  step = functools.partial(step_lib.train_step, model=model,
+                           optimizer=optimizer, selector=selector)
+  if teacher is None:
+    train = jax.jit(step, in_shardings=(shardings, batch),
+                    out_shardings=(shardings, rep), donate_argnames="state")
+  else:
+    train = _WithTeacher(jax.jit(
+        functools.partial(step, distill=teacher.distill),
+        in_shardings=(shardings, batch, teacher.shardings),
+        out_shardings=(shardings, rep), donate_argnames="state"),
+        teacher.params)
   evaluate = jax.jit(
       functools.partial(step_lib.eval_step, model=model, optimizer=optimizer),
       in_shardings=(shardings, batch), out_shardings=rep)
@@ -124,6 +150,52 @@ def compile_steps(config, model: nn.Module, optimizer: Optimizer,
 
 
 @dataclasses.dataclass(frozen=True)
+class Teacher:
+  """A finished run's model and evaluation parameters, on the student's
+  mesh."""
+  distill: distill_lib.Distill
+  params: Any
+  shardings: Any
+  workdir: str
+
+
+def load_teacher(config, spec: DataSpec, mesh: jax.sharding.Mesh) -> Teacher:
+  """The teacher of `config.distill` (see accel/train/distill.py): its
+  config from its workdir, its data spec checked against the student's
+  `spec`, its model built under the student's precision policy, and the
+  parameters it evaluates with (schedule-free's averaged ones, for
+  example) restored from its newest checkpoint onto `mesh`, sharded by the
+  student's axis rules."""
+  section = config.distill
+  workdir = section.teacher
+  teacher_config = distill_lib.teacher_config(workdir)
+  teacher_config.precision = config.precision
+  teacher_config.axis_rules = config.axis_rules
+  teacher_spec = data.make_source(teacher_config.data).spec
+  distill_lib.check_specs(teacher_spec, spec, workdir)
+  model = make_model(teacher_config, spec)
+  optimizer = make_optimizer(teacher_config)
+  steps = compile_steps(teacher_config, model, optimizer, spec, mesh=mesh)
+  if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+    raise MissingFileError(f"The teacher in {workdir!r} has no checkpoints "
+                           "directory: train it first.")
+  ckpt = checkpoint.Checkpointer(
+      workdir, checkpoint.run_meta(teacher_config,
+                                   steps.abstract_state.params), 1)
+  restored = ckpt.restore_latest(steps.abstract_state)
+  ckpt.close()
+  if restored is None:
+    raise MissingFileError(f"The teacher in {workdir!r} has no checkpoint: "
+                           "train it first.")
+  state = restored[0]
+  params = optimizer.eval_params(state.opt_state, state.params)
+  return Teacher(
+      distill=distill_lib.Distill(model, float(section.temperature),
+                                  float(section.alpha)),
+      params=params, shardings=steps.shardings.params, workdir=workdir)
+
+
+@dataclasses.dataclass(frozen=True)
 class Parts:
   """Everything a run builds from its config before the first step."""
   source: data.Source
@@ -131,6 +203,7 @@ class Parts:
   optimizer: Optimizer
   selector: Any
   steps: Steps | None  # None when built with with_steps=False
+  teacher: Teacher | None = None  # config.distill's
 
 
 def make_model(config, spec: DataSpec) -> nn.Module:
@@ -181,9 +254,11 @@ def build(config, mesh: jax.sharding.Mesh | None = None, *,
   optimizer = make_optimizer(config)
   mesh = mesh if mesh is not None else parallel.make_mesh(config.mesh)
   selector = make_selector(config, model, source, mesh)
+  teacher = (load_teacher(config, source.spec, mesh)
+             if with_steps and config.distill.teacher else None)
   steps = (compile_steps(config, model, optimizer, source.spec, selector,
-                         mesh) if with_steps else None)
-  return Parts(source, model, optimizer, selector, steps)
+                         mesh, teacher) if with_steps else None)
+  return Parts(source, model, optimizer, selector, steps, teacher)
 
 
 def describe(steps: Steps) -> str:

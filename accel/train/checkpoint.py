@@ -32,6 +32,7 @@ import orbax.checkpoint as ocp
 
 from accel.errors import AccelError
 from accel.errors import CheckpointError
+from accel.train import state as state_lib
 
 _ITEMS = ("state", "data", "meta")
 CORRUPT_DIR = "checkpoints_corrupt"
@@ -78,6 +79,14 @@ def save_failure_cause(e: BaseException) -> str:
   if "No space left" in text or "RESOURCE_EXHAUSTED" in text:
     return os.strerror(errno.ENOSPC).lower()
   return _first_line(e)
+
+
+def run_meta(config, params) -> dict[str, Any]:
+  """What a checkpoint records of the run that wrote it, and a resume or a
+  distillation teacher checks: model, data, optimizer, parameter shapes."""
+  return {"model": config.model.to_dict(), "data": config.data.to_dict(),
+          "optimizer": config.optim.name,
+          "param_shapes": state_lib.param_shapes(params)}
 
 
 class Checkpointer:

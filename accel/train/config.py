@@ -21,6 +21,7 @@ from accel import selection
 from accel.errors import ConfigError
 from accel.errors import MissingFileError
 from accel.parallel import precision as precision_lib
+from accel.train import distill as distill_lib
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -39,6 +40,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.model = model_section("cnn")
   c.optim = optim_section("adamw", schedule="cosine")
   c.selection = selection_section()
+  # Knowledge distillation (accel/train/distill.py): a finished run's
+  # workdir as teacher ('' = off), the soft targets' temperature and the
+  # soft term's weight alpha.
+  c.distill = ml_collections.ConfigDict(dict(distill_lib.DEFAULTS))
   # Scale (accel.parallel): mesh axes and sizes (-1: the devices left), the
   # logical-name -> mesh-axis rules, how much of the parameter bytes may be
   # replicated when the mesh has fsdp/tensor axes, and the dtype policy.
@@ -169,6 +174,7 @@ def validate(config) -> None:
     if "name" not in config[key]:
       raise ConfigError(f"config.{key} needs a 'name' key.")
   _check_selection_keys(config.selection.keys())
+  distill_lib.check_section(config.distill)
   parallel.mesh.check_mesh_axes(config.mesh)
   parallel.mesh.check_axis_rules(config.axis_rules)
   precision_lib.policy(config.precision)

@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 from absl import logging
 import jax
@@ -23,12 +23,6 @@ from accel.train import checkpoint
 from accel.train import config as config_lib
 from accel.train import metrics as metrics_lib
 from accel.train import state as state_lib
-
-
-def _meta(config, params) -> dict[str, Any]:
-  return {"model": config.model.to_dict(), "data": config.data.to_dict(),
-          "optimizer": config.optim.name,
-          "param_shapes": state_lib.param_shapes(params)}
 
 
 def evaluate(steps: build_lib.Steps, state, source: data.Source, config
@@ -136,12 +130,19 @@ def _resume_hint(ckpt) -> str:
       else " (no checkpoint yet: it starts over)"))
 
 
-def run(config, workdir: str, *, stop_after: int | None = None
+def run(config, workdir: str, *, stop_after: int | None = None,
+        on_eval: Callable[[int, dict[str, float]], bool] | None = None
         ) -> dict[str, Any]:
   """Trains `config` in `workdir` and returns the final test metrics.
 
   `stop_after` ends this call after that many steps (counted from 0) with a
   checkpoint, as a pre-empted job would; running again resumes.
+
+  `on_eval(step, metrics)` is called after each periodic evaluation (every
+  `config.eval_every` steps, not the final one). When it returns True the
+  run stops there for good, as a sweep's pruned trial does: it saves a
+  checkpoint and returns that evaluation's metrics, with `stopped_early`
+  set, without a final evaluation.
 
   Sections of the run, in order: set-up; input, model, optimizer and the
   sharded compiled steps; state (restored onto this run's mesh from the
@@ -165,7 +166,7 @@ def run(config, workdir: str, *, stop_after: int | None = None
 
   # --- State: fresh, or restored (onto this run's mesh) from the workdir --
   ckpt = checkpoint.Checkpointer(
-      workdir, _meta(config, steps.abstract_state.params),
+      workdir, checkpoint.run_meta(config, steps.abstract_state.params),
       config.keep_checkpoints)
   train_iter = source.train_iterator(
       parallel.process_batch_size(build_lib.candidates_per_step(config)),
@@ -192,6 +193,7 @@ def run(config, workdir: str, *, stop_after: int | None = None
                    if parts.selector is not None else None)
   window_start, window_steps = time.perf_counter(), 0
   done = start_step
+  stopped_early, result = False, None
 
   def consume(step_and_metrics):
     step, device_metrics = step_and_metrics
@@ -246,9 +248,10 @@ def run(config, workdir: str, *, stop_after: int | None = None
           _log_heatmaps(writer, done, parts.optimizer, state)
           bar.write(f"step {done}: test loss {result['loss']:.4f}, "
                     f"test accuracy {result['accuracy']:.4f}")
+          stopped_early = bool(on_eval is not None and on_eval(done, result))
 
         preempted = preemption.asked(done)
-        if preempted or done == end_step or (
+        if preempted or stopped_early or done == end_step or (
             config.checkpoint_every and done % config.checkpoint_every == 0):
           if pending is not None:  # never save a state we have not checked
             consume(pending)
@@ -261,6 +264,8 @@ def run(config, workdir: str, *, stop_after: int | None = None
               f"Preempted (SIGTERM) at step {done}: saved a checkpoint "
               f"there ({ckpt.directory}). Run the same command to resume.",
               exit_status=143)
+        if stopped_early:
+          break
     if pending is not None:
       consume(pending)
   except KeyboardInterrupt:
@@ -278,17 +283,20 @@ def run(config, workdir: str, *, stop_after: int | None = None
       except Exception:  # pylint: disable=broad-except
         pass
 
-  # --- Final evaluation ---------------------------------------------------
-  result = evaluate(steps, state, source, config)
+  # --- Final evaluation (a run stopped by on_eval keeps its last one) -----
   final_step = int(jax.device_get(state.step))
-  writer.scalars(final_step, {f"eval/{k}": v for k, v in result.items()})
-  _log_heatmaps(writer, final_step, parts.optimizer, state)
+  if stopped_early:
+    result = {**result, "stopped_early": True}
+  else:
+    result = evaluate(steps, state, source, config)
+    writer.scalars(final_step, {f"eval/{k}": v for k, v in result.items()})
+    _log_heatmaps(writer, final_step, parts.optimizer, state)
   writer.close()
   ckpt.close()
   if is_main:
-    print(f"Final test accuracy: {result['accuracy']:.4f} "
-          f"(test loss {result['loss']:.4f}, step {final_step}, "
-          f"checkpoint in {ckpt.directory})")
+    print(f"{'Stopped at' if stopped_early else 'Final'} test accuracy: "
+          f"{result['accuracy']:.4f} (test loss {result['loss']:.4f}, step "
+          f"{final_step}, checkpoint in {ckpt.directory})")
     with open(os.path.join(workdir, "final_metrics.json"), "w") as f:
       json.dump({"step": final_step, **result}, f, indent=2)
   return {"step": final_step, "state": state, **result}

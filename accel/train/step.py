@@ -13,6 +13,8 @@ import jax.numpy as jnp
 import optax
 
 from accel.optim import Optimizer
+from accel.train import distill as distill_lib
+from accel.train.distill import Distill
 from accel.train.state import TrainState
 
 Batch = dict[str, jax.Array]
@@ -35,12 +37,16 @@ def _weights_BxT(batch: Batch, labels) -> tuple[jax.Array, jax.Array]:
   return w * batch["weight"].astype(jnp.float32)[:, None], w
 
 
-def loss_and_stats(params, model: nn.Module, batch: Batch, rng, train: bool):
+def loss_and_stats(params, model: nn.Module, batch: Batch, rng, train: bool,
+                   teacher_logits=None, distill: Distill | None = None):
   """Weighted cross-entropy over the real targets, and the sums that
   evaluation adds up.
 
   Logits are float32 (the models cast them), so the softmax and the loss are
-  float32 whatever the compute dtype.
+  float32 whatever the compute dtype. With `teacher_logits` the loss is
+  `(1 - alpha) * hard + alpha * soft` (accel/train/distill.py), both
+  averaged over the same weighted targets; the stats then also carry the two
+  terms' sums.
   """
   logits = model.apply({"params": params}, batch["inputs"], train=train,
                        rngs={"dropout": rng})
@@ -55,6 +61,14 @@ def loss_and_stats(params, model: nn.Module, batch: Batch, rng, train: bool):
   loss_sum = (losses_BxT * w_BxT).sum()
   stats = {"loss_sum": loss_sum, "correct_sum": (correct_BxT * real_BxT).sum(),
            "weight_sum": weight_sum}
+  if teacher_logits is not None:
+    soft_BxT = distill_lib.soft_loss_BxT(
+        logits_BxTxC, teacher_logits.reshape(logits_BxTxC.shape),
+        distill.temperature)
+    stats["hard_loss_sum"] = loss_sum
+    stats["soft_loss_sum"] = (soft_BxT * w_BxT).sum()
+    loss_sum = ((1 - distill.alpha) * loss_sum
+                + distill.alpha * stats["soft_loss_sum"])
   if labels.ndim == 1:  # classification: per-class sums for evaluation
     onehot_BxC = jax.nn.one_hot(labels, logits_BxTxC.shape[-1])
     stats["class_correct"] = onehot_BxC.T @ (correct_BxT * real_BxT)[:, 0]
@@ -62,19 +76,31 @@ def loss_and_stats(params, model: nn.Module, batch: Batch, rng, train: bool):
   return loss_sum / jnp.maximum(weight_sum, 1e-9), stats
 
 
-def train_step(state: TrainState, batch: Batch, *, model: nn.Module,
-               optimizer: Optimizer, selector=None
+def train_step(state: TrainState, batch: Batch, teacher_params=None, *,
+               model: nn.Module, optimizer: Optimizer, selector=None,
+               distill: Distill | None = None
                ) -> tuple[TrainState, dict[str, Any]]:
   """One update. With a `selector` (accel.selection), `batch` holds the
-  candidates; they are scored, selected and gathered here first."""
+  candidates; they are scored, selected and gathered here first. With
+  `distill`, the teacher (`teacher_params`) scores the batch in eval mode
+  and the loss mixes in its soft targets."""
   rng = jax.random.fold_in(state.rng, state.step)
   selection_metrics = {}
   if selector is not None:
     batch, selection_metrics = selector(
         state.params, batch, jax.random.fold_in(rng, _SELECTION_STREAM),
         state.step)
+  teacher, distill_metrics = None, {}
+  if distill is not None:
+    teacher = distill_lib.teacher_logits(distill, teacher_params,
+                                         batch["inputs"])
   grad_fn = jax.value_and_grad(loss_and_stats, has_aux=True)
-  (loss, stats), grads = grad_fn(state.params, model, batch, rng, True)
+  (loss, stats), grads = grad_fn(state.params, model, batch, rng, True,
+                                 teacher, distill)
+  if distill is not None:
+    n = jnp.maximum(stats["weight_sum"], 1e-9)
+    distill_metrics = {"distill/hard_loss": stats["hard_loss_sum"] / n,
+                       "distill/soft_loss": stats["soft_loss_sum"] / n}
   updates, opt_state = optimizer.tx.update(grads, state.opt_state,
                                            state.params, value=loss)
   params = optax.apply_updates(state.params, updates)
@@ -87,6 +113,7 @@ def train_step(state: TrainState, batch: Batch, *, model: nn.Module,
       "learning_rate": optimizer.schedule(state.step),
       **optimizer.diagnostics(opt_state),
       **selection_metrics,
+      **distill_metrics,
   }
   new_state = state.replace(step=state.step + 1, params=params,
                             opt_state=opt_state)

@@ -21,7 +21,7 @@ def _tiny_config(**overrides):
   return c
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny_config():
   """The function above: `tiny_config(total_steps=4)`."""
   return _tiny_config

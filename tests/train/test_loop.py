@@ -47,6 +47,25 @@ def test_the_loop_allows_no_implicit_host_device_copy(
     train.run(tiny_config(), str(tmp_path / "w"))
 
 
+def test_on_eval_sees_each_evaluation_and_can_stop_the_run_for_good(
+    tmp_path, tiny_config):
+  seen = []
+
+  def on_eval(step, metrics):
+    seen.append((step, metrics["accuracy"]))
+    return step >= 4  # a pruner's verdict at the first evaluation
+
+  workdir = str(tmp_path / "w")
+  result = train.run(tiny_config(), workdir, on_eval=on_eval)
+  assert [s for s, _ in seen] == [4]
+  assert result["step"] == 4 and result["stopped_early"]
+  assert result["accuracy"] == seen[0][1]  # that evaluation, no other
+  with open(os.path.join(workdir, "final_metrics.json")) as f:
+    assert json.load(f)["step"] == 4
+  # The checkpoint at the stop is saved: the plain command resumes there.
+  assert train.run(tiny_config(), workdir)["step"] == 8
+
+
 def test_finished_run_is_not_trained_again(tmp_path, capsys, tiny_config):
   workdir = str(tmp_path / "w")
   first = train.run(tiny_config(), workdir)
