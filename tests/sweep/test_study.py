@@ -3,6 +3,7 @@ killed with SIGKILL that continues without repeating a finished trial."""
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -127,12 +128,18 @@ def test_a_diverged_trial_is_a_finished_failure_not_a_crash(tmp_path):
   assert "| diverged |" in summary.table(study)
 
 
-def _finished(db_dir):
+def _states(workdir):
+  """The trials' states, read straight from the SQLite file (cheap enough
+  to poll often); [] before the study exists."""
+  path = os.path.join(workdir, "study.db")
+  if not os.path.exists(path):
+    return []
   try:
-    study = sweep.load_study(db_dir)
-  except Exception:  # pylint: disable=broad-except  (not written yet)
-    return None
-  return study.get_trials(deepcopy=False)
+    with sqlite3.connect(path, timeout=1) as db:
+      return [r[0] for r in db.execute(
+          "SELECT state FROM trials ORDER BY trial_id")]
+  except sqlite3.Error:  # being created
+    return []
 
 
 def test_sigkill_mid_sweep_then_the_same_command_finishes_it(tmp_path):
@@ -140,25 +147,31 @@ def test_sigkill_mid_sweep_then_the_same_command_finishes_it(tmp_path):
   command = [sys.executable, os.path.join(REPO, "launch", "sweep.py"),
              "--config", os.path.join(REPO, "configs", "mnist1d_cnn.py:debug"),
              "--sweep", os.path.join(REPO, "configs", "sweeps", "debug.py"),
-             "--workdir", workdir]
+             "--workdir", workdir,
+             # longer trials than the debug config's 20 steps, so that the
+             # kill lands inside one even with a warm compilation cache
+             "--config.total_steps=200", "--config.eval_every=50",
+             "--config.checkpoint_every=50"]
   proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
   deadline = time.time() + 600
-  before = None
   try:
     while time.time() < deadline and proc.poll() is None:
-      trials = _finished(workdir) or []
-      done = [t for t in trials if study_lib.is_finished(t)]
-      if len(done) >= 2 and any(t.state == STATES.RUNNING for t in trials):
+      states = _states(workdir)
+      done = sum(s in ("COMPLETE", "PRUNED") for s in states)
+      if done >= 2 and states and states[-1] == "RUNNING":
         os.kill(proc.pid, signal.SIGKILL)
-        before = {t.number: (t.params, t.state) for t in done}
         break
-      time.sleep(0.2)
+      time.sleep(0.05)
   finally:
-    if proc.poll() is None and before is None:
+    if proc.poll() is None:
       proc.kill()
     proc.wait()
-  assert before is not None, "the sweep ended before it could be killed"
+  assert proc.returncode == -signal.SIGKILL, (
+      "the sweep ended before it could be killed")
+  before = {t.number: (t.params, t.state)
+            for t in sweep.load_study(workdir).get_trials()
+            if study_lib.is_finished(t)}
   metrics = {n: os.path.getmtime(os.path.join(workdir, "trials", str(n),
                                               "final_metrics.json"))
              for n in before}
