@@ -17,6 +17,8 @@ import os
 import shutil
 import tempfile
 
+import pytest
+
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            " --xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -29,3 +31,29 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
   os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
   os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
   atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+
+
+# --- The tiny training config the train and sweep tests share -----------
+
+def _tiny_config(**overrides):
+  """A synthetic-data MLP run of 8 steps, with evaluation and checkpoints
+  every 4 steps; `overrides` set top-level keys."""
+  # Imported here: jax must not load before the flags above are set.
+  from accel.train import config as config_lib  # pylint: disable=g-import-not-at-top
+  c = config_lib.base_config()
+  c.data = config_lib.data_section("synthetic", num_train=256, num_test=64,
+                                   dim=8)
+  c.model = config_lib.model_section("mlp", hidden=(16,), dropout=0.1)
+  c.optim = config_lib.optim_section("adamw", learning_rate=1e-2,
+                                     schedule="cosine", warmup_steps=2)
+  c.total_steps, c.batch_size, c.eval_batch_size = 8, 16, 32
+  c.log_every, c.eval_every, c.checkpoint_every = 2, 4, 4
+  c.progress_bar = False
+  c.update(overrides)
+  return c
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+  """The function above: `tiny_config(total_steps=4)`."""
+  return _tiny_config

@@ -23,16 +23,11 @@ REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 STATES = optuna.trial.TrialState
 
 
-def _tiny():
-  c = config_lib.base_config()
-  c.data = config_lib.data_section("synthetic", num_train=256, num_test=64,
-                                   dim=8)
-  c.model = config_lib.model_section("mlp", hidden=(16,), dropout=0.0)
-  c.optim = config_lib.optim_section("adamw", learning_rate=1e-2,
-                                     schedule="cosine", warmup_steps=2)
-  c.total_steps, c.batch_size, c.eval_batch_size = 8, 16, 32
-  c.log_every, c.eval_every, c.checkpoint_every = 2, 4, 4
-  c.progress_bar = False
+def _tiny(tiny_config):
+  """The shared tiny config (tests/conftest.py) without dropout, so that
+  trials at different rates give different losses."""
+  c = tiny_config()
+  c.model.dropout = 0.0
   return c
 
 
@@ -46,8 +41,8 @@ def _sweep(**overrides):
   return sweep.Sweep(**kwargs)
 
 
-def test_trials_are_runs_and_the_report_names_the_best(tmp_path):
-  config, found, workdir = _tiny(), _sweep(), str(tmp_path / "w")
+def test_trials_are_runs_and_the_report_names_the_best(tmp_path, tiny_config):
+  config, found, workdir = _tiny(tiny_config), _sweep(), str(tmp_path / "w")
   study = sweep.run(config, found, workdir,
                     identity=sweep.sweep_identity(found, config),
                     progress_bar=False)
@@ -70,8 +65,8 @@ def test_trials_are_runs_and_the_report_names_the_best(tmp_path):
     assert os.path.exists(os.path.join(workdir, name)), text
 
 
-def test_more_trials_later_continue_the_same_study(tmp_path):
-  config, found, workdir = _tiny(), _sweep(pruner="none"), str(tmp_path / "w")
+def test_more_trials_later_continue_the_same_study(tmp_path, tiny_config):
+  config, found, workdir = _tiny(tiny_config), _sweep(pruner="none"), str(tmp_path / "w")
   ident = sweep.sweep_identity(found, config)
   first = sweep.run(config, found, workdir, identity=ident, trials=2,
                     progress_bar=False)
@@ -83,8 +78,8 @@ def test_more_trials_later_continue_the_same_study(tmp_path):
   assert trials[2].params not in params  # the sampler did not start over
 
 
-def test_a_workdir_holding_another_sweep_is_refused(tmp_path):
-  config, workdir = _tiny(), str(tmp_path / "w")
+def test_a_workdir_holding_another_sweep_is_refused(tmp_path, tiny_config):
+  config, workdir = _tiny(tiny_config), str(tmp_path / "w")
   found = _sweep()
   with study_lib.exclusive(workdir):
     study_lib.open_study(workdir, found,
@@ -103,20 +98,20 @@ def test_a_second_sweep_process_in_the_same_workdir_is_refused(tmp_path):
         pass
 
 
-def test_pruning_without_evaluations_fails_before_training(tmp_path):
-  config = _tiny()
+def test_pruning_without_evaluations_fails_before_training(tmp_path, tiny_config):
+  config = _tiny(tiny_config)
   config.eval_every = 0
   with pytest.raises(ConfigError, match="eval_every is 0"):
     sweep.run(config, _sweep(), str(tmp_path / "w"), identity={},
               progress_bar=False)
   with pytest.raises(ConfigError, match="no key 'learning_rat'"):
-    sweep.run(_tiny(), _sweep(space={
+    sweep.run(_tiny(tiny_config), _sweep(space={
         "optim.learning_rat": sweep.LogUniform(1e-4, 1e-2)}),
               str(tmp_path / "w"), identity={}, progress_bar=False)
 
 
-def test_a_diverged_trial_is_a_finished_failure_not_a_crash(tmp_path):
-  config, workdir = _tiny(), str(tmp_path / "w")
+def test_a_diverged_trial_is_a_finished_failure_not_a_crash(tmp_path, tiny_config):
+  config, workdir = _tiny(tiny_config), str(tmp_path / "w")
   config.optim = config_lib.optim_section("sgd", momentum=0.0)
   found = _sweep(space={"optim.learning_rate": sweep.Categorical((1e30,))},
                  trials=1, pruner="none")
@@ -197,8 +192,8 @@ def test_sigkill_mid_sweep_then_the_same_command_finishes_it(tmp_path):
   assert "Best: trial" in again.stdout
 
 
-def test_the_grid_sampler_walks_each_point_once(tmp_path):
-  config, workdir = _tiny(), str(tmp_path / "w")
+def test_the_grid_sampler_walks_each_point_once(tmp_path, tiny_config):
+  config, workdir = _tiny(tiny_config), str(tmp_path / "w")
   found = _sweep(space={"optim.learning_rate": sweep.LogUniform(
       1e-3, 1e-1, grid=(1e-3, 1e-2, 1e-1))}, sampler="grid", pruner="none",
                  trials=10)
@@ -209,11 +204,11 @@ def test_the_grid_sampler_walks_each_point_once(tmp_path):
   assert lrs == [1e-3, 1e-2, 1e-1]
 
 
-def test_a_changed_base_config_is_named_key_by_key(tmp_path):
+def test_a_changed_base_config_is_named_key_by_key(tmp_path, tiny_config):
   workdir, found = str(tmp_path / "w"), _sweep()
   with study_lib.exclusive(workdir):
-    study_lib.open_study(workdir, found, sweep.sweep_identity(found, _tiny()))
-  changed = _tiny()
+    study_lib.open_study(workdir, found, sweep.sweep_identity(found, _tiny(tiny_config)))
+  changed = _tiny(tiny_config)
   changed.batch_size = 32
   with pytest.raises(ConfigError, match=r"different sweep.*\n  config"
                      r"\.batch_size: 16 there, 32 now\nUse a new"):
