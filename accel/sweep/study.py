@@ -177,15 +177,19 @@ def progress(study: optuna.Study) -> Progress:
                                  for t in done))
 
 
-def recover_interrupted(study: optuna.Study) -> list[int]:
+def recover_interrupted(study: optuna.Study, sweep: space_lib.Sweep
+                        ) -> list[int]:
   """Marks the trials left running by a dead process failed and asks each
   again with its parameters, to resume in its own directory. Returns their
-  directory numbers."""
+  directory numbers. One killed before all its parameters were drawn had
+  not started training: it is only marked failed."""
   resumed = []
   running = study.get_trials(deepcopy=False,
                              states=(optuna.trial.TrialState.RUNNING,))
   for t in running:
     study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+    if set(t.params) != set(sweep.space):
+      continue
     number = t.user_attrs.get(RESUMES, t.number)
     study.enqueue_trial(t.params, user_attrs={
         RESUMES: number, SECONDS_BEFORE: t.user_attrs.get(SECONDS, 0.0)})
@@ -268,7 +272,7 @@ def run(config, sweep: space_lib.Sweep, workdir: str, *,
   check_first_config(config, sweep)
   with exclusive(workdir):
     study = open_study(workdir, sweep, identity)
-    resumed = recover_interrupted(study)
+    resumed = recover_interrupted(study, sweep)
     if resumed:
       print(f"Resuming interrupted trial(s) {resumed} from their "
             "checkpoints.")

@@ -66,7 +66,8 @@ def test_trials_are_runs_and_the_report_names_the_best(tmp_path, tiny_config):
 
 
 def test_more_trials_later_continue_the_same_study(tmp_path, tiny_config):
-  config, found, workdir = _tiny(tiny_config), _sweep(pruner="none"), str(tmp_path / "w")
+  config, found = _tiny(tiny_config), _sweep(pruner="none")
+  workdir = str(tmp_path / "w")
   ident = sweep.sweep_identity(found, config)
   first = sweep.run(config, found, workdir, identity=ident, trials=2,
                     progress_bar=False)
@@ -98,7 +99,8 @@ def test_a_second_sweep_process_in_the_same_workdir_is_refused(tmp_path):
         pass
 
 
-def test_pruning_without_evaluations_fails_before_training(tmp_path, tiny_config):
+def test_pruning_without_evaluations_fails_before_training(
+    tmp_path, tiny_config):
   config = _tiny(tiny_config)
   config.eval_every = 0
   with pytest.raises(ConfigError, match="eval_every is 0"):
@@ -110,7 +112,8 @@ def test_pruning_without_evaluations_fails_before_training(tmp_path, tiny_config
               str(tmp_path / "w"), identity={}, progress_bar=False)
 
 
-def test_a_diverged_trial_is_a_finished_failure_not_a_crash(tmp_path, tiny_config):
+def test_a_diverged_trial_is_a_finished_failure_not_a_crash(
+    tmp_path, tiny_config):
   config, workdir = _tiny(tiny_config), str(tmp_path / "w")
   config.optim = config_lib.optim_section("sgd", momentum=0.0)
   found = _sweep(space={"optim.learning_rate": sweep.Categorical((1e30,))},
@@ -154,7 +157,11 @@ def test_sigkill_mid_sweep_then_the_same_command_finishes_it(tmp_path):
     while time.time() < deadline and proc.poll() is None:
       states = _states(workdir)
       done = sum(s in ("COMPLETE", "PRUNED") for s in states)
-      if done >= 2 and states and states[-1] == "RUNNING":
+      # Kill once a running trial has trained to a checkpoint, so that the
+      # second run must resume it from there.
+      running = os.path.join(workdir, "trials", str(len(states) - 1),
+                             "checkpoints", "50")
+      if done >= 2 and states[-1] == "RUNNING" and os.path.isdir(running):
         os.kill(proc.pid, signal.SIGKILL)
         break
       time.sleep(0.05)
@@ -175,6 +182,7 @@ def test_sigkill_mid_sweep_then_the_same_command_finishes_it(tmp_path):
                          timeout=600)
   assert again.returncode == 0, again.stderr[-2000:]
   assert "Resuming interrupted trial" in again.stdout
+  assert "Resuming from the checkpoint at step 50" in again.stdout
   trials = sweep.load_study(workdir).get_trials()
   done = [t for t in trials if study_lib.is_finished(t)]
   assert len(done) == 6  # the sweep's trials, none repeated
@@ -207,7 +215,8 @@ def test_the_grid_sampler_walks_each_point_once(tmp_path, tiny_config):
 def test_a_changed_base_config_is_named_key_by_key(tmp_path, tiny_config):
   workdir, found = str(tmp_path / "w"), _sweep()
   with study_lib.exclusive(workdir):
-    study_lib.open_study(workdir, found, sweep.sweep_identity(found, _tiny(tiny_config)))
+    study_lib.open_study(workdir, found,
+                         sweep.sweep_identity(found, _tiny(tiny_config)))
   changed = _tiny(tiny_config)
   changed.batch_size = 32
   with pytest.raises(ConfigError, match=r"different sweep.*\n  config"
