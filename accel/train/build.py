@@ -169,16 +169,19 @@ def load_teacher(config, spec: DataSpec, mesh: jax.sharding.Mesh) -> Teacher:
   section = config.distill
   workdir = section.teacher
   teacher_config = distill_lib.teacher_config(workdir)
-  teacher_config.precision = config.precision
-  teacher_config.axis_rules = config.axis_rules
-  teacher_spec = data.make_source(teacher_config.data).spec
-  distill_lib.check_specs(teacher_spec, spec, workdir)
-  model = make_model(teacher_config, spec)
-  optimizer = make_optimizer(teacher_config)
-  steps = compile_steps(teacher_config, model, optimizer, spec, mesh=mesh)
   if not os.path.isdir(os.path.join(workdir, "checkpoints")):
     raise MissingFileError(f"The teacher in {workdir!r} has no checkpoints "
                            "directory: train it first.")
+  teacher_config.precision = config.precision
+  teacher_config.axis_rules = config.axis_rules
+  # The same data section gives the same spec: build the teacher's data set
+  # only when its section differs.
+  if teacher_config.data.to_dict() != config.data.to_dict():
+    distill_lib.check_specs(data.make_source(teacher_config.data).spec, spec,
+                            workdir)
+  model = make_model(teacher_config, spec)
+  optimizer = make_optimizer(teacher_config)
+  steps = compile_steps(teacher_config, model, optimizer, spec, mesh=mesh)
   ckpt = checkpoint.Checkpointer(
       workdir, checkpoint.run_meta(teacher_config,
                                    steps.abstract_state.params), 1)
