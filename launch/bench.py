@@ -36,6 +36,7 @@ from accel.bench import report
 from accel.bench import split
 from accel.bench import suite
 from accel.bench import tables
+from accel.bench import trial_configs
 from accel.train import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -98,19 +99,26 @@ def main(argv):
              "config": c.to_dict(), "workloads": {}}
   seen = (split.meta_training_data_sets(c.meta_training_config)
           if c.get("meta_training_config") else None)
+  order = list(c.workloads)
+  if seen is not None:
+    order = split.held_out_first({
+        w: split.family(trial_configs.workload_config(c.workloads[w]).data,
+                        seen)["family"] for w in order})
   try:
-    for wname, workload in c.workloads.items():
+    for wname in order:
+      workload = c.workloads[wname]
       results["workloads"][wname] = suite.run_workload(
           wname, workload, c.methods, list(c.seeds), c.baseline,
           sensitivity=tuple(c.get("sensitivity", ())),
           tuning_seeds=tuple(c.get("tuning_seeds", ())),
           overhead_rounds=int(c.get("overhead_rounds", 0)), journal=trials,
           self_tuning=bool(c.get("self_tuning", False)),
+          repeat_baseline=bool(c.get("repeat_baseline", False)),
           meta_training_data=seen)
       results["load_avg_end"] = os.getloadavg()
       _save(results, c.baseline, trials)
   except journal_lib.OutOfTime as e:
-    left = [w for w in c.workloads if w not in results["workloads"]]
+    left = [w for w in order if w not in results["workloads"]]
     results["stopped"] = f"{e}; not finished: {', '.join(left)}"
     _save(results, c.baseline, trials)
     if results["workloads"]:

@@ -7,18 +7,31 @@ from __future__ import annotations
 import os
 import platform
 
+# /proc/cpuinfo fields that tell CPU generations apart where the model name
+# does not: virtual machines often report a bare "AMD EPYC" for Zen 2 and
+# Zen 4 alike, and those differ 2x in step time here.
+_GENERATION = ("cpu family", "model", "stepping")
 
-def cpu_model() -> str:
-  """The CPU's model name (from /proc/cpuinfo on Linux), else the
-  platform's processor string, else the architecture."""
+
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+  """The CPU's model name with its family, model and stepping numbers
+  (from `cpuinfo` on Linux), else the platform's processor string, else
+  the architecture."""
+  fields = {}
   try:
-    with open("/proc/cpuinfo") as f:
+    with open(cpuinfo) as f:
       for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
+        if not line.strip():
+          break  # the first processor is enough
+        name, _, value = line.partition(":")
+        fields[name.strip()] = value.strip()
   except OSError:
     pass
-  return platform.processor() or platform.machine()
+  if "model name" not in fields:
+    return platform.processor() or platform.machine()
+  numbers = [f"{k} {fields[k]}" for k in _GENERATION if k in fields]
+  return fields["model name"] + (f" ({', '.join(numbers)})"
+                                 if numbers else "")
 
 
 def describe(jax_version: str, device_kind: str) -> str:

@@ -285,6 +285,18 @@ def _interval_note(baseline: str) -> str:
           "never a win.")
 
 
+def grid_edges(results: dict[str, Any]) -> list[str]:
+  """A paragraph naming every method whose tuned rate is at the edge of
+  its grid (tables.grid_edge); none when there is none."""
+  edges = [f"{m} on {wname} ({tables.grid_edge(w, m)}: "
+           f"{w['summary'][m]['learning_rate']:g})"
+           for wname, w in results["workloads"].items()
+           for m in w["summary"] if tables.grid_edge(w, m)]
+  return ["Tuned at the edge of its grid, so its best rate may lie outside "
+          "it (that row may be under-tuned): " + ", ".join(edges) + ".",
+          ""] if edges else []
+
+
 def conclusion_sections(results: dict[str, Any], baseline: str,
                         level: str = "###") -> list[str]:
   """The conclusions of each ruleset the run measured; where the run
@@ -296,7 +308,7 @@ def conclusion_sections(results: dict[str, Any], baseline: str,
                (split.META_TRAINING, "meta-training family (seen in "
                 "meta-training: not evidence)")] if classified
               else [(None, "all workloads")])
-  out = [_interval_note(baseline), ""]
+  out = [_interval_note(baseline), "", *grid_edges(results)]
   for ruleset in (rulesets.EXTERNAL, rulesets.SELF_TUNING):
     if not rulesets.has(results, ruleset):
       continue
@@ -337,6 +349,21 @@ def other_run_md(results: dict[str, Any], workdir: str, root: str) -> str:
   return "\n".join(out) + "\n"
 
 
+def _spread(wname: str, mine: dict[str, Any], other: dict[str, Any],
+            than: str) -> str:
+  """One workload's line: `mine`'s mean seconds to target over `other`'s
+  (rows with seconds_ and steps_to_target stats), and whether their steps
+  to target were the same."""
+  a, b = mine["seconds_to_target"], other["seconds_to_target"]
+  same = mine["steps_to_target"]["values"] == other["steps_to_target"][
+      "values"]
+  ratio = (f"{a['mean'] / b['mean']:.2f}x {than} seconds"
+           if a["mean"] and b["mean"] else "a target missed in one run")
+  return (f"- {wname}: {ratio}; steps to target " + (
+      "identical" if same else f"{mine['steps_to_target']['values']} "
+      f"against {other['steps_to_target']['values']}"))
+
+
 def run_to_run(results: dict[str, Any], earlier: dict[str, Any],
                baseline: str) -> list[str]:
   """How the baseline moved between two runs of the same suite config: per
@@ -347,23 +374,32 @@ def run_to_run(results: dict[str, Any], earlier: dict[str, Any],
     other = earlier["workloads"].get(wname, {}).get("summary", {}).get(
         baseline)
     mine = w["summary"].get(baseline)
-    if not other or not mine:
-      continue
-    a, b = mine["seconds_to_target"], other["seconds_to_target"]
-    same = (mine["steps_to_target"]["values"]
-            == other["steps_to_target"]["values"])
-    ratio = (f"{a['mean'] / b['mean']:.2f}x the earlier run's seconds"
-             if a["mean"] and b["mean"] else "a target missed in one run")
-    out.append(f"- {wname}: {ratio}; steps to target "
-               + ("identical" if same else
-                  f"{mine['steps_to_target']['values']} against "
-                  f"{other['steps_to_target']['values']}"))
+    if other and mine:
+      out.append(_spread(wname, mine, other, "the earlier run's"))
   return out
 
 
+def within_run(results: dict[str, Any], baseline: str) -> list[str]:
+  """How the baseline's reported trials moved when the run trained them a
+  second time, at the end of each workload (suite `repeat_baseline`)."""
+  return [_spread(wname, w["summary"][baseline]["repeat"],
+                  w["summary"][baseline], "the first time's")
+          for wname, w in results["workloads"].items()
+          if "repeat" in w["summary"].get(baseline, {})]
+
+
 def _repeats(results, others, baseline) -> list[str]:
-  """A section for each other run of the very same suite config."""
+  """The baseline's run-to-run spread: its repeat within this run, and a
+  section for each other run of the very same suite config."""
   out = []
+  again = within_run(results, baseline)
+  if again:
+    out += [f"## Run-to-run spread of `{baseline}`", "",
+            f"Its reported trials (same seeds, same rate) trained again at "
+            "the end of each workload: the second time's mean seconds to "
+            "target against the first's. The same steps at other seconds "
+            "are timing noise that no interval above accounts for.", "",
+            *again, ""]
   for other, workdir in others:
     if other.get("config") == results.get("config"):
       out += [f"## Run-to-run spread of `{baseline}`", "",

@@ -47,3 +47,10 @@ def family(data: Any, seen: Iterable[str]) -> dict[str, str]:
             "reason": f"meta-training tasks use the data set {name!r}"}
   return {"family": HELD_OUT,
           "reason": f"no meta-training task uses {name!r}"}
+
+
+def held_out_first(families: dict[str, str]) -> list[str]:
+  """Workload names, held-out ones first, each group in its given order:
+  a suite stopped halfway then has the workloads its conclusions come
+  from. `families`: {workload: HELD_OUT or META_TRAINING}."""
+  return sorted(families, key=lambda w: families[w] != HELD_OUT)

@@ -97,9 +97,11 @@ def _selection_of(method) -> dict[str, Any]:
   return dict(dict(method.get("overrides", {})).get("selection", {}))
 
 
-def _run(workload, wname, mname, method, lr, seed, log, journal=None):
+def _run(workload, wname, mname, method, lr, seed, log, journal=None,
+         repeat: int = 0):
   """One trial; with a `journal` (accel.bench.journal), its stored record
-  when an earlier, unfinished run of the suite finished it."""
+  when an earlier, unfinished run of the suite finished it. `repeat` > 0
+  trains the same trial again (its own journal entry)."""
   c = trial_configs.trial_config(workload, method, lr, seed)
   t0 = time.perf_counter()
 
@@ -108,15 +110,17 @@ def _run(workload, wname, mname, method, lr, seed, log, journal=None):
     r["seed"], r["learning_rate"] = seed, lr
     r["load_avg_1m"] = os.getloadavg()[0]
     return r
-  what = f"{wname} {mname} lr={lr:g} seed={seed}"
+  what = f"{wname} {mname} lr={lr:g} seed={seed}" + (
+      f" (repeat {repeat})" if repeat else "")
   if journal is None:
     r, stored = train(), False
   else:
     keyed = c.to_dict()
     if "il_table_s" in method:  # a table made afresh in each process
       keyed["selection"]["irreducible_table"] = "auto"
-    r, stored = journal.run(journal_lib.key(
-        wname, mname, keyed, workload.eval_every), what, train)
+    parts = (wname, mname, keyed, workload.eval_every) + (
+        (repeat,) if repeat else ())
+    r, stored = journal.run(journal_lib.key(*parts), what, train)
   log(f"{what}: final acc {r['final_accuracy']:.4f}, "
       f"{r['step_ms']:.2f} ms/step, " + (
           "stored by an earlier run" if stored else
@@ -403,6 +407,23 @@ def _sensitivity(wname, workload, methods, summary, seeds, factors, target,
   return wrong
 
 
+def _repeat_baseline(wname, workload, baseline: str, method, row, seeds,
+                     target, log, journal) -> None:
+  """The baseline's reported trials once more, last in the workload: its
+  run-to-run spread within this run (same steps, other timings), added to
+  its summary `row` as `repeat`."""
+  runs = []
+  for seed in seeds:
+    r = _run(workload, wname, baseline, method, row["learning_rate"], seed,
+             log, journal, repeat=1)
+    r.update(trial_lib.first_reach(r["curve"], target))
+    runs.append(r)
+  row["repeat"] = {
+      "steps_to_target": _stats([t["steps_to_target"] for t in runs]),
+      "seconds_to_target": _stats([t["seconds_to_target"] for t in runs]),
+      "step_ms": float(np.mean([t["step_ms"] for t in runs]))}
+
+
 def _add_ratios(summary, baseline: str) -> None:
   b = summary[baseline]
   for s in summary.values():
@@ -415,7 +436,7 @@ def _add_ratios(summary, baseline: str) -> None:
 def run_workload(wname: str, workload, methods, seeds, baseline: str,
                  log=print, sensitivity=(), tuning_seeds=(),
                  overhead_rounds: int = 0, journal=None,
-                 self_tuning: bool = False,
+                 self_tuning: bool = False, repeat_baseline: bool = False,
                  meta_training_data=None) -> dict[str, Any]:
   """All trials of one workload; returns its results section.
 
@@ -428,6 +449,9 @@ def run_workload(wname: str, workload, methods, seeds, baseline: str,
 
   With `self_tuning`, every method also trains once per seed at its
   `default_lr` (the self-tuning ruleset: "self_tuning" in the result).
+  With `repeat_baseline`, the baseline's reported trials run again at the
+  end, and its summary's `repeat` holds their times (its run-to-run
+  spread).
   A method's `schedules` (needs `tuning_seeds`) are part of its grid: it is
   tuned over each schedule and learning rate. With `meta_training_data`
   (the data sets meta-training used, accel.bench.split), the result says
@@ -479,6 +503,9 @@ def run_workload(wname: str, workload, methods, seeds, baseline: str,
     self_tuned = (_self_tuning(wname, workload, untuned, seeds, target,
                                log, journal)
                   if self_tuning else None)
+    if repeat_baseline:
+      _repeat_baseline(wname, workload, baseline, methods[baseline],
+                       summary[baseline], seeds, target, log, journal)
   _with_sweep(summary, tuning)
   _add_ratios(summary, baseline)
   timings = None

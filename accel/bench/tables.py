@@ -25,6 +25,21 @@ def interval_text(iv, unit: str = "") -> str:
       f"{iv['ratio']:.2f}{unit} [{iv['low']:.2f}, {iv['high']:.2f}]")
 
 
+def grid_edge(w: dict[str, Any], method: str) -> str | None:
+  """"bottom" or "top" when `method`'s tuned learning rate on workload
+  result `w` is the smallest or largest value of its tuning grid (its best
+  may lie outside the grid), else None (also for untuned runs and grids
+  of fewer than 3 values)."""
+  tuned = ((w.get("tuning") or {}).get("methods") or {}).get(method)
+  if not tuned:
+    return None
+  grid = sorted({float(k.rpartition(":")[2]) for k in tuned["grid"]})
+  if len(grid) < 3:
+    return None
+  lr = float(tuned["learning_rate"])
+  return "bottom" if lr == grid[0] else "top" if lr == grid[-1] else None
+
+
 def markdown(results: dict[str, Any], baseline: str) -> str:
   lines = [f"| workload | target acc | method | lr | steps to target | "
            f"x {baseline} | train s to target | x {baseline} [95%] | "
@@ -33,8 +48,10 @@ def markdown(results: dict[str, Any], baseline: str) -> str:
   ratio = lambda r: "-" if r is None else f"{r:.2f}"
   for wname, w in results["workloads"].items():
     for mname, s in w["summary"].items():
+      edge = grid_edge(w, mname)
       lr = f"{s['learning_rate']:g}" + (
-          f" {s['schedule']}" if s.get("schedule") else "")
+          f" {s['schedule']}" if s.get("schedule") else "") + (
+              f" ({edge} of grid)" if edge else "")
       iv = rulesets.ratio_interval(w, rulesets.EXTERNAL, mname, baseline)
       lines.append(
           f"| {wname} | {w['target']:.4f} | {mname} | {lr} | "

@@ -34,19 +34,23 @@ associative recall (400 steps, batch 64), the last two with 50 warm-up
 steps instead of 200. The attention scorer does not run on the LM (it
 needs class labels).
 
-Variant `full` is the suite that decides (`make bench-full`; many hours,
-continued from its journal across invocations): five workloads sized so
-that tuned AdamW needs about 20-120 s to reach the target here, each
-step's jitted part far above its dispatch (accel.bench.workloads):
+Variant `full` is the suite that decides (`make bench-full`; hours,
+continued from its journal across invocations on the same machine): five
+workloads sized so that tuned AdamW needs 20-120 s (about 25-35 s) to
+reach the target here, each step's jitted part far above its dispatch
+(accel.bench.workloads); held-out workloads run first:
   text_lm            byte-level decoder Transformer on the CPython standard
                      library's sources, 4,096 tokens a step (held out);
   resnet20_textures  ResNet-20 on the CIFAR-sized textures (held out);
-  mnist1d_cnn        the MNIST-1D CNN at its full default budget;
+  mnist1d_cnn        the MNIST-1D CNN at 128 channels, batch 512;
   synthetic          the 1:20 imbalanced, 20%-noisy task at 100 classes;
-  digits_cnn         the digits CNN at 64 and 128 channels;
+  digits_cnn         the digits CNN at 64 and 128 channels, batch 512;
 with both AlgoPerf rulesets (self-tuning: every method once per seed at
 its library default, `default_lr` below, and every tuned method with its
-sweep's time) and AdamW and NAdamW tuned over cosine and linear decay.
+sweep's time), AdamW and NAdamW tuned over cosine and linear decay, the
+methods of FULL_METHODS on 6-value grids, and AdamW's reported trials run
+twice (its run-to-run spread, in the report). The report flags a tuned rate at the
+edge of its grid.
 
 Methods: AdamW (baseline), NAdamW, SGD with momentum, schedule-free AdamW,
 optax.contrib's Muon (hybrid: Muon on hidden kernels, AdamW on the rest),
@@ -80,6 +84,20 @@ LION_LRS = (3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
 # Prodigy and Mechanic estimate the step size; their "learning rate" is a
 # multiplier on that estimate.
 SCALE_LRS = (0.1, 0.3, 1.0, 3.0, 10.0)
+# The full suite's grids, one value longer: the wide MNIST-1D CNN's sizing
+# run found AdamW's best at the quick grid's top (3e-2;
+# benchmarks/cpu_full/sizing.md), so 1e-1 joins, and the step-size
+# multipliers of Prodigy and DoG gain 30 so every grid keeps one size (6).
+FULL_ADAM_LRS = ADAM_LRS + (1e-1,)
+FULL_SCALE_LRS = SCALE_LRS + (30.0,)
+# The full suite's methods: the peers issue 20 names (AdamW, NAdamW,
+# schedule-free AdamW, Muon, Prodigy, DoG), Mechanic (the third step-size
+# estimator the self-tuning ruleset compares), and accel's three methods.
+# SGD, Lion, the chained GT + meta-attention and the attention scorer run
+# in the quick suite only: each trial here costs half a minute.
+FULL_METHODS = ("adamw", "nadamw", "schedule_free_adamw", "muon", "prodigy",
+                "dog", "mechanic", "gradient_transformer",
+                "meta_attention_adamw", "loss_topk")
 
 
 def _select(scorer):
@@ -120,12 +138,10 @@ def get_config(arg: str = ""):
                                                "a classification task"}),
     }
   if full:
-    lm_only = {"attention_topk": "its class prototypes need a "
-                                 "classification task"}
     c.workloads = {
-        "text_lm": dict(workloads.text_lm(), exclude_methods=lm_only),
+        "text_lm": workloads.text_lm(),
         "resnet20_textures": workloads.resnet20_textures(),
-        "mnist1d_cnn": workloads.mnist1d_cnn_default(),
+        "mnist1d_cnn": workloads.mnist1d_cnn_wide(),
         "synthetic": workloads.synthetic_large(),
         "digits_cnn": workloads.digits_cnn_wide(),
     }
@@ -177,8 +193,13 @@ def get_config(arg: str = ""):
     # and linear decay to zero (a grid twice the others' size: it can only
     # flatter the baselines).
     c.self_tuning = True
+    c.methods = {m: c.methods[m] for m in FULL_METHODS}
+    for m in c.methods.values():
+      m.learning_rates = {ADAM_LRS: FULL_ADAM_LRS, SCALE_LRS: FULL_SCALE_LRS}[
+          tuple(m.learning_rates)]
     for m in ("adamw", "nadamw"):
       c.methods[m].schedules = ("cosine", "linear")
+    c.repeat_baseline = True
     c.description = (
         "The full CPU suite: both rulesets, AdamW and NAdamW tuned over "
         "two schedules.")

@@ -11,6 +11,7 @@ from accel.bench import profiles
 from accel.bench import report
 from accel.bench import rulesets
 from accel.bench import suite
+from accel.bench import tables
 
 
 def test_report_draws_figures_and_states_conclusions(fakes, monkeypatch,
@@ -172,3 +173,33 @@ def test_a_repeat_of_the_same_suite_gives_the_baselines_spread(tmp_path):
   other["config"] = {"seeds": [0]}
   assert report._repeats(run([1.0, 1.0], [10, 10]), ((other, "x"),),
                          "adamw") == []
+
+
+def test_a_repeat_within_the_run_gives_the_baselines_spread():
+  stats = lambda v: {"mean": sum(v) / len(v), "values": v,
+                     "reached": len(v)}
+  row = {"seconds_to_target": stats([1.0, 1.0]),
+         "steps_to_target": stats([10, 10]),
+         "repeat": {"seconds_to_target": stats([1.1, 1.3]),
+                    "steps_to_target": stats([10, 10])}}
+  results = {"config": {}, "workloads": {"w": {"summary": {"adamw": row}}}}
+  assert report.within_run(results, "adamw") == [
+      "- w: 1.20x the first time's seconds; steps to target identical"]
+  section = report._repeats(results, (), "adamw")
+  assert section[0] == "## Run-to-run spread of `adamw`"
+  assert section[-2] == report.within_run(results, "adamw")[0]
+
+
+def test_a_rate_tuned_at_the_edge_of_its_grid_is_flagged():
+  grid = {f"{s}:{lr}": {} for s in ("cosine", "linear")
+          for lr in (1e-3, 1e-2, 1e-1)}
+  w = lambda lr: {"tuning": {"methods": {"m": {"learning_rate": lr,
+                                               "grid": grid}}},
+                  "summary": {"m": {"learning_rate": lr}}}
+  assert tables.grid_edge(w(1e-1), "m") == "top"
+  assert tables.grid_edge(w(1e-3), "m") == "bottom"
+  assert tables.grid_edge(w(1e-2), "m") is None
+  assert tables.grid_edge({"tuning": None}, "m") is None
+  assert "m on wl (top: 0.1)." in report.grid_edges(
+      {"workloads": {"wl": w(1e-1), "other": w(1e-2)}})[0]
+  assert report.grid_edges({"workloads": {"other": w(1e-2)}}) == []

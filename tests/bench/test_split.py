@@ -35,3 +35,9 @@ def test_named_data_sets_are_told_apart():
       "reason": "no meta-training task uses 'tfds:cifar10'"}
   assert split.family({"name": "textures"}, {"mnist1d"})["family"] == (
       split.HELD_OUT)
+
+
+def test_held_out_workloads_run_first():
+  families = {"a": split.META_TRAINING, "b": split.HELD_OUT,
+              "c": split.META_TRAINING, "d": split.HELD_OUT}
+  assert split.held_out_first(families) == ["b", "d", "a", "c"]

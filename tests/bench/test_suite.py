@@ -374,3 +374,22 @@ def test_self_tuning_runs_each_method_at_its_default(fakes):
   assert st["slow"]["seconds_to_target"]["reached"] == 0
   # At 2e-2 the fake is as fast as at the tuned 1e-2: 0.9 at step 50.
   assert st["fast"]["steps_to_target"]["values"] == [50, 50]
+
+
+def test_repeat_baseline_trains_its_reported_trials_again(fakes, tmp_path):
+  from accel.bench import journal as journal_lib
+  ran = fakes.record()
+  fakes.name_methods()
+  workload, methods = fakes.suite((1e-2,))
+  trials = journal_lib.Journal(str(tmp_path / "trials.jsonl"))
+  out = suite.run_workload("w", workload, methods, [0, 1], "slow",
+                           log=lambda *_, **__: None, journal=trials,
+                           repeat_baseline=True)
+  # The baseline's two seeds twice (the journal does not serve the repeat
+  # from the first run's entries), the other method's once.
+  assert sorted(ran) == sorted([("slow", 1e-2, 0), ("slow", 1e-2, 1)] * 2
+                               + [("fast", 1e-2, 0), ("fast", 1e-2, 1)])
+  again = out["summary"]["slow"]["repeat"]
+  assert again["steps_to_target"] == out["summary"]["slow"][
+      "steps_to_target"]
+  assert "repeat" not in out["summary"]["fast"]
