@@ -16,7 +16,9 @@ takes the finished trials from there and trains only the rest. With a time
 budget (`--time_budget_minutes`, or the suite config's
 `time_budget_minutes`), no trial starts once it is spent: the workloads
 finished so far are written, marked as stopped, and the command exits with
-status 1; running it again continues.
+status 1; running it again continues. While a file W/PAUSE exists, no
+trial starts (`touch W/PAUSE` before loading the machine with other work,
+`rm W/PAUSE` to go on): trials are timed, and other work would slow them.
 """
 
 import datetime
@@ -87,7 +89,9 @@ def main(argv):
   machine = host.describe(jax.__version__, jax.devices()[0].device_kind)
   trials = journal_lib.Journal(os.path.join(_WORKDIR.value, "trials.jsonl"),
                                budget_s=60 * budget if budget else None,
-                               machine=machine)
+                               machine=machine,
+                               pause_path=os.path.join(_WORKDIR.value,
+                                                       "PAUSE"))
   if trials.stored:
     print(f"Continuing an unfinished run: {trials.stored} finished trials "
           f"in {trials.path} are taken from there (delete it to start "

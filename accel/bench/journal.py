@@ -13,6 +13,11 @@ of an interrupted run, delete the journal (the launcher names it).
 Each line also names the machine that ran it: a journal written on another
 machine is refused (its timings, and on CPUs its step counts, would not
 compare with this machine's), not silently mixed in.
+
+A pause file (`pause_path`) holds the suite between trials: while it
+exists, no trial starts, so other work on a shared machine does not load
+the trials it would otherwise slow down; the time held does not count
+against the budget.
 """
 
 from __future__ import annotations
@@ -59,11 +64,16 @@ class Journal:
 
   def __init__(self, path: str, budget_s: float | None = None,
                clock: Callable[[], float] | None = None,
-               machine: str | None = None):
+               machine: str | None = None, pause_path: str | None = None,
+               sleep: Callable[[float], None] = time.sleep,
+               log: Callable[[str], None] = print):
     self.path, self.budget_s = path, budget_s or None
     self.machine = machine
+    self.pause_path = pause_path
+    self._sleep, self._log = sleep, log
     self._clock = clock or time.monotonic
     self._start = self._clock()
+    self.paused_s = 0.0
     self._done: dict[str, dict[str, Any]] = {}
     # Hits on trials this process already ran (a sensitivity factor that
     # lands on a grid value).
@@ -107,7 +117,18 @@ class Journal:
     return len(self._taken)
 
   def elapsed_s(self) -> float:
-    return self._clock() - self._start
+    """Seconds since construction, less the time held by the pause file."""
+    return self._clock() - self._start - self.paused_s
+
+  def wait_while_paused(self, what: str) -> None:
+    """Returns once the pause file is gone (at once without one)."""
+    if not self.pause_path or not os.path.exists(self.pause_path):
+      return
+    self._log(f"Paused before {what}: remove {self.pause_path} to go on.")
+    t0 = self._clock()
+    while os.path.exists(self.pause_path):
+      self._sleep(5.0)
+    self.paused_s += self._clock() - t0
 
   def check_time(self, what: str) -> None:
     """Raises OutOfTime when the budget is spent (before starting `what`)."""
@@ -127,6 +148,7 @@ class Journal:
         self.repeats += 1
       # A fresh copy: callers annotate the records they get.
       return copy.deepcopy(self._done[k]), True
+    self.wait_while_paused(what)
     self.check_time(what)
     entry = {"key": k, "what": what, "record": fn()}
     if self.machine:

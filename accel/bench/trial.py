@@ -47,7 +47,7 @@ def examples_forwarded(config, steps: int) -> int:
   batch, plus every candidate a scoring pass reads after the selection's
   warm-up (scoring passes count)."""
   n = steps * config.batch_size
-  if config.selection.scorer not in ("none", "uniform"):
+  if config.selection.scorer not in ("none", "uniform", "stale_loss"):
     scored = max(0, steps - config.selection.warmup_steps)
     n += scored * build_lib.candidates_per_step(config)
   return n

@@ -85,17 +85,29 @@ def opt_state_shardings(tx, opt_state, param_shardings, mesh) -> Any:
       is_leaf=masked)
 
 
+def example_table_sharding(shape, mesh, rules) -> NamedSharding:
+  """A per-training-example table (first axis: examples) split over the
+  batch axes like the batch, or replicated where its length does not
+  divide by them."""
+  axes = mesh_lib.batch_axes(rules)
+  spec = P(axes or None, *([None] * (len(shape) - 1)))
+  return NamedSharding(mesh, fit_spec(spec, shape, mesh))
+
+
 def state_shardings(abstract_state, boxed_params, mesh, rules, tx) -> Any:
   """Shardings for a TrainState: params by their rules, the optimizer
   state of `tx` following them (opt_state_shardings), step and rng
-  replicated."""
+  replicated, selection tables split over the batch axes."""
   params = param_shardings(boxed_params, mesh, rules)
   rep = replicated(mesh)
   return abstract_state.replace(
       step=rep, params=params,
       opt_state=opt_state_shardings(tx, abstract_state.opt_state, params,
                                     mesh),
-      rng=rep)
+      rng=rep,
+      selection=jax.tree.map(
+          lambda a: example_table_sharding(a.shape, mesh, rules),
+          abstract_state.selection))
 
 
 def with_shardings(abstract_tree, shardings) -> Any:

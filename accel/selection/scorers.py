@@ -10,7 +10,10 @@ with no gradient, higher meaning "more worth training on".
                    irreducible loss looked up by `example_id` in a table
                    (accel.selection.tables; made by accel.train.irreducible);
   attention        below;
-  uniform          zeros.
+  uniform          zeros;
+  stale_loss       each candidate's last training loss, from a table the
+                   train step fills (accel.selection.stale): no forward
+                   pass.
 
 The attention scorer asks whether a candidate's representation agrees with
 its label, as judged by a reference set rather than by the classifier head.
@@ -43,8 +46,10 @@ import optax
 
 from accel.errors import ConfigError
 
+# `stale_loss` (accel.selection.stale) is no scorer function: the selector
+# reads it from a table in the train state.
 SCORERS = ("loss", "grad_norm_bound", "reducible_loss", "attention",
-           "uniform")
+           "uniform", "stale_loss")
 
 
 def _logits_and_labels(model, params, batch):
@@ -173,6 +178,10 @@ def make_scorer(name: str, model, *, irreducible_N=None, reference=None,
     return grad_norm_bound_scorer(model)
   if name == "uniform":
     return uniform_scorer(model)
+  if name == "stale_loss":
+    raise ConfigError("stale_loss has no scorer function: the selector "
+                      "reads it from the train state's table "
+                      "(accel.selection.stale).")
   if name == "reducible_loss":
     if irreducible_N is None:
       raise ConfigError("The reducible_loss scorer needs an irreducible-loss "

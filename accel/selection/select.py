@@ -15,6 +15,12 @@ weights:
               unbiased estimate of the candidate-batch mean loss. The train
               step divides the weighted loss by k (the row count), not by
               the weights' sum, to keep it unbiased.
+  rank        k distinct candidates drawn without replacement with
+              probability proportional to pressure^(-r / (N - 1)), r the
+              candidate's rank by score (0 the highest): the highest-scored
+              candidate is `rank_pressure` times as likely as the lowest,
+              whatever the scale of the scores (Loshchilov & Hutter 2015,
+              arXiv 1511.06343). Weights 1.
   uniform     k distinct candidates uniformly (the control); weights 1.
 
 Class rebalancing: `class_weights` (one per class) enter as
@@ -33,7 +39,7 @@ import numpy as np
 
 from accel.errors import ConfigError
 
-METHODS = ("topk", "sample", "importance", "uniform")
+METHODS = ("topk", "sample", "importance", "rank", "uniform")
 _BIG = 1e9
 
 
@@ -60,7 +66,8 @@ def select_batch(scores_N: jax.Array, k: int, *, rng: jax.Array,
                  method: str = "topk", labels_N: jax.Array | None = None,
                  class_weights: jax.Array | None = None,
                  temperature: float = 1.0, min_prob: float = 0.0,
-                 class_quota: int = 0) -> tuple[jax.Array, jax.Array]:
+                 class_quota: int = 0, rank_pressure: float = 10.0
+                 ) -> tuple[jax.Array, jax.Array]:
   """Indices (k,) int32 into the candidates and weights (k,) float32.
 
   See the module doc for the methods. `labels_N` is needed for
@@ -75,6 +82,8 @@ def select_batch(scores_N: jax.Array, k: int, *, rng: jax.Array,
                       f"0 < k <= {n}.")
   if temperature <= 0:
     raise ConfigError(f"temperature must be > 0, got {temperature}.")
+  if rank_pressure < 1.0:
+    raise ConfigError(f"rank_pressure must be >= 1, got {rank_pressure}.")
   if not 0.0 <= min_prob <= 1.0:
     raise ConfigError(f"min_prob must be in [0, 1], got {min_prob}.")
   if (class_weights is not None or class_quota) and labels_N is None:
@@ -91,6 +100,10 @@ def select_batch(scores_N: jax.Array, k: int, *, rng: jax.Array,
     keys_N = scores_N
   elif method == "uniform":
     keys_N = jax.random.uniform(rng, (n,))
+  elif method == "rank":
+    rank_N = jnp.argsort(jnp.argsort(-scores_N)).astype(jnp.float32)
+    log_p_N = -jnp.log(rank_pressure) * rank_N / max(n - 1, 1)
+    keys_N = _gumbel_keys(rng, log_p_N)
   else:
     p_N = ((1.0 - min_prob) * jax.nn.softmax(scores_N / temperature)
            + min_prob / n)

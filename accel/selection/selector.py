@@ -10,6 +10,16 @@ candidate a score, `select_batch` (accel.selection.select) picks
 update runs on the gathered batch. Shapes are static; nothing returns to
 the host.
 
+The `stale_loss` scorer (accel.selection.stale) scores without a forward
+pass: it reads each candidate's last training loss from a table in the
+train state, which the train step fills (`Selector.record`) from the
+losses it computes anyway. `init_state` gives that table (None for the
+other scorers, which keep no state).
+
+`prefer="low"` selects the lowest scores instead of the highest: with the
+attention scorer, whose high scores flag labels that disagree with the
+example, it drops suspected corrupted labels rather than seeking them.
+
 On a device mesh the candidates are split over the batch shards, and by
 default (`groups=0`) each shard selects its own k / shards of its own
 N / shards candidates: no device talks to another, and every shard still
@@ -35,13 +45,16 @@ from accel.errors import ConfigError
 from accel.parallel import sharding as sharding_lib
 from accel.selection import scorers
 from accel.selection import select
+from accel.selection import stale
 
 # config.selection; scorer "none" turns selection off.
 DEFAULTS = {"scorer": "none", "method": "topk", "ratio": 4.0,
             "warmup_steps": 0, "temperature": 1.0, "min_prob": 0.0,
             "class_rebalance": 0.0, "class_quota": 0,
             "irreducible_table": "", "groups": 0,
-            "reference_per_class": 8, "prototype_temperature": 0.1}
+            "reference_per_class": 8, "prototype_temperature": 0.1,
+            "staleness_steps": 0, "rank_pressure": 10.0, "prefer": "high"}
+PREFER = ("high", "low")
 
 
 class Selector:
@@ -59,8 +72,17 @@ class Selector:
                class_weights=None, class_quota: int = 0,
                num_classes: int | None = None, groups: int = 1,
                mesh: jax.sharding.Mesh | None = None,
-               batch_axes: tuple[str, ...] = ()):
-    """`groups=0`: one group per batch shard of `mesh` (1 without one)."""
+               batch_axes: tuple[str, ...] = (),
+               staleness_steps: int | None = None,
+               rank_pressure: float = 10.0, prefer: str = "high"):
+    """`groups=0`: one group per batch shard of `mesh` (1 without one).
+    `scorer=None` with `staleness_steps` scores from the stale-loss table
+    (entries older than that many steps are not trusted)."""
+    if (scorer is None) == (staleness_steps is None):
+      raise ConfigError("A selector scores with a scorer or with the stale-"
+                        "loss table (staleness_steps), not both or neither.")
+    if prefer not in PREFER:
+      raise ConfigError(f"prefer must be one of {PREFER}, got {prefer!r}.")
     shards = (1 if mesh is None
               else sharding_lib.axis_size(mesh, tuple(batch_axes) or None))
     groups = groups or shards
@@ -69,6 +91,8 @@ class Selector:
                         "batch shard) needs a batch size divisible by them; "
                         f"got batch size {k}.")
     self.scorer, self.k, self.groups = scorer, k, groups
+    self.staleness_steps = staleness_steps
+    self._sign = 1.0 if prefer == "high" else -1.0
     self.warmup_steps = warmup_steps
     self.num_classes = num_classes
     self._select = functools.partial(
@@ -76,7 +100,7 @@ class Selector:
         temperature=temperature, min_prob=min_prob,
         class_weights=(None if class_weights is None
                        else jnp.asarray(class_weights, jnp.float32)),
-        class_quota=class_quota)
+        class_quota=class_quota, rank_pressure=rank_pressure)
     self._needs_labels = class_weights is not None or class_quota > 0
     self._mesh = mesh if shards > 1 and groups % shards == 0 else None
     self._axes = tuple(batch_axes)
@@ -101,12 +125,43 @@ class Selector:
     batch["weight"] = w_Gxk.reshape(rows)
     return batch, idx_Gxk
 
-  def __call__(self, params, candidates, rng, step):
+  def init_state(self, num_examples: int):
+    """The selection state a train state carries: the stale-loss table
+    over `num_examples` training examples, or None."""
+    if self.scorer is not None:
+      return None
+    return stale.init_table(num_examples)
+
+  def record(self, table, batch, losses_B, step):
+    """The state after training on `batch` (its `example_id`s) with
+    per-example losses `losses_B` at `step` (unchanged without a table)."""
+    if table is None:
+      return None
+    if "example_id" not in batch:
+      raise ConfigError("The stale_loss scorer looks examples up by "
+                        "'example_id', but the batch has only "
+                        f"{sorted(batch)}.")
+    return stale.record(table, batch["example_id"],
+                        jax.lax.stop_gradient(losses_B), step)
+
+  def _scores(self, params, candidates, step, table):
+    if self.scorer is not None:
+      return self._sign * jax.lax.stop_gradient(
+          self.scorer(params, candidates))
+    if table is None:
+      raise ConfigError("The stale_loss scorer needs its table: pass the "
+                        "train state's `selection` (Selector.init_state).")
+    return self._sign * stale.scores(table, candidates["example_id"], step,
+                                     self.staleness_steps, self.groups)
+
+  def __call__(self, params, candidates, rng, step, table=None):
+    """(batch, metrics); `table` is the train state's selection state
+    (needed by the stale_loss scorer, ignored by the others)."""
     n, g = candidates["label"].shape[0], self.groups
     if n % g:
       raise ConfigError(f"Selection in {g} groups needs a candidate batch "
                         f"divisible by them; got {n} candidates.")
-    score = lambda: jax.lax.stop_gradient(self.scorer(params, candidates))
+    score = lambda: self._scores(params, candidates, step, table)
     if self.warmup_steps > 0:
       first = step < self.warmup_steps
       scores_N = jax.lax.cond(first, lambda: jnp.zeros((n,)), score)
@@ -178,6 +233,13 @@ def make_selector(section, *, batch_size: int, seed: int, source, model,
   if c.method not in select.METHODS:
     raise ConfigError(f"Unknown config.selection.method {c.method!r}; "
                       f"expected one of {select.METHODS}.")
+  if c.prefer not in PREFER:
+    raise ConfigError(f"config.selection.prefer is 'high' (select high "
+                      f"scores) or 'low'; got {c.prefer!r}.")
+  if c.staleness_steps < 0:
+    raise ConfigError("config.selection.staleness_steps must be >= 0 (0: "
+                      "two passes over the training data); got "
+                      f"{c.staleness_steps}.")
   spec = source.spec
   check_task(c, spec)
   class_weights = None
@@ -203,17 +265,26 @@ def make_selector(section, *, batch_size: int, seed: int, source, model,
     idx = scorers.reference_set(train["label"], c.reference_per_class,
                                 spec.num_classes, seed)
     reference = {"inputs": train["inputs"][idx], "label": train["label"][idx]}
-  scorer = scorers.make_scorer(
-      c.scorer, model, irreducible_N=irreducible_N, reference=reference,
-      num_classes=spec.num_classes,
-      prototype_temperature=c.prototype_temperature)
+  staleness = None
+  if c.scorer == "stale_loss":
+    # Default: an entry is trusted for two passes over the training data.
+    staleness = int(c.staleness_steps) or max(1, int(
+        2 * spec.num_train / candidate_batch_size(c, batch_size)))
+    scorer = None
+  else:
+    scorer = scorers.make_scorer(
+        c.scorer, model, irreducible_N=irreducible_N, reference=reference,
+        num_classes=spec.num_classes,
+        prototype_temperature=c.prototype_temperature)
   classification = spec.task == "classification"
   selector = Selector(  # raises when the groups do not divide the batch
       scorer, batch_size, method=c.method, groups=c.groups,
       mesh=mesh, batch_axes=batch_axes, warmup_steps=c.warmup_steps,
       temperature=c.temperature, min_prob=c.min_prob,
       class_weights=class_weights, class_quota=c.class_quota,
-      num_classes=spec.num_classes if classification else None)
+      num_classes=spec.num_classes if classification else None,
+      staleness_steps=staleness, rank_pressure=c.rank_pressure,
+      prefer=c.prefer)
   n = candidate_batch_size(c, batch_size)
   if n % selector.groups:
     raise ConfigError(

@@ -114,7 +114,8 @@ def compile_steps(config, model: nn.Module, optimizer: Optimizer,
   # The seed is an argument of the init program, not a constant in it, so
   # runs that differ only in their seed (a benchmark's seeds) compile it
   # once.
-  init = functools.partial(state_lib.init_state, model, optimizer, spec)
+  init = functools.partial(state_lib.init_state, model, optimizer, spec,
+                           selector=selector)
   if not 0 <= config.seed < 2**31:
     raise ConfigError(f"config.seed must be in [0, 2**31), got {config.seed}.")
   seed = np.int32(config.seed)

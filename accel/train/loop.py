@@ -189,8 +189,9 @@ def run(config, workdir: str, *, stop_after: int | None = None,
                   disable=not (is_main and config.progress_bar),
                   dynamic_ncols=True)
   pending = None  # (step, device metrics): read one step late
-  scoring_clock = (_ScoringClock(parts.selector)
-                   if parts.selector is not None else None)
+  # The stale_loss scorer runs no scoring pass: nothing to time.
+  scoring_clock = (_ScoringClock(parts.selector) if parts.selector is not None
+                   and parts.selector.scorer is not None else None)
   window_start, window_steps = time.perf_counter(), 0
   done = start_step
   stopped_early, result = False, None

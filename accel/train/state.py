@@ -19,18 +19,24 @@ class TrainState:
   params: Any
   opt_state: Any
   rng: jax.Array  # base key; step t uses fold_in(rng, t), so resume is exact
+  # Batch selection's own state (the stale_loss scorer's table,
+  # accel.selection.stale), or None.
+  selection: Any = None
 
 
 def init_state(model: nn.Module, optimizer: Optimizer, spec: DataSpec,
-               seed) -> TrainState:
+               seed, selector=None) -> TrainState:
   """A fresh state. Pure, so `jax.eval_shape` of it gives restore targets.
   `seed` is an int or an int32 scalar (traced, so one init program serves
-  every seed)."""
+  every seed); a `selector` (accel.selection.Selector) adds its state."""
   init_rng, train_rng = jax.random.split(jax.random.PRNGKey(seed))
   variables = model.init(init_rng, models.dummy_inputs(spec), train=False)
   params = nn.unbox(variables["params"])
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    opt_state=optimizer.tx.init(params), rng=train_rng)
+  return TrainState(
+      step=jnp.zeros((), jnp.int32), params=params,
+      opt_state=optimizer.tx.init(params), rng=train_rng,
+      selection=(None if selector is None
+                 else selector.init_state(spec.num_train)))
 
 
 def param_shapes(params) -> dict[str, list[int]]:

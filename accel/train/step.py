@@ -38,7 +38,8 @@ def _weights_BxT(batch: Batch, labels) -> tuple[jax.Array, jax.Array]:
 
 
 def loss_and_stats(params, model: nn.Module, batch: Batch, rng, train: bool,
-                   teacher_logits=None, distill: Distill | None = None):
+                   teacher_logits=None, distill: Distill | None = None,
+                   per_example: bool = False):
   """Weighted cross-entropy over the real targets, and the sums that
   evaluation adds up.
 
@@ -46,7 +47,9 @@ def loss_and_stats(params, model: nn.Module, batch: Batch, rng, train: bool,
   float32 whatever the compute dtype. With `teacher_logits` the loss is
   `(1 - alpha) * hard + alpha * soft` (accel/train/distill.py), both
   averaged over the same weighted targets; the stats then also carry the two
-  terms' sums.
+  terms' sums. With `per_example`, the stats carry `example_loss` [B]: each
+  example's cross-entropy, averaged over its real targets and not weighted
+  by selection (the stale_loss table records it).
   """
   logits = model.apply({"params": params}, batch["inputs"], train=train,
                        rngs={"dropout": rng})
@@ -61,6 +64,9 @@ def loss_and_stats(params, model: nn.Module, batch: Batch, rng, train: bool,
   loss_sum = (losses_BxT * w_BxT).sum()
   stats = {"loss_sum": loss_sum, "correct_sum": (correct_BxT * real_BxT).sum(),
            "weight_sum": weight_sum}
+  if per_example:
+    stats["example_loss"] = ((losses_BxT * real_BxT).sum(1)
+                             / jnp.maximum(real_BxT.sum(1), 1.0))
   if teacher_logits is not None:
     soft_BxT = distill_lib.soft_loss_BxT(
         logits_BxTxC, teacher_logits.reshape(logits_BxTxC.shape),
@@ -89,14 +95,19 @@ def train_step(state: TrainState, batch: Batch, teacher_params=None, *,
   if selector is not None:
     batch, selection_metrics = selector(
         state.params, batch, jax.random.fold_in(rng, _SELECTION_STREAM),
-        state.step)
+        state.step, state.selection)
   teacher, distill_metrics = None, {}
   if distill is not None:
     teacher = distill_lib.teacher_logits(distill, teacher_params,
                                          batch["inputs"])
   grad_fn = jax.value_and_grad(loss_and_stats, has_aux=True)
   (loss, stats), grads = grad_fn(state.params, model, batch, rng, True,
-                                 teacher, distill)
+                                 teacher, distill,
+                                 state.selection is not None)
+  selection_state = state.selection
+  if state.selection is not None:
+    selection_state = selector.record(state.selection, batch,
+                                      stats["example_loss"], state.step)
   if distill is not None:
     n = jnp.maximum(stats["weight_sum"], 1e-9)
     distill_metrics = {"distill/hard_loss": stats["hard_loss_sum"] / n,
@@ -116,7 +127,7 @@ def train_step(state: TrainState, batch: Batch, teacher_params=None, *,
       **distill_metrics,
   }
   new_state = state.replace(step=state.step + 1, params=params,
-                            opt_state=opt_state)
+                            opt_state=opt_state, selection=selection_state)
   return new_state, metrics
 
 

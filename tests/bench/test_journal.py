@@ -37,3 +37,24 @@ def test_host_tells_cpu_generations_apart(tmp_path):
   zen4, zen2 = host.cpu_model(info(25, 17)), host.cpu_model(info(23, 49))
   assert zen4 == "AMD EPYC (cpu family 25, model 17, stepping 1)"
   assert zen2 != zen4
+
+
+def test_a_pause_file_holds_the_next_trial_and_its_time_is_not_spent(
+    tmp_path):
+  pause = tmp_path / "PAUSE"
+  pause.touch()
+  now = [0.0]
+
+  def sleep(seconds):  # the pause ends after two waits of 5 s
+    now[0] += seconds
+    if now[0] >= 10:
+      pause.unlink()
+  said = []
+  j = journal.Journal(str(tmp_path / "trials.jsonl"), budget_s=8,
+                      clock=lambda: now[0], pause_path=str(pause),
+                      sleep=sleep, log=said.append)
+  assert j.run("k", "trial 1", lambda: {"x": 1}) == ({"x": 1}, False)
+  assert said == [f"Paused before trial 1: remove {pause} to go on."]
+  # 10 s held, none of it spent: the 8 s budget still allows a trial.
+  assert j.paused_s == 10 and j.elapsed_s() == 0
+  assert j.run("k2", "trial 2", lambda: {"x": 2}) == ({"x": 2}, False)

@@ -71,6 +71,21 @@ def test_importance_weights_give_an_unbiased_mean():
   assert losses[idx].mean() > losses.mean() + 10 * sd
 
 
+@pytest.mark.parametrize("pressure", [10.0, 100.0])
+def test_rank_draws_follow_rank_probabilities(pressure):
+  # The scores' scale does not matter, only their order.
+  for scale in (1.0, 1e3):
+    idx, w = _draw_many("rank", scores=SCORES * scale,
+                        rank_pressure=pressure)
+    rank = np.argsort(np.argsort(-np.asarray(SCORES)))
+    p = pressure ** (-rank / (N - 1))
+    p /= p.sum()
+    _assert_frequencies(np.bincount(idx[:, 0], minlength=N), p, DRAWS)
+    assert p.max() / p.min() == pytest.approx(pressure)
+    assert all(len(set(row)) == K for row in idx.tolist())
+    np.testing.assert_array_equal(w, 1.0)
+
+
 def test_uniform_includes_every_candidate_equally():
   idx, w = _draw_many("uniform")
   counts = np.bincount(idx.ravel(), minlength=N)
@@ -135,3 +150,5 @@ def test_bad_arguments_are_named():
                      labels_N=jnp.zeros(N, jnp.int32), class_quota=1)
   with pytest.raises(ValueError, match="need labels_N"):
     sel.select_batch(SCORES, K, rng=rng, class_quota=1)
+  with pytest.raises(ValueError, match="rank_pressure must be >= 1, got 0.5"):
+    sel.select_batch(SCORES, K, rng=rng, method="rank", rank_pressure=0.5)
