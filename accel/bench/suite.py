@@ -53,6 +53,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from accel import selection
 from accel.bench import journal as journal_lib
 from accel.bench import overhead
 from accel.bench import split
@@ -97,6 +98,25 @@ def _selection_of(method) -> dict[str, Any]:
   return dict(dict(method.get("overrides", {})).get("selection", {}))
 
 
+_UNSET = object()
+
+
+def trial_key(wname: str, mname: str, config, eval_every: int,
+              made_table: bool = False, repeat: int = 0) -> str:
+  """A trial's journal key: its names and whole training config, except
+  the selection options at their defaults (so a new option, at its
+  default, leaves an unfinished run's journal valid). `made_table`: the
+  irreducible-loss table is made afresh in each process, so its path is
+  not part of the key."""
+  keyed = config.to_dict()
+  keyed["selection"] = {k: v for k, v in keyed["selection"].items()
+                        if selection.DEFAULTS.get(k, _UNSET) != v}
+  if made_table:
+    keyed["selection"]["irreducible_table"] = "auto"
+  return journal_lib.key(wname, mname, keyed, eval_every,
+                         *((repeat,) if repeat else ()))
+
+
 def _run(workload, wname, mname, method, lr, seed, log, journal=None,
          repeat: int = 0):
   """One trial; with a `journal` (accel.bench.journal), its stored record
@@ -115,12 +135,9 @@ def _run(workload, wname, mname, method, lr, seed, log, journal=None,
   if journal is None:
     r, stored = train(), False
   else:
-    keyed = c.to_dict()
-    if "il_table_s" in method:  # a table made afresh in each process
-      keyed["selection"]["irreducible_table"] = "auto"
-    parts = (wname, mname, keyed, workload.eval_every) + (
-        (repeat,) if repeat else ())
-    r, stored = journal.run(journal_lib.key(*parts), what, train)
+    r, stored = journal.run(trial_key(wname, mname, c, workload.eval_every,
+                                      "il_table_s" in method, repeat),
+                            what, train)
   log(f"{what}: final acc {r['final_accuracy']:.4f}, "
       f"{r['step_ms']:.2f} ms/step, " + (
           "stored by an earlier run" if stored else

@@ -23,6 +23,7 @@ import numpy as np
 
 from accel.bench import flops as flops_lib
 from accel.train import build as build_lib
+from accel.train import control
 from accel.train import loop as loop_lib
 from accel.train import metrics as metrics_lib
 
@@ -97,6 +98,16 @@ def run_trial(config, *, eval_every: int, target: float | None = None,
   eval_batch = steps.eval_batch(next(iter(source.eval_batches(
       config.eval_batch_size, "test", None))))
   eval_fn = steps.evaluate.lower(state, eval_batch).compile()
+  # The break-even controller's switch (accel.train.control), when the
+  # selection has one: its plain program and probe are compiled here too.
+  switch = None
+  if steps.train_passive is not None:
+    passive_fn = steps.train_passive.lower(state, batch).compile()
+    switch = control.make_switch(config, parts.model, source,
+                                 parts.optimizer, train_fn, passive_fn,
+                                 steps.eval_batch)
+    if switch is not None:
+      switch.warm_up(state)
   compile_s = time.perf_counter() - t0
   # The loop's evaluation, with the programs compiled above.
   compiled = dataclasses.replace(steps, train=train_fn, evaluate=eval_fn)
@@ -111,7 +122,8 @@ def run_trial(config, *, eval_every: int, target: float | None = None,
     for i in range(n):
       if start + i:  # the first batch was drawn before compiling
         batch = steps.train_batch(next(it))
-      state, metrics = train_fn(state, batch)
+      state, metrics = (train_fn(state, batch) if switch is None
+                        else switch(state, batch, start + i))
       if steps.block_each_step:
         jax.block_until_ready(metrics)
     jax.block_until_ready(metrics)
@@ -133,7 +145,10 @@ def run_trial(config, *, eval_every: int, target: float | None = None,
   flops = flops_lib.step_flops(train_fn)
   peak = flops_lib.peak_flops(jax.devices()[0].device_kind,
                               config.precision.compute)
+  controller = None if switch is None else [
+      dataclasses.asdict(d) for d in switch.controller.decisions]
   return {"curve": curve, "final_accuracy": curve[-1]["accuracy"],
+          "controller": controller,
           "final_loss": curve[-1]["loss"],
           "best_accuracy": max(p["accuracy"] for p in curve),
           "compile_s": compile_s, "steps": steps_done,

@@ -43,6 +43,26 @@ METHODS = ("topk", "sample", "importance", "rank", "uniform")
 _BIG = 1e9
 
 
+def sampling_probs(scores_N: jax.Array, temperature: float = 1.0,
+                   min_prob: float = 0.0) -> jax.Array:
+  """[N]: the first draw's probabilities of `sample` and `importance`."""
+  return ((1.0 - min_prob) * jax.nn.softmax(scores_N / temperature)
+          + min_prob / scores_N.shape[0])
+
+
+def variance_reduction(norms_N: jax.Array, p_N: jax.Array) -> jax.Array:
+  """tau: how many times smaller the second moment of the batch-mean
+  gradient is when examples are drawn with probabilities `p_N` and
+  importance-weighted than when drawn uniformly, if `norms_N` were the
+  examples' gradient norms: N sum(n^2) / sum(n^2 / p). It is
+  1 / (1 - ||p - u||^2 / ||p||^2) when p is proportional to the norms
+  (Katharopoulos & Fleuret 2018, arXiv 1803.00942), and 1 for uniform p.
+  """
+  sq_N = jnp.square(norms_N.astype(jnp.float32))
+  n = norms_N.shape[0]
+  return n * sq_N.sum() / jnp.maximum((sq_N / p_N).sum(), 1e-30)
+
+
 def _gumbel_keys(rng, log_p_N):
   return log_p_N + jax.random.gumbel(rng, log_p_N.shape, jnp.float32)
 
@@ -105,9 +125,7 @@ def select_batch(scores_N: jax.Array, k: int, *, rng: jax.Array,
     log_p_N = -jnp.log(rank_pressure) * rank_N / max(n - 1, 1)
     keys_N = _gumbel_keys(rng, log_p_N)
   else:
-    p_N = ((1.0 - min_prob) * jax.nn.softmax(scores_N / temperature)
-           + min_prob / n)
-    log_p_N = jnp.log(p_N)
+    log_p_N = jnp.log(sampling_probs(scores_N, temperature, min_prob))
     keys_N = _gumbel_keys(rng, log_p_N)
   if class_quota:
     keys_N = keys_N + _quota_bonus(keys_N, labels_N, class_quota)

@@ -35,6 +35,7 @@ stay unbiased per group, so their mean over groups is unbiased too.
 
 from __future__ import annotations
 
+import copy
 import functools
 
 import jax
@@ -43,6 +44,7 @@ import numpy as np
 
 from accel.errors import ConfigError
 from accel.parallel import sharding as sharding_lib
+from accel.selection import controller as controller_lib
 from accel.selection import scorers
 from accel.selection import select
 from accel.selection import stale
@@ -53,7 +55,9 @@ DEFAULTS = {"scorer": "none", "method": "topk", "ratio": 4.0,
             "class_rebalance": 0.0, "class_quota": 0,
             "irreducible_table": "", "groups": 0,
             "reference_per_class": 8, "prototype_temperature": 0.1,
-            "staleness_steps": 0, "rank_pressure": 10.0, "prefer": "high"}
+            "staleness_steps": 0, "rank_pressure": 10.0, "prefer": "high",
+            "controller": "auto", "controller_window": 0,
+            "controller_margin": 0.03}
 PREFER = ("high", "low")
 
 
@@ -91,6 +95,11 @@ class Selector:
                         "batch shard) needs a batch size divisible by them; "
                         f"got batch size {k}.")
     self.scorer, self.k, self.groups = scorer, k, groups
+    self.method = method
+    self.passive = False
+    self._probs = functools.partial(select.sampling_probs,
+                                    temperature=temperature,
+                                    min_prob=min_prob)
     self.staleness_steps = staleness_steps
     self._sign = 1.0 if prefer == "high" else -1.0
     self.warmup_steps = warmup_steps
@@ -124,6 +133,16 @@ class Selector:
              for key, v in candidates.items()}
     batch["weight"] = w_Gxk.reshape(rows)
     return batch, idx_Gxk
+
+  def passive_copy(self) -> "Selector":
+    """This selector switched off: each group's first candidates (a
+    uniform batch) are trained on and nothing is scored, as in the
+    warm-up; it still records the stale-loss table. The break-even
+    controller (accel.selection.controller) runs this one while selection
+    does not pay."""
+    off = copy.copy(self)
+    off.passive = True
+    return off
 
   def init_state(self, num_examples: int):
     """The selection state a train state carries: the stale-loss table
@@ -162,7 +181,9 @@ class Selector:
       raise ConfigError(f"Selection in {g} groups needs a candidate batch "
                         f"divisible by them; got {n} candidates.")
     score = lambda: self._scores(params, candidates, step, table)
-    if self.warmup_steps > 0:
+    if self.passive:
+      first, scores_N = jnp.bool_(True), jnp.zeros((n,))
+    elif self.warmup_steps > 0:
       first = step < self.warmup_steps
       scores_N = jax.lax.cond(first, lambda: jnp.zeros((n,)), score)
     else:
@@ -178,14 +199,27 @@ class Selector:
           in_specs=(rows, rows, rows, rows, jax.sharding.PartitionSpec()),
           out_specs=rows)(*args)
     idx_k = (idx_Gxk + (n // g) * jnp.arange(g)[:, None]).reshape(self.k)
-    return batch, self.metrics(candidates, batch, scores_N, idx_k)
+    return batch, self.metrics(candidates, batch, scores_N, idx_k, first)
 
-  def metrics(self, candidates, batch, scores_N, idx_k):
+  def _variance_reduction(self, scores_N, first):
+    """Katharopoulos & Fleuret's tau of this step's importance draw (mean
+    over groups; 1 while nothing is selected), reading the scores as
+    gradient-norm bounds."""
+    scores_GxM = scores_N.reshape(self.groups, -1)
+    tau_G = jax.vmap(lambda sc: select.variance_reduction(
+        jnp.maximum(sc, 0.0), self._probs(sc)))(scores_GxM)
+    return jnp.where(first, 1.0, tau_G.mean())
+
+  def metrics(self, candidates, batch, scores_N, idx_k, first=False):
     # Arrays under "hist/" go to TensorBoard as histograms, not scalars.
     out = {"hist/selection/scores": scores_N,
+           "selection/on": 1.0 - jnp.asarray(first, jnp.float32),
            "selection/score_mean_candidates": scores_N.mean(),
            "selection/score_mean_selected": scores_N[idx_k].mean(),
            "selection/weight_max": batch["weight"].max()}
+    if self.method == "importance":
+      out["selection/variance_reduction"] = self._variance_reduction(
+          scores_N, first)
     for q in (10, 50, 90):
       out[f"selection/score_p{q}"] = jnp.percentile(scores_N, q)
     if "noisy" in candidates:
@@ -236,6 +270,12 @@ def make_selector(section, *, batch_size: int, seed: int, source, model,
   if c.prefer not in PREFER:
     raise ConfigError(f"config.selection.prefer is 'high' (select high "
                       f"scores) or 'low'; got {c.prefer!r}.")
+  if c.controller != "off":
+    controller_lib.rule_for(c.method, c.controller)  # names a bad one
+  if c.controller_window < 0 or c.controller_margin < 0:
+    raise ConfigError("config.selection.controller_window (0: a 40th of the "
+                      "run) and controller_margin must be >= 0; got "
+                      f"{c.controller_window} and {c.controller_margin}.")
   if c.staleness_steps < 0:
     raise ConfigError("config.selection.staleness_steps must be >= 0 (0: "
                       "two passes over the training data); got "

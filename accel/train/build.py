@@ -54,6 +54,9 @@ class Steps:
   train: Callable[[Any, Any], Any]
   evaluate: Callable[[Any, Any], Any]
   replicated_share: float   # of the parameter bytes
+  # With batch selection: the same step with selection switched off (the
+  # break-even controller runs it while selection does not pay).
+  train_passive: Callable[[Any, Any], Any] | None = None
 
   @property
   def block_each_step(self) -> bool:
@@ -128,17 +131,21 @@ def compile_steps(config, model: nn.Module, optimizer: Optimizer,
 
   batch = parallel.batch_sharding(mesh, rules)  # a prefix: every batch leaf
   rep = parallel.replicated(mesh)
-  step = functools.partial(step_lib.train_step, model=model,
-                           optimizer=optimizer, selector=selector)
-  if teacher is None:
-    train = jax.jit(step, in_shardings=(shardings, batch),
-                    out_shardings=(shardings, rep), donate_argnames="state")
-  else:
-    train = _WithTeacher(jax.jit(
+
+  def jit_step(sel):
+    step = functools.partial(step_lib.train_step, model=model,
+                             optimizer=optimizer, selector=sel)
+    if teacher is None:
+      return jax.jit(step, in_shardings=(shardings, batch),
+                     out_shardings=(shardings, rep), donate_argnames="state")
+    return _WithTeacher(jax.jit(
         functools.partial(step, distill=teacher.distill),
         in_shardings=(shardings, batch, teacher.shardings),
         out_shardings=(shardings, rep), donate_argnames="state"),
         teacher.params)
+  train = jit_step(selector)
+  # jit compiles on first use: a run that never switches pays nothing.
+  passive = None if selector is None else jit_step(selector.passive_copy())
   evaluate = jax.jit(
       functools.partial(step_lib.eval_step, model=model, optimizer=optimizer),
       in_shardings=(shardings, batch), out_shardings=rep)
@@ -147,7 +154,8 @@ def compile_steps(config, model: nn.Module, optimizer: Optimizer,
                shardings=shardings,
                init=functools.partial(
                    jax.jit(init, out_shardings=shardings), seed),
-               train=train, evaluate=evaluate, replicated_share=share)
+               train=train, evaluate=evaluate, replicated_share=share,
+               train_passive=passive)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -58,9 +58,18 @@ def selection_section(**overrides) -> ml_collections.ConfigDict:
   """Scored batch formation (accel.selection); scorer 'none' is off.
 
   scorer: none | loss | grad_norm_bound | reducible_loss | attention |
-  uniform;
-  method: topk | sample | importance | uniform; ratio: candidates per
+  uniform | stale_loss (each example's last training loss, no scoring
+  pass; staleness_steps: how long an entry is trusted, 0 = two passes
+  over the data);
+  method: topk | sample | importance | rank (rank_pressure: the highest
+  over the lowest probability) | uniform; prefer: high | low (low selects
+  the lowest scores: with the attention scorer, drops suspected corrupted
+  labels); ratio: candidates per
   selected example; warmup_steps: plain batches before selection starts;
+  controller: auto | off | progress | variance, the break-even controller
+  (accel.selection.controller) that switches selection off while it does
+  not pay, deciding every controller_window steps (0 = a 50th of the run)
+  with controller_margin;
   temperature, min_prob: the sampling distribution; class_rebalance:
   power of the inverse class frequency that weights scores (0 = off);
   class_quota: places guaranteed per class; irreducible_table: the

@@ -20,6 +20,7 @@ from accel import parallel
 from accel.errors import RunStopped
 from accel.train import build as build_lib
 from accel.train import checkpoint
+from accel.train import control
 from accel.train import config as config_lib
 from accel.train import metrics as metrics_lib
 from accel.train import state as state_lib
@@ -192,6 +193,10 @@ def run(config, workdir: str, *, stop_after: int | None = None,
   # The stale_loss scorer runs no scoring pass: nothing to time.
   scoring_clock = (_ScoringClock(parts.selector) if parts.selector is not None
                    and parts.selector.scorer is not None else None)
+  # The break-even controller's choice of program, step by step.
+  switch = control.make_switch(config, parts.model, source, parts.optimizer,
+                               steps.train, steps.train_passive,
+                               steps.eval_batch, start_step)
   window_start, window_steps = time.perf_counter(), 0
   done = start_step
   stopped_early, result = False, None
@@ -214,7 +219,8 @@ def run(config, workdir: str, *, stop_after: int | None = None,
     with jax.transfer_guard("disallow"), _Preemption(ckpt) as preemption:
       for step in range(start_step, end_step):
         batch = steps.train_batch(next(train_iter))
-        state, device_metrics = steps.train(state, batch)
+        state, device_metrics = (steps.train(state, batch) if switch is None
+                                 else switch(state, batch, step))
         if steps.block_each_step:
           jax.block_until_ready(device_metrics)
         if pending is not None:
@@ -236,6 +242,9 @@ def run(config, workdir: str, *, stop_after: int | None = None,
           if scoring_clock and done > config.selection.warmup_steps:
             logged["train/selection/scoring_share"] = scoring_clock.share(
                 state.params, batch, elapsed / window_steps)
+          if switch is not None:
+            logged.update({f"train/{k}": v
+                           for k, v in switch.scalars().items()})
           writer.scalars(done, logged)
           writer.histograms(done, {f"train/{k}": v for k, v in arrays.items()})
           bar.set_postfix(loss=f"{values['loss']:.4f}",

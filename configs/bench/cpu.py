@@ -101,8 +101,10 @@ FULL_METHODS = ("adamw", "nadamw", "schedule_free_adamw", "muon", "prodigy",
 
 
 def _select(scorer):
+  # Plain top-k at every step: the break-even controller (on by default)
+  # is measured in configs/bench/selection.py.
   return {"selection": {"scorer": scorer, "method": "topk", "ratio": 4.0,
-                        "warmup_steps": 50}}
+                        "warmup_steps": 50, "controller": "off"}}
 
 
 def get_config(arg: str = ""):

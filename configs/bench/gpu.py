@@ -112,7 +112,7 @@ def get_config(arg: str = ""):
                                    learning_rates=LRS),
       "loss_topk": dict(optim=adamw, learning_rates=LRS, overrides={
           "selection": {"scorer": "loss", "method": "topk", "ratio": 4.0,
-                        "warmup_steps": 50}}),
+                        "warmup_steps": 50, "controller": "off"}}),
   }
   if "wide" in variants:
     for m in c.methods.values():

@@ -38,7 +38,7 @@ LRS = (1e-3, 3e-3, 1e-2)
 
 def _select(scorer, method="topk", **options):
   return {"selection": {"scorer": scorer, "method": method, "ratio": 4.0,
-                        "warmup_steps": 50, **options}}
+                        "warmup_steps": 50, "controller": "off", **options}}
 
 
 def get_config(arg: str = ""):

@@ -393,3 +393,19 @@ def test_repeat_baseline_trains_its_reported_trials_again(fakes, tmp_path):
   assert again["steps_to_target"] == out["summary"]["slow"][
       "steps_to_target"]
   assert "repeat" not in out["summary"]["fast"]
+
+
+def test_a_new_selection_option_at_its_default_keeps_trial_keys(
+    monkeypatch):
+  from accel import selection  # pylint: disable=g-import-not-at-top
+  from accel.train import config as config_lib  # pylint: disable=g-import-not-at-top
+  c = config_lib.load_file("configs/mnist1d_mlp.py")
+  before = suite.trial_key("w", "m", c, 10)
+  monkeypatch.setitem(selection.DEFAULTS, "new_option", 0.5)
+  with c.unlocked():
+    c.selection.new_option = 0.5
+  assert suite.trial_key("w", "m", c, 10) == before
+  c.selection.new_option = 0.7  # a value other than the default counts
+  assert suite.trial_key("w", "m", c, 10) != before
+  assert suite.trial_key("w", "m", c, 10, repeat=1) != suite.trial_key(
+      "w", "m", c, 10)

@@ -38,5 +38,8 @@ def _noisy_config(**selection):
   c.total_steps, c.batch_size, c.log_every = 60, 32, 20
   c.eval_every = c.checkpoint_every = 0
   c.progress_bar = False
-  c.selection = config_lib.selection_section(**selection)
+  # The controller off unless asked for: these tests check what selection
+  # picks, step by step.
+  c.selection = config_lib.selection_section(
+      **{"controller": "off", **selection})
   return c

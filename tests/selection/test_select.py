@@ -152,3 +152,22 @@ def test_bad_arguments_are_named():
     sel.select_batch(SCORES, K, rng=rng, class_quota=1)
   with pytest.raises(ValueError, match="rank_pressure must be >= 1, got 0.5"):
     sel.select_batch(SCORES, K, rng=rng, method="rank", rank_pressure=0.5)
+
+
+def test_variance_reduction_against_its_definition():
+  rng = np.random.default_rng(3)
+  norms = rng.uniform(0.1, 3.0, 50)
+  # Exact second moments of the weighted one-draw estimate g_i / (N p_i).
+  uniform = np.mean(norms ** 2)
+  for p in (norms / norms.sum(), np.full(50, 1 / 50),
+            np.asarray(sel.sampling_probs(jnp.asarray(norms), 0.5, 0.2))):
+    weighted = np.sum(p * (norms / (50 * p)) ** 2)
+    assert float(sel.variance_reduction(jnp.asarray(norms), jnp.asarray(p))
+                 ) == pytest.approx(uniform / weighted, rel=1e-5)
+  p = norms / norms.sum()  # proportional: Katharopoulos & Fleuret's form
+  u = np.full(50, 1 / 50)
+  kf = 1 / (1 - np.sum((p - u) ** 2) / np.sum(p ** 2))
+  assert float(sel.variance_reduction(jnp.asarray(norms), jnp.asarray(p))
+               ) == pytest.approx(kf, rel=1e-5)
+  assert float(sel.variance_reduction(jnp.asarray(norms), jnp.asarray(u))
+               ) == pytest.approx(1.0)

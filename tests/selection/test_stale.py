@@ -70,7 +70,8 @@ def _stale_config(**selection):
   c.log_every, c.eval_every, c.checkpoint_every = 4, 0, 12
   c.progress_bar = False
   c.selection = config_lib.selection_section(
-      scorer="stale_loss", method="rank", ratio=4, **selection)
+      scorer="stale_loss", method="rank", ratio=4,
+      **{"controller": "off", **selection})
   return c
 
 

@@ -1,0 +1,201 @@
+"""The break-even controller: batch selection on only while it pays.
+
+Selection costs time every step (a scoring pass over the candidates, the
+candidates' transfer, the selection itself) and buys something only some of
+the time. `BreakEven` decides, on the host, window by window
+(`window_steps` steps), whether the next window selects or trains on plain
+uniform batches (accel.selection.Selector.passive_copy), from what it
+measures online:
+
+  cost     the train seconds per step of selecting windows over those of
+           plain windows (the scoring share of the step, measured as the
+           user pays it);
+  benefit  rule "variance" (importance sampling): Katharopoulos & Fleuret's
+           tau, the factor by which the draw shrinks the gradient's second
+           moment (accel.selection.select.variance_reduction); it pays
+           while tau > cost x (1 + margin), their switch-on rule with the
+           measured cost in place of a FLOP count;
+           rule "progress" (top-k, rank, sample, and noise filtering):
+           progress per second against uniform batches, the decrease of a
+           probe loss over a window divided by its train seconds; it pays
+           while the selecting windows' rate beats the plain windows' by
+           the margin.
+
+The probe loss is the eval-mode loss of a fixed set of training examples,
+averaged over the lowest (1 - `trim`) share of their losses: a corrupted
+label sits in the high tail, so fitting it earns no progress.
+
+Each decision rests on a probe of four windows in ABBA order (selecting,
+plain, plain, selecting; the next probe BAAB), so a loss that falls more
+slowly as training goes on favours neither. The decision then holds for
+`hold_windows` windows; each time a probe confirms the last decision the
+hold doubles, up to `max_hold_windows`, so a run where selection never
+pays spends a shrinking share of its steps probing it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import jax
+import numpy as np
+
+from accel.errors import ConfigError
+from accel.selection import scorers
+
+RULES = ("progress", "variance")
+# ABBA: a linear trend in the loss's rate of decrease cancels.
+_PROBE = (True, False, False, True)
+
+
+@dataclasses.dataclass
+class Window:
+  on: bool
+  steps: int
+  seconds: float
+  progress: float | None = None  # probe-loss decrease over the window
+  tau: float | None = None       # mean variance reduction (selecting)
+
+
+@dataclasses.dataclass
+class Decision:
+  step: int
+  on: bool
+  cost: float           # s/step selecting over s/step plain
+  benefit: float        # tau (variance) or progress rate ratio (progress)
+  rate_on: float | None = None
+  rate_off: float | None = None
+
+
+class BreakEven:
+  """Which windows select (module doc). Drive it with `selecting(step)`
+  before each step and `window_done(...)` after each `window_steps` steps
+  from `start_step` on; it selects nothing before `start_step`."""
+
+  def __init__(self, *, window_steps: int, rule: str, start_step: int = 0,
+               margin: float = 0.03, hold_windows: int = 8,
+               max_hold_windows: int = 64):
+    if rule not in RULES:
+      raise ConfigError(f"Unknown controller rule {rule!r}; expected one of "
+                        f"{RULES}.")
+    if window_steps < 1 or hold_windows < 1 or margin < 0:
+      raise ConfigError(
+          f"The controller needs window_steps >= 1, hold_windows >= 1 and "
+          f"margin >= 0; got {window_steps}, {hold_windows} and {margin}.")
+    self.window_steps, self.rule = window_steps, rule
+    self.start_step, self.margin = start_step, margin
+    self.hold_windows, self.max_hold = hold_windows, max_hold_windows
+    self._hold = hold_windows
+    self._probes = 0
+    self._plan = self._next_probe()
+    self._probe: list[Window] = []
+    self._windows = 0
+    self.decisions: list[Decision] = []
+
+  def _next_probe(self) -> list[tuple[bool, bool]]:
+    """(selecting, part of a probe) per window: ABBA, then BAAB, ..."""
+    flip = self._probes % 2 == 1
+    self._probes += 1
+    return [(m != flip, True) for m in _PROBE]
+
+  @property
+  def on(self) -> bool:
+    """The mode of the window under way (or next)."""
+    return self._plan[0][0]
+
+  def selecting(self, step: int) -> bool:
+    return step >= self.start_step and self.on
+
+  def window_ends(self, done: int) -> bool:
+    """Whether the step count `done` closes a window."""
+    return (done > self.start_step
+            and (done - self.start_step) % self.window_steps == 0)
+
+  def window_done(self, window: Window) -> Decision | None:
+    """Records the window just finished (its mode must be `on`'s); returns
+    the decision when it completed a probe."""
+    on, probing = self._plan.pop(0)
+    if window.on != on:
+      raise ValueError(f"a {'selecting' if window.on else 'plain'} window "
+                       "was reported where the plan had the other.")
+    self._windows += 1
+    decision = None
+    if probing:
+      self._probe.append(window)
+      if len(self._probe) == len(_PROBE):
+        decision = self._decide(self._probe)
+        self._probe = []
+        self._plan = [(decision.on, False)] * self._hold
+    if not self._plan:
+      self._plan = self._next_probe()
+    return decision
+
+  def _decide(self, windows: list[Window]) -> Decision:
+    on = [w for w in windows if w.on]
+    off = [w for w in windows if not w.on]
+    per_step = lambda ws: (sum(w.seconds for w in ws)
+                           / max(sum(w.steps for w in ws), 1))
+    cost = per_step(on) / max(per_step(off), 1e-12)
+    step = self.start_step + self._windows * self.window_steps
+    if self.rule == "variance":
+      taus = [w.tau for w in on if w.tau is not None]
+      benefit = float(np.mean(taus)) if taus else 1.0
+      d = Decision(step=step, on=benefit > cost * (1.0 + self.margin),
+                   cost=cost, benefit=benefit)
+    else:
+      rate = lambda ws: (sum(w.progress or 0.0 for w in ws)
+                         / max(sum(w.seconds for w in ws), 1e-12))
+      r_on, r_off = rate(on), rate(off)
+      pays = r_on > 0 and r_on > r_off + self.margin * abs(r_off)
+      ratio = (r_on / r_off if r_off > 0
+               else float("inf") if r_on > 0 else 0.0)
+      d = Decision(step=step, on=pays, cost=cost, benefit=ratio,
+                   rate_on=r_on, rate_off=r_off)
+    # A probe that confirms the last decision doubles the next hold.
+    if self.decisions and self.decisions[-1].on == d.on:
+      self._hold = min(2 * self._hold, self.max_hold)
+    else:
+      self._hold = self.hold_windows
+    self.decisions.append(d)
+    return d
+
+  def scalars(self) -> dict[str, float]:
+    """The latest decision, for TensorBoard (empty before the first)."""
+    if not self.decisions:
+      return {}
+    d = self.decisions[-1]
+    out = {"selection/controller/on": float(d.on),
+           "selection/controller/cost": d.cost,
+           "selection/controller/benefit": d.benefit}
+    if d.rate_on is not None:
+      out["selection/controller/progress_per_s_selecting"] = d.rate_on
+      out["selection/controller/progress_per_s_plain"] = d.rate_off
+    return out
+
+
+def trimmed_mean(losses_P: np.ndarray, trim: float) -> float:
+  """The mean of the lowest (1 - trim) share of `losses_P` (at least one)."""
+  x = np.sort(np.asarray(losses_P, np.float64))
+  keep = max(1, int(round(len(x) * (1.0 - trim))))
+  return float(x[:keep].mean())
+
+
+def make_probe(model, source, size: int, seed: int):
+  """(a jitted `params -> per-example eval-mode losses [size]`, the probe
+  batch): `size` training examples fixed by `seed`."""
+  n = source.num_examples("train")
+  idx = np.sort(np.random.default_rng([seed, 0x9B0BE]).choice(
+      n, min(size, n), replace=False)).astype(np.int32)
+  batch = source.fetch("train", idx)
+  loss = scorers.loss_scorer(model)
+  return jax.jit(lambda params, b: loss(params, b)), batch
+
+
+def rule_for(method: str, rule: str) -> str:
+  """The rule a config's `controller` names ("auto": variance for
+  importance sampling, progress otherwise)."""
+  if rule == "auto":
+    return "variance" if method == "importance" else "progress"
+  if rule not in RULES:
+    raise ConfigError(f"config.selection.controller is 'auto', 'off' or one "
+                      f"of {RULES}; got {rule!r}.")
+  return rule

@@ -1,0 +1,97 @@
+"""The train step under the break-even controller: each step runs the
+selecting program or the plain one (accel.selection.controller), and at the
+end of each controller window the switch measures what the controller
+decides on: the window's train seconds, the probe loss, and the selecting
+steps' variance reduction.
+
+Used by the train loop and the benchmark trials alike, so a benchmark pays
+what a user pays: the probe's forward pass runs inside the timed steps.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+from accel.selection import controller as controller_lib
+
+# The probe loss averages the lowest 75% of its examples' losses.
+PROBE_TRIM = 0.25
+
+
+class SelectionSwitch:
+  """`switch(state, batch, step) -> (state, metrics)`: the step the
+  controller asks for; `scalars()` its latest decision for the logs."""
+
+  def __init__(self, controller: controller_lib.BreakEven,
+               train_on: Callable, train_off: Callable,
+               probe: Callable[[Any], jax.Array]):
+    self.controller = controller
+    self._train = {True: train_on, False: train_off}
+    self._probe = probe
+    self._window = None  # (start time, probe loss at start, taus)
+
+  def warm_up(self, state) -> None:
+    """Compiles the probe (a benchmark keeps compiling out of its timed
+    steps)."""
+    jax.block_until_ready(self._probe(state))
+
+  def _probe_loss(self, state) -> float:
+    losses = jax.device_get(self._probe(state))
+    return controller_lib.trimmed_mean(np.asarray(losses), PROBE_TRIM)
+
+  def __call__(self, state, batch, step: int):
+    c = self.controller
+    if step >= c.start_step and self._window is None:
+      jax.block_until_ready(state)
+      self._window = (time.perf_counter(), self._probe_loss(state), [])
+    on = c.selecting(step)
+    state, metrics = self._train[on](state, batch)
+    if on and "selection/variance_reduction" in metrics:
+      self._window[2].append(metrics["selection/variance_reduction"])
+    if c.window_ends(step + 1):
+      jax.block_until_ready(state)
+      seconds = time.perf_counter() - self._window[0]
+      loss = self._probe_loss(state)
+      taus = [float(t) for t in jax.device_get(self._window[2])]
+      c.window_done(controller_lib.Window(
+          on=on, steps=c.window_steps, seconds=seconds,
+          progress=self._window[1] - loss,
+          tau=float(np.mean(taus)) if taus else None))
+      self._window = (time.perf_counter(), loss, [])
+    return state, metrics
+
+  def scalars(self) -> dict[str, float]:
+    return self.controller.scalars()
+
+
+def window_steps(section, total_steps: int) -> int:
+  """`section.controller_window`, or (0) a 50th of the run, at least 10."""
+  return int(section.controller_window) or max(10, total_steps // 50)
+
+
+def make_switch(config, model, source, optimizer, train_on: Callable,
+                train_off: Callable | None, put_batch: Callable,
+                start_step: int = 0) -> SelectionSwitch | None:
+  """The switch `config.selection` asks for (None when selection or its
+  controller is off). `train_on`/`train_off`: the selecting and plain
+  programs; `put_batch` places the probe batch on the mesh (Steps.
+  eval_batch); the controller starts at the later of the selection's
+  warm-up and `start_step` (a resumed run's step)."""
+  section = config.selection
+  if section.scorer == "none" or section.controller == "off":
+    return None
+  rule = controller_lib.rule_for(section.method, section.controller)
+  probe_fn, probe_batch = controller_lib.make_probe(
+      model, source, config.batch_size, config.seed)
+  probe_batch = put_batch(probe_batch)
+  probe = jax.jit(lambda state: probe_fn(
+      optimizer.eval_params(state.opt_state, state.params), probe_batch))
+  c = controller_lib.BreakEven(
+      window_steps=window_steps(section, config.total_steps), rule=rule,
+      start_step=max(int(section.warmup_steps), start_step),
+      margin=float(section.controller_margin))
+  return SelectionSwitch(c, train_on, train_off, probe)

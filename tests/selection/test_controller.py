@@ -1,0 +1,132 @@
+"""The break-even controller's decisions on synthetic cost and benefit
+traces, and the switch in a training run."""
+
+import os
+
+import numpy as np
+import pytest
+
+from accel import train
+from accel.selection import controller as ctl
+
+W = 50
+
+
+def _run(c, windows, *, cost=1.0, progress, tau=None):
+  """Drives `c` for `windows` windows. `progress(step, on)`: the probe-loss
+  decrease of one step; `tau(step)`: a selecting step's variance
+  reduction; a plain step takes 1 s, a selecting one `cost` s. Returns the
+  mode of each window and the seconds spent."""
+  modes, seconds = [], 0.0
+  for w in range(windows):
+    start = c.start_step + w * W
+    on = c.selecting(start)
+    assert all(c.selecting(start + i) == on for i in range(W))
+    assert c.window_ends(start + W) and not c.window_ends(start + W - 1)
+    secs = W * (cost if on else 1.0)
+    seconds += secs
+    c.window_done(ctl.Window(
+        on=on, steps=W, seconds=secs,
+        progress=sum(progress(start + i, on) for i in range(W)),
+        tau=None if tau is None or not on else tau(start)))
+    modes.append(on)
+  return modes, seconds
+
+
+def _decelerating(gain=1.0):
+  """Per-step progress falling linearly with time; selecting multiplies it
+  by `gain` (a function of the step, or a number)."""
+  g = gain if callable(gain) else (lambda step: gain)
+  return lambda step, on: (1.0 - step / 20000) * (g(step) if on else 1.0)
+
+
+def test_nothing_pays_selection_goes_off_and_probes_less_and_less():
+  c = ctl.BreakEven(window_steps=W, rule="progress")
+  modes, seconds = _run(c, 120, cost=1.4, progress=_decelerating())
+  assert c.decisions and not any(d.on for d in c.decisions)
+  # Each probe that confirms "off" doubles the hold: 8, 16, 32, 64 windows.
+  gaps = np.diff([d.step for d in c.decisions])
+  assert list(gaps) == [W * (4 + h) for h in (8, 16, 32)]
+  # Only the probes' selecting windows cost extra: 2 of every probe's 4
+  # (120 windows hold 4 probes and their holds of 8, 16, 32 and 56).
+  assert len(c.decisions) == 4 and sum(modes) == 8
+  assert seconds / (120 * W) - 1 == pytest.approx(0.4 * sum(modes) / 120)
+
+
+def test_selection_that_pays_stays_on():
+  c = ctl.BreakEven(window_steps=W, rule="progress", start_step=100)
+  assert not c.selecting(99)
+  modes, _ = _run(c, 40, cost=1.3, progress=_decelerating(2.0))
+  assert all(d.on for d in c.decisions)
+  # Only the probes' plain windows train without selection: 2 of every 4.
+  assert len(modes) - sum(modes) == 2 * len(c.decisions)
+  d = c.decisions[0]
+  assert d.cost == pytest.approx(1.3)
+  assert d.rate_on / d.rate_off == pytest.approx(2.0 / 1.3, rel=1e-6)
+
+
+def test_a_trend_in_the_loss_does_not_pass_for_a_benefit():
+  # ABBA: with selection buying nothing and costing nothing, the falling
+  # rate favours neither mode, and the margin keeps selection off.
+  c = ctl.BreakEven(window_steps=W, rule="progress")
+  _run(c, 30, cost=1.0, progress=_decelerating(1.0))
+  assert not any(d.on for d in c.decisions)
+  assert all(d.rate_on == pytest.approx(d.rate_off)
+             for d in c.decisions)
+
+
+def test_a_benefit_that_appears_later_switches_selection_on():
+  c = ctl.BreakEven(window_steps=W, rule="progress")
+  later = lambda step: 1.0 if step < 1000 else 3.0
+  _run(c, 60, cost=1.2, progress=_decelerating(later))
+  ons = [d.on for d in c.decisions]
+  assert not ons[0] and ons[-1]
+  first_on = next(d for d in c.decisions if d.on)
+  assert first_on.step > 1000
+
+
+@pytest.mark.parametrize("tau,cost,on", [(2.0, 1.3, True), (1.1, 1.3, False),
+                                         (1.3, 1.3, False)])
+def test_variance_rule_compares_tau_with_the_measured_cost(tau, cost, on):
+  c = ctl.BreakEven(window_steps=W, rule="variance")
+  _run(c, 12, cost=cost, progress=lambda s, o: 0.0, tau=lambda s: tau)
+  assert [d.on for d in c.decisions] == [on] * len(c.decisions)
+  assert c.decisions[0].benefit == pytest.approx(tau)
+  assert c.scalars()["selection/controller/on"] == float(on)
+
+
+def test_trimmed_mean_ignores_the_high_tail():
+  losses = np.array([0.1, 0.2, 0.3, 0.4, 9.0])
+  assert ctl.trimmed_mean(losses, 0.2) == pytest.approx(0.25)
+  assert ctl.trimmed_mean(losses, 0.0) == pytest.approx(np.mean(losses))
+
+
+def test_controller_errors_are_named():
+  with pytest.raises(ValueError, match="Unknown controller rule 'fast'"):
+    ctl.BreakEven(window_steps=W, rule="fast")
+  with pytest.raises(ValueError, match="controller is 'auto', 'off'"):
+    ctl.rule_for("topk", "sometimes")
+  assert ctl.rule_for("importance", "auto") == "variance"
+  assert ctl.rule_for("topk", "auto") == "progress"
+
+
+@pytest.mark.slow
+def test_a_run_with_the_controller_logs_its_decisions(tmp_path,
+                                                      noisy_config):
+  c = noisy_config(scorer="loss", method="topk", ratio=4, warmup_steps=10,
+                   controller="progress", controller_window=5)
+  c.total_steps = 80
+  workdir = str(tmp_path / "w")
+  train.run(c, workdir)
+  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+  acc = event_accumulator.EventAccumulator(os.path.join(workdir,
+                                                        "tensorboard"))
+  acc.Reload()
+  tags = set(acc.Tags()["scalars"])
+  assert {"train/selection/controller/on", "train/selection/controller/cost",
+          "train/selection/on"} <= tags
+  # The selecting windows cost a scoring pass: cost above 1.
+  assert acc.Scalars("train/selection/controller/cost")[-1].value > 1.0
+  # Share of selecting steps per logging window: the probes selected.
+  on = [e.value for e in acc.Scalars("train/selection/on")]
+  assert max(on) > 0 and all(0 <= v <= 1 for v in on)
