@@ -3,19 +3,23 @@
 import numpy as np
 from sklearn import datasets as sk_datasets
 
+from accel.data import label_noise as label_noise_lib
 from accel.data import source
 from accel.errors import ConfigError
 
 
 @source.SOURCES.register("digits")
-def make_digits(test_fraction: float = 0.2,
-                split_seed: int = 0) -> source.ArraySource:
+def make_digits(test_fraction: float = 0.2, split_seed: int = 0,
+                label_noise: float = 0.0) -> source.ArraySource:
   """A seeded train/test split of the digits, pixels scaled to [0, 1].
 
   Args:
     test_fraction: share of the images held out for testing.
     split_seed: seed of the permutation that splits them (fixed, so that the
       test set does not move with the training seed).
+    label_noise: share of the training labels replaced by another digit
+      (accel.data.label_noise; batches then carry `noisy`). The test
+      labels stay clean.
   """
   if not 0.0 < test_fraction < 1.0:
     raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction}.")
@@ -27,6 +31,11 @@ def make_digits(test_fraction: float = 0.2,
   test_idx, train_idx = order[:n_test], order[n_test:]
   train = {"inputs": x[train_idx], "label": y[train_idx]}
   test = {"inputs": x[test_idx], "label": y[test_idx]}
+  if label_noise:
+    rng = np.random.default_rng([split_seed, 0x401CE])
+    train["label"], train["noisy"] = label_noise_lib.flip(
+        train["label"], label_noise, 10, rng)
+    test["noisy"] = np.zeros(len(test_idx), bool)
   spec = source.DataSpec(
       name="digits", task="classification", input_shape=(8, 8, 1),
       input_dtype="float32", num_classes=10, num_train=len(train_idx),

@@ -16,6 +16,7 @@ The test split is balanced and clean, so per-class accuracy is meaningful.
 
 import numpy as np
 
+from accel.data import label_noise as label_noise_lib
 from accel.data import source
 from accel.errors import ConfigError
 
@@ -60,14 +61,13 @@ def make_synthetic(num_train: int = 8192, num_test: int = 2048,
   y_train = y_train[rng.permutation(len(y_train))]
   x_train, hard_train = _draw(rng, means_CxD, y_train, separation,
                               hard_fraction)
-  noisy = rng.random(len(y_train)) < label_noise
-  shift = rng.integers(1, num_classes, len(y_train))
-  y_observed = np.where(noisy, (y_train + shift) % num_classes, y_train)
+  y_observed, noisy = label_noise_lib.flip(y_train, label_noise,
+                                           num_classes, rng)
 
   y_test = np.arange(num_test) % num_classes
   x_test, hard_test = _draw(rng, means_CxD, y_test, separation, hard_fraction)
 
-  train = {"inputs": x_train, "label": y_observed.astype(np.int32),
+  train = {"inputs": x_train, "label": y_observed,
            "noisy": noisy, "hard": hard_train,
            "clean_label": y_train.astype(np.int32)}
   test = {"inputs": x_test, "label": y_test.astype(np.int32),

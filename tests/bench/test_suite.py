@@ -103,7 +103,8 @@ def test_method_overrides_batch_multiplier_and_matched_wallclock(
                                   "gpu.py", "gpu.py:all",
                                   "gpu.py:workload=recall_lm",
                                   "gt_heldout.py", "meta_attention.py",
-                                  "selection.py"])
+                                  "selection.py", "selection_pays.py",
+                                  "selection_pays.py:quick"])
 def test_every_bench_config_gives_valid_trials(name):
   """Each workload x method of a shipped bench config resolves to a train
   config that validates (a typo there would only fail hours into a run)."""

@@ -284,3 +284,19 @@ def test_unknown_names_and_options_are_named():
     data.make_source({"name": "tfds", "dataset": "no_such_set"})
   with pytest.raises(ValueError, match="batch_size 10000 is larger"):
     data.make_source(SMALL["digits"]).train_iterator(10000, seed=0)
+
+
+def test_digits_label_noise_flips_the_share_asked_and_marks_it():
+  clean = data.make_source({"name": "digits"}).arrays("train")
+  noisy = data.make_source({"name": "digits", "label_noise": 0.2})
+  train, test = noisy.arrays("train"), noisy.arrays("test")
+  flipped = train["label"] != clean["label"]
+  np.testing.assert_array_equal(flipped, train["noisy"])
+  assert 0.15 < flipped.mean() < 0.25
+  np.testing.assert_array_equal(train["inputs"], clean["inputs"])
+  assert not test["noisy"].any()
+  np.testing.assert_array_equal(
+      test["label"], data.make_source({"name": "digits"}).arrays("test")[
+          "label"])
+  with pytest.raises(ValueError, match=r"label_noise must be in \[0, 1\)"):
+    data.make_source({"name": "digits", "label_noise": 1.0})

@@ -1,0 +1,98 @@
+r"""Does scored batch formation pay in wall-clock? (issue 21)
+
+  python launch/bench.py --config configs/bench/selection_pays.py \
+      --workdir benchmarks/selection_pays
+
+The baseline trains on uniform batches; every other method forms its
+batches from candidates, under the break-even controller
+(accel.selection.controller, on by default) unless its name ends in
+`_always`. Every timing includes whatever the method pays: scoring passes,
+the candidates' transfer, the controller's probe. All use AdamW with the
+workload's schedule, each method its own 5-value learning-rate grid tuned
+on seed 100; seeds 0, 1, 2 are reported; the target is 99% of the best
+accuracy uniform AdamW reaches on its worst seed.
+
+Workloads: the 1:20 imbalanced, 20%-noisy synthetic task at 100 classes
+(the full CPU suite's) and the digits CNN with 20% of its training labels
+flipped (accel.data.digits' label_noise), where selection should pay;
+the MNIST-1D CNN and the clean digits CNN, where the controller should
+turn it off and cost at most 3%.
+
+Methods:
+  adamw                      uniform batches (the baseline);
+  stale_rank                 the stale_loss scorer (each example's last
+                             training loss, no scoring pass) with
+                             rank-based sampling, 2x candidates;
+  loss_topk                  a scoring pass, top-k by loss, 4x candidates;
+  grad_norm_importance       a scoring pass, importance sampling on the
+                             gradient-norm bound (variance rule);
+  attention_filter           the attention scorer preferring LOW scores:
+                             of 1.25x candidates, drops the fifth whose
+                             labels agree least with their features;
+  attention_filter_always    the same without the controller.
+Variant `quick`: the noisy digits only, 2 rates, 1 seed (a smoke run).
+"""
+
+import os
+
+import ml_collections
+
+from accel.bench import workloads
+from accel.train import config as config_lib
+
+_CONFIG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+LRS = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+
+
+def _select(scorer, method="topk", ratio=4.0, **options):
+  return {"selection": {"scorer": scorer, "method": method, "ratio": ratio,
+                        "warmup_steps": 50, **options}}
+
+
+def get_config(arg: str = ""):
+  variants, options = config_lib.parse_variant(
+      arg, names=("quick",), options=("methods",))
+  c = ml_collections.ConfigDict()
+  c.baseline = "adamw"
+  c.tuning_seeds = (100,)
+  c.seeds = (0, 1, 2)
+  noisy_digits = workloads.digits_cnn(1000)
+  noisy_digits["overrides"]["data"] = {"label_noise": 0.2}
+  c.workloads = {
+      "synthetic_noisy": workloads.synthetic_large(),
+      "digits_noisy": noisy_digits,
+      "mnist1d_cnn": workloads.mnist1d_cnn(1500),
+      "digits_cnn": workloads.digits_cnn(1000),
+  }
+  for w in c.workloads.values():
+    w.target_rule = "worst_seed_best"
+  adamw = {"name": "adamw"}
+  c.methods = {
+      "adamw": dict(optim=adamw, learning_rates=LRS),
+      "stale_rank": dict(optim=adamw, learning_rates=LRS, overrides=_select(
+          "stale_loss", "rank", ratio=2.0)),
+      "loss_topk": dict(optim=adamw, learning_rates=LRS,
+                        overrides=_select("loss")),
+      "grad_norm_importance": dict(
+          optim=adamw, learning_rates=LRS,
+          overrides=_select("grad_norm_bound", "importance", min_prob=0.1)),
+      "attention_filter": dict(optim=adamw, learning_rates=LRS,
+                               overrides=_select("attention", ratio=1.25,
+                                                 prefer="low")),
+      "attention_filter_always": dict(
+          optim=adamw, learning_rates=LRS,
+          overrides=_select("attention", ratio=1.25, prefer="low",
+                            controller="off")),
+  }
+  if options.get("methods"):
+    workloads.keep_methods(c, options["methods"])
+  if "quick" in variants:
+    c.seeds = (0,)
+    c.workloads = {"digits_noisy": c.workloads["digits_noisy"]}
+    c.workloads.digits_noisy.overrides.total_steps = 300
+    c.workloads.digits_noisy.eval_every = 50
+    for m in c.methods.values():
+      m.learning_rates = LRS[2:4]
+  workloads.set_config_dir(c, _CONFIG_DIR)
+  return c
