@@ -238,18 +238,40 @@ def _hold(state, hyper_acc_T, hyper_n, loss_acc, loss_n):
       attention_TxN=state.attention_TxN, hypergrad_T=state.hypergrad_T)
 
 
+# The options that fix shapes or control flow. They default to None and are
+# resolved here, so optax.inject_hyperparams, which turns every numeric
+# default into a traced hyperparameter, leaves them alone without
+# static_args.
+_STRUCTURE = {"num_heads": 2, "window": 16, "width": 16, "update_every": 1,
+              "seed": 0}
+
+
+def _structure(**given) -> dict[str, int]:
+  """The structural options: each given value (checked to be an int), or
+  its default."""
+  out = {}
+  for name, value in given.items():
+    value = _STRUCTURE[name] if value is None else value
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+      raise ConfigError(f"{name} must be an int (it sets a shape or the "
+                        f"control flow), got {value!r}.")
+    out[name] = int(value)
+  return out
+
+
 def scale_by_meta_attention_lr(
-    learning_rate: optax.ScalarOrSchedule, *, num_heads: int = 2,
-    window: int = 16, width: int = 16, hyper_lr: float = 1e-3,
-    max_multiplier: float = 10.0, anchor: float = 1e-3,
-    horizon: float = 100.0, update_every: int = 1, seed: int = 0,
+    learning_rate: optax.ScalarOrSchedule, *, num_heads: int | None = None,
+    window: int | None = None, width: int | None = None,
+    hyper_lr: float = 1e-3, max_multiplier: float = 10.0,
+    anchor: float = 1e-3, horizon: float = 100.0,
+    update_every: int | None = None, seed: int | None = None,
 ) -> optax.GradientTransformationExtraArgs:
   """-learning_rate(t) * multiplier_group * updates; see the module doc.
 
   Args:
     learning_rate: the base: a float or an optax schedule.
-    num_heads, width: the attention network's heads and width.
-    window: refreshes of statistics each token carries.
+    num_heads, width: the attention network's heads and width (2, 16).
+    window: refreshes of statistics each token carries (16).
     hyper_lr: Adam step size of the network's online learning (0 freezes
       it: the transform is then exactly the base schedule).
     max_multiplier: bound of every multiplier, [1/max, max].
@@ -258,8 +280,8 @@ def scale_by_meta_attention_lr(
       loss with respect to a multiplier on the updates of the last ~horizon
       steps (a trace decaying by 1 - 1/horizon); 1 is Baydin et al.'s
       one-step hypergradient.
-    update_every: refresh statistics and run the network every k steps.
-    seed: initialisation of the network.
+    update_every: refresh statistics and run the network every k steps (1).
+    seed: initialisation of the network (0).
 
   `update(updates, state, params, *, value=None, grad=None,
   first_moment=None, second_moment=None)`: `params` are required (the
@@ -268,7 +290,12 @@ def scale_by_meta_attention_lr(
   incoming direction stands in), `first_moment`/`second_moment` the base
   optimizer's moments for the statistics (else the direction and nothing).
   """
-  if not isinstance(update_every, int) or update_every < 1:
+  shape = _structure(num_heads=num_heads, window=window, width=width,
+                     update_every=update_every, seed=seed)
+  num_heads, window, width = (shape["num_heads"], shape["window"],
+                              shape["width"])
+  update_every, seed = shape["update_every"], shape["seed"]
+  if update_every < 1:
     raise ConfigError(f"update_every must be an int >= 1, got "
                       f"{update_every!r}.")
   checks.check_learning_rate(learning_rate)
@@ -357,18 +384,19 @@ class MetaAttentionAdamWState(NamedTuple):
 def meta_attention_adamw(learning_rate: optax.ScalarOrSchedule, *,
                          b1: float = 0.9, b2: float = 0.999,
                          eps: float = 1e-8, weight_decay: float = 0.0,
-                         mask: Any = None, num_heads: int = 2,
-                         window: int = 16, width: int = 16,
+                         mask: Any = None, num_heads: int | None = None,
+                         window: int | None = None, width: int | None = None,
                          hyper_lr: float = 1e-3, max_multiplier: float = 10.0,
                          anchor: float = 1e-3, horizon: float = 100.0,
-                         update_every: int = 1, seed: int = 0,
-                         mu_dtype: Any = None,
+                         update_every: int | None = None,
+                         seed: int | None = None, mu_dtype: Any = None,
                          ) -> optax.GradientTransformationExtraArgs:
   """AdamW whose learning-rate scaling is `scale_by_meta_attention_lr`.
 
-  Under `optax.inject_hyperparams`, pass `static_args=("num_heads",
-  "window", "width", "update_every", "seed")`: they fix shapes or control
-  flow and cannot be arrays.
+  `num_heads`, `window`, `width`, `update_every` and `seed` fix shapes or
+  control flow; None takes their defaults (2, 16, 16, 1, 0), so
+  `optax.inject_hyperparams(meta_attention_adamw)(learning_rate=1e-2)`
+  needs no `static_args`.
 
   The raw gradient (not Adam's smoothed direction, whose successive values
   nearly always agree) feeds the hypergradient, and Adam's moments feed the

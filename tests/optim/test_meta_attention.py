@@ -224,3 +224,23 @@ def test_attention_table_names_tensors_and_rows_are_distributions():
   assert table.shape == (3, 4)
   np.testing.assert_allclose(table.sum(1), 1.0, rtol=1e-5)
   assert ma.attention_table(optax.adam(1e-3).init(params), params) is None
+
+
+def test_inject_hyperparams_needs_no_static_args():
+  # Every numeric default becomes a traced hyperparameter under
+  # inject_hyperparams; the structural options default to None instead.
+  params = _params()
+  tx = optax.inject_hyperparams(ma.meta_attention_adamw)(learning_rate=1e-2)
+  state = tx.init(params)
+  assert set(state.hyperparams) >= {"learning_rate", "hyper_lr", "anchor"}
+  assert not {"num_heads", "window", "width", "update_every",
+              "seed"} & set(state.hyperparams)
+  grads = jax.tree.map(lambda p: 0.1 * jnp.ones_like(p), params)
+  plain = ma.meta_attention_adamw(1e-2)
+  want, _ = plain.update(grads, plain.init(params), params, value=1.0)
+  got, _ = jax.jit(tx.update)(grads, state, params, value=1.0)
+  # Jitted with traced hyperparameters against eager: rounding differs.
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5),
+               want, got)
+  with pytest.raises(ValueError, match="window must be an int"):
+    ma.scale_by_meta_attention_lr(1e-2, window=2.5)
