@@ -53,7 +53,6 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from accel import selection
 from accel.bench import journal as journal_lib
 from accel.bench import overhead
 from accel.bench import split
@@ -61,6 +60,7 @@ from accel.bench import trial as trial_lib
 from accel.bench import trial_configs
 from accel.errors import ConfigError
 from accel.selection import tables
+from accel.train import config as config_lib
 from accel.train import irreducible
 
 def _score(trials, budget):
@@ -101,18 +101,31 @@ def _selection_of(method) -> dict[str, Any]:
 _UNSET = object()
 
 
+# Sections that name a builder (their options depend on the name): whole
+# in every key.
+_NAMED = ("data", "model", "optim")
+
+
 def trial_key(wname: str, mname: str, config, eval_every: int,
               made_table: bool = False, repeat: int = 0) -> str:
-  """A trial's journal key: its names and whole training config, except
-  the selection options at their defaults (so a new option, at its
-  default, leaves an unfinished run's journal valid). `made_table`: the
+  """A trial's journal key: its names and its training config less every
+  top-level key and section option at its base_config() default (so a new
+  option, at its default, leaves an unfinished run's journal valid); the
+  data, model and optimizer sections count whole. `made_table`: the
   irreducible-loss table is made afresh in each process, so its path is
   not part of the key."""
-  keyed = config.to_dict()
-  keyed["selection"] = {k: v for k, v in keyed["selection"].items()
-                        if selection.DEFAULTS.get(k, _UNSET) != v}
+  base = config_lib.base_config().to_dict()
+  keyed = {}
+  for k, v in config.to_dict().items():
+    default = base.get(k, _UNSET)
+    if k in _NAMED:
+      keyed[k] = v
+    elif isinstance(v, dict) and isinstance(default, dict):
+      keyed[k] = {o: x for o, x in v.items() if default.get(o, _UNSET) != x}
+    elif v != default:
+      keyed[k] = v
   if made_table:
-    keyed["selection"]["irreducible_table"] = "auto"
+    keyed.setdefault("selection", {})["irreducible_table"] = "auto"
   return journal_lib.key(wname, mname, keyed, eval_every,
                          *((repeat,) if repeat else ()))
 

@@ -396,17 +396,29 @@ def test_repeat_baseline_trains_its_reported_trials_again(fakes, tmp_path):
   assert "repeat" not in out["summary"]["fast"]
 
 
-def test_a_new_selection_option_at_its_default_keeps_trial_keys(
-    monkeypatch):
+def test_new_options_at_their_defaults_keep_trial_keys(monkeypatch):
   from accel import selection  # pylint: disable=g-import-not-at-top
   from accel.train import config as config_lib  # pylint: disable=g-import-not-at-top
   c = config_lib.load_file("configs/mnist1d_mlp.py")
   before = suite.trial_key("w", "m", c, 10)
+  # A new selection option and a new top-level key, both at their defaults.
   monkeypatch.setitem(selection.DEFAULTS, "new_option", 0.5)
+  real_base = config_lib.base_config
+
+  def base_config():
+    b = real_base()
+    b.new_key = 3
+    return b
+  monkeypatch.setattr(config_lib, "base_config", base_config)
   with c.unlocked():
     c.selection.new_option = 0.5
+    c.new_key = 3
   assert suite.trial_key("w", "m", c, 10) == before
   c.selection.new_option = 0.7  # a value other than the default counts
   assert suite.trial_key("w", "m", c, 10) != before
+  c.selection.new_option = 0.5
+  c.new_key = 4
+  assert suite.trial_key("w", "m", c, 10) != before
+  c.new_key = 3
   assert suite.trial_key("w", "m", c, 10, repeat=1) != suite.trial_key(
       "w", "m", c, 10)
