@@ -14,7 +14,6 @@ Bookkeeping rules (AlgoPerf-like):
 from __future__ import annotations
 
 import dataclasses
-import resource
 import time
 from typing import Any
 
@@ -24,6 +23,7 @@ import numpy as np
 from accel.bench import flops as flops_lib
 from accel.train import build as build_lib
 from accel.train import control
+from accel.train import memory as memory_lib
 from accel.train import loop as loop_lib
 from accel.train import metrics as metrics_lib
 
@@ -52,28 +52,6 @@ def examples_forwarded(config, steps: int) -> int:
     scored = max(0, steps - config.selection.warmup_steps)
     n += scored * build_lib.candidates_per_step(config)
   return n
-
-
-def memory_stats(compiled) -> dict[str, float | None]:
-  """The compiled train step's own estimate (arguments + outputs +
-  temporaries, less what donation aliases), the process's peak resident
-  memory so far, and the device's peak where the backend reports one."""
-  out = {"compiled_mb": None, "process_peak_rss_mb": None,
-         "device_peak_mb": None}
-  try:
-    m = compiled.memory_analysis()
-    out["compiled_mb"] = (m.argument_size_in_bytes + m.output_size_in_bytes
-                          + m.temp_size_in_bytes
-                          - m.alias_size_in_bytes) / 2**20
-  except (AttributeError, NotImplementedError):
-    pass
-  # ru_maxrss is in KiB on Linux.
-  out["process_peak_rss_mb"] = resource.getrusage(
-      resource.RUSAGE_SELF).ru_maxrss / 1024
-  stats = jax.devices()[0].memory_stats() or {}
-  if "peak_bytes_in_use" in stats:
-    out["device_peak_mb"] = stats["peak_bytes_in_use"] / 2**20
-  return out
 
 
 def run_trial(config, *, eval_every: int, target: float | None = None,
@@ -152,7 +130,7 @@ def run_trial(config, *, eval_every: int, target: float | None = None,
           "final_loss": curve[-1]["loss"],
           "best_accuracy": max(p["accuracy"] for p in curve),
           "compile_s": compile_s, "steps": steps_done,
-          "memory": memory_stats(train_fn),
+          "memory": memory_lib.memory_stats(train_fn),
           "step_ms": step_ms, "flops_per_step": flops,
           "mfu": flops_lib.mfu(flops, step_ms / 1e3, peak),
           **first_reach(curve, target)}

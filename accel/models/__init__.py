@@ -19,6 +19,7 @@ from accel.spec import DataSpec
 from accel.models.attention import AttentionPooling
 from accel.models.attention import MultiHeadAttention
 from accel.models.attention import SelfAttentionAdapter
+from accel.models import remat as remat_lib
 from accel.models.cnn import CNN
 from accel.models.mlp import MLP
 from accel.models.resnet import ResNet
@@ -39,7 +40,10 @@ def _classifier(cls):
         and not options.get("vocab_size")):
       options["vocab_size"] = spec.input_vocab_size
     return cls(num_classes=spec.num_classes, **options)
-  build.__signature__ = _signature_without(cls, "num_classes")
+  # remat and remat_names are the run's (config.remat), not the model
+  # section's: make() sets them.
+  build.__signature__ = _signature_without(cls, "num_classes", "remat",
+                                           "remat_names")
   return build
 
 
@@ -74,8 +78,11 @@ def _lm(spec: DataSpec, width: int = 64, num_layers: int = 2,
                        mlp_dim, dropout, dtype, param_dtype)
 
 
-def make(config, spec: DataSpec) -> nn.Module:
-  """The model named by `config.name`, built for the data set `spec`.
+def make(config, spec: DataSpec, *, remat: str = "none",
+         remat_names: tuple[str, ...] = ()) -> nn.Module:
+  """The model named by `config.name`, built for the data set `spec`, its
+  blocks under activation-checkpointing policy `remat` (accel.models.remat;
+  only models with blocks take one other than "none").
 
   `dtype` (compute) and `param_dtype` may be given as strings ("bfloat16").
   """
@@ -86,7 +93,16 @@ def make(config, spec: DataSpec) -> nn.Module:
   for key, value in options.items():
     if isinstance(value, list):
       options[key] = tuple(value)
-  return MODELS.build(options, spec)
+  model = MODELS.build(options, spec)
+  remat_lib.check_names(remat_names)
+  if remat == "none":
+    return model
+  remat_lib.policy(remat, remat_names)  # names an unknown policy
+  if "remat" not in _fields(type(model)):
+    raise ConfigError(
+        f"config.remat={remat!r}: model {config['name']!r} has no blocks to "
+        "rematerialise; the Transformer, Transformer LM and ResNet do.")
+  return model.clone(remat=remat, remat_names=tuple(remat_names))
 
 
 def dummy_inputs(spec: DataSpec, batch_size: int = 1) -> jax.Array:

@@ -97,7 +97,8 @@ def example_table_sharding(shape, mesh, rules) -> NamedSharding:
 def state_shardings(abstract_state, boxed_params, mesh, rules, tx) -> Any:
   """Shardings for a TrainState: params by their rules, the optimizer
   state of `tx` following them (opt_state_shardings), step and rng
-  replicated, selection tables split over the batch axes."""
+  replicated, selection tables split over the batch axes, pruning masks
+  like the parameters."""
   params = param_shardings(boxed_params, mesh, rules)
   rep = replicated(mesh)
   return abstract_state.replace(
@@ -107,7 +108,8 @@ def state_shardings(abstract_state, boxed_params, mesh, rules, tx) -> Any:
       rng=rep,
       selection=jax.tree.map(
           lambda a: example_table_sharding(a.shape, mesh, rules),
-          abstract_state.selection))
+          abstract_state.selection),
+      masks=None if abstract_state.masks is None else params)
 
 
 def with_shardings(abstract_tree, shardings) -> Any:

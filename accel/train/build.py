@@ -40,6 +40,7 @@ from accel.optim import Optimizer
 from accel.spec import DataSpec
 from accel.train import checkpoint
 from accel.train import distill as distill_lib
+from accel.train import prune as prune_lib
 from accel.train import state as state_lib
 from accel.train import step as step_lib
 
@@ -117,8 +118,9 @@ def compile_steps(config, model: nn.Module, optimizer: Optimizer,
   # The seed is an argument of the init program, not a constant in it, so
   # runs that differ only in their seed (a benchmark's seeds) compile it
   # once.
+  pruning = prune_lib.resolve(config.prune, config.total_steps)
   init = functools.partial(state_lib.init_state, model, optimizer, spec,
-                           selector=selector)
+                           selector=selector, pruning=pruning is not None)
   if not 0 <= config.seed < 2**31:
     raise ConfigError(f"config.seed must be in [0, 2**31), got {config.seed}.")
   seed = np.int32(config.seed)
@@ -134,7 +136,8 @@ def compile_steps(config, model: nn.Module, optimizer: Optimizer,
 
   def jit_step(sel):
     step = functools.partial(step_lib.train_step, model=model,
-                             optimizer=optimizer, selector=sel)
+                             optimizer=optimizer, selector=sel,
+                             pruning=pruning)
     if teacher is None:
       return jax.jit(step, in_shardings=(shardings, batch),
                      out_shardings=(shardings, rep), donate_argnames="state")
@@ -219,9 +222,16 @@ class Parts:
 
 
 def make_model(config, spec: DataSpec) -> nn.Module:
-  """`config.model` built for `spec` under `config.precision`'s policy."""
+  """`config.model` built for `spec` under `config.precision`'s policy, its
+  blocks under `config.remat` (resolve "auto" first: accel.train.remat)."""
+  if config.remat == "auto":
+    raise ConfigError("config.remat='auto' is resolved by measuring "
+                      "(accel.train.remat.resolve) before the model is "
+                      "built.")
   policy = parallel.policy(config.precision)
-  return models.make(policy.model_config(config.model), spec)
+  return models.make(policy.model_config(config.model), spec,
+                     remat=config.remat,
+                     remat_names=tuple(config.remat_names))
 
 
 def make_optimizer(config) -> Optimizer:

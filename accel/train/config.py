@@ -22,6 +22,7 @@ from accel.errors import ConfigError
 from accel.errors import MissingFileError
 from accel.parallel import precision as precision_lib
 from accel.train import distill as distill_lib
+from accel.train import prune as prune_lib
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -40,6 +41,15 @@ def base_config() -> ml_collections.ConfigDict:
   c.model = model_section("cnn")
   c.optim = optim_section("adamw", schedule="cosine")
   c.selection = selection_section()
+  # Activation checkpointing per block (accel.models.remat, accel.train.
+  # remat): a policy, or "auto" (the fastest that fits memory_budget_mb;
+  # 0 = no budget); remat_names narrows save_names/offload.
+  c.remat = "none"
+  c.remat_names = ()
+  c.memory_budget_mb = 0.0
+  # Pruning during training (accel.train.prune): snip, magnitude, nm (2:4)
+  # or units, to `sparsity`.
+  c.prune = prune_lib.section()
   # Knowledge distillation (accel/train/distill.py): a finished run's
   # workdir as teacher ('' = off), the soft targets' temperature and the
   # soft term's weight alpha.
@@ -183,6 +193,14 @@ def validate(config) -> None:
     if "name" not in config[key]:
       raise ConfigError(f"config.{key} needs a 'name' key.")
   _check_selection_keys(config.selection.keys())
+  if config.remat not in (*models.remat.POLICIES, "auto"):
+    raise ConfigError(f"config.remat must be one of "
+                      f"{(*models.remat.POLICIES, 'auto')}, got "
+                      f"{config.remat!r}.")
+  prune_lib.check(config.prune, config.total_steps)
+  if config.memory_budget_mb < 0:
+    raise ConfigError("config.memory_budget_mb must be >= 0 (0: no budget), "
+                      f"got {config.memory_budget_mb}.")
   distill_lib.check_section(config.distill)
   parallel.mesh.check_mesh_axes(config.mesh)
   parallel.mesh.check_axis_rules(config.axis_rules)

@@ -23,6 +23,7 @@ from accel.train import checkpoint
 from accel.train import control
 from accel.train import config as config_lib
 from accel.train import metrics as metrics_lib
+from accel.train import remat as remat_lib
 from accel.train import state as state_lib
 
 
@@ -39,6 +40,8 @@ def evaluate(steps: build_lib.Steps, state, source: data.Source, config
   n = max(float(sums["weight_sum"]), 1e-9)
   result = {"loss": float(sums["loss_sum"]) / n,
             "accuracy": float(sums["correct_sum"]) / n}
+  if "blocks_sum" in sums:  # adaptive depth: blocks an example used
+    result["mean_blocks"] = float(sums["blocks_sum"]) / n
   if "class_count" in sums:
     present = sums["class_count"] > 0
     per_class = sums["class_correct"][present] / sums["class_count"][present]
@@ -161,6 +164,8 @@ def run(config, workdir: str, *, stop_after: int | None = None,
   is_main = jax.process_index() == 0
 
   # --- Input, model, optimizer, selection; mesh, shardings, compiled steps
+  config = remat_lib.resolve(config, workdir,
+                             log=print if is_main else lambda _: None)
   parts = build_lib.build(config)
   source, steps = parts.source, parts.steps
   logging.info("%s", build_lib.describe(steps))

@@ -22,13 +22,16 @@ class TrainState:
   # Batch selection's own state (the stale_loss scorer's table,
   # accel.selection.stale), or None.
   selection: Any = None
+  # Pruning masks, boolean trees like params (accel.train.prune), or None.
+  masks: Any = None
 
 
 def init_state(model: nn.Module, optimizer: Optimizer, spec: DataSpec,
-               seed, selector=None) -> TrainState:
+               seed, selector=None, pruning: bool = False) -> TrainState:
   """A fresh state. Pure, so `jax.eval_shape` of it gives restore targets.
   `seed` is an int or an int32 scalar (traced, so one init program serves
-  every seed); a `selector` (accel.selection.Selector) adds its state."""
+  every seed); a `selector` (accel.selection.Selector) adds its state,
+  `pruning` masks that keep every weight."""
   init_rng, train_rng = jax.random.split(jax.random.PRNGKey(seed))
   variables = model.init(init_rng, models.dummy_inputs(spec), train=False)
   params = nn.unbox(variables["params"])
@@ -36,7 +39,9 @@ def init_state(model: nn.Module, optimizer: Optimizer, spec: DataSpec,
       step=jnp.zeros((), jnp.int32), params=params,
       opt_state=optimizer.tx.init(params), rng=train_rng,
       selection=(None if selector is None
-                 else selector.init_state(spec.num_train)))
+                 else selector.init_state(spec.num_train)),
+      masks=(jax.tree.map(lambda p: jnp.ones(p.shape, bool), params)
+             if pruning else None))
 
 
 def param_shapes(params) -> dict[str, list[int]]:

@@ -12,8 +12,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from accel.models import early_exit as exit_lib
 from accel.optim import Optimizer
 from accel.train import distill as distill_lib
+from accel.train import prune as prune_lib
 from accel.train.distill import Distill
 from accel.train.state import TrainState
 
@@ -51,8 +53,15 @@ def loss_and_stats(params, model: nn.Module, batch: Batch, rng, train: bool,
   example's cross-entropy, averaged over its real targets and not weighted
   by selection (the stale_loss table records it).
   """
-  logits = model.apply({"params": params}, batch["inputs"], train=train,
-                       rngs={"dropout": rng})
+  exits = {}
+  if getattr(model, "early_exit", False):
+    logits, state = model.apply({"params": params}, batch["inputs"],
+                                train=train, rngs={"dropout": rng},
+                                mutable=[exit_lib.COLLECTION])
+    exits = state.get(exit_lib.COLLECTION, {})
+  else:
+    logits = model.apply({"params": params}, batch["inputs"], train=train,
+                         rngs={"dropout": rng})
   labels = batch["label"]
   logits_BxTxC = logits.reshape(labels.shape[0], -1, logits.shape[-1])
   labels_BxT = labels.reshape(labels.shape[0], -1)
@@ -62,8 +71,17 @@ def loss_and_stats(params, model: nn.Module, batch: Batch, rng, train: bool,
   w_BxT, real_BxT = _weights_BxT(batch, labels_BxT)
   weight_sum = real_BxT.sum()
   loss_sum = (losses_BxT * w_BxT).sum()
+  if "logits" in exits:
+    # Adaptive depth (accel.models.early_exit): every exit's cross-entropy
+    # counts as much as the final one's.
+    exit_sums = [(optax.softmax_cross_entropy_with_integer_labels(
+        e.reshape(logits_BxTxC.shape), labels_BxT) * w_BxT).sum()
+                 for e in exits["logits"][0]]
+    loss_sum = (loss_sum + sum(exit_sums)) / (1 + len(exit_sums))
   stats = {"loss_sum": loss_sum, "correct_sum": (correct_BxT * real_BxT).sum(),
            "weight_sum": weight_sum}
+  if "blocks" in exits:  # evaluation: the blocks each example used
+    stats["blocks_sum"] = (exits["blocks"][0] * real_BxT[:, 0]).sum()
   if per_example:
     stats["example_loss"] = ((losses_BxT * real_BxT).sum(1)
                              / jnp.maximum(real_BxT.sum(1), 1.0))
@@ -84,12 +102,15 @@ def loss_and_stats(params, model: nn.Module, batch: Batch, rng, train: bool,
 
 def train_step(state: TrainState, batch: Batch, teacher_params=None, *,
                model: nn.Module, optimizer: Optimizer, selector=None,
-               distill: Distill | None = None
+               distill: Distill | None = None,
+               pruning: prune_lib.Pruning | None = None
                ) -> tuple[TrainState, dict[str, Any]]:
   """One update. With a `selector` (accel.selection), `batch` holds the
   candidates; they are scored, selected and gathered here first. With
   `distill`, the teacher (`teacher_params`) scores the batch in eval mode
-  and the loss mixes in its soft targets."""
+  and the loss mixes in its soft targets. With `pruning`, the masks are
+  updated on their schedule and zero the gradients and the updated
+  parameters (accel.train.prune)."""
   rng = jax.random.fold_in(state.rng, state.step)
   selection_metrics = {}
   if selector is not None:
@@ -112,9 +133,18 @@ def train_step(state: TrainState, batch: Batch, teacher_params=None, *,
     n = jnp.maximum(stats["weight_sum"], 1e-9)
     distill_metrics = {"distill/hard_loss": stats["hard_loss_sum"] / n,
                        "distill/soft_loss": stats["soft_loss_sum"] / n}
+  masks, prune_metrics = state.masks, {}
+  if pruning is not None:
+    masks = prune_lib.step_masks(pruning, state.masks, state.params, grads,
+                                 state.step)
+    grads = prune_lib.apply(masks, grads)
+    prune_metrics = {"prune/zero_share": prune_lib.zero_share(
+        masks, prune_lib.prunable(state.params))}
   updates, opt_state = optimizer.tx.update(grads, state.opt_state,
                                            state.params, value=loss)
   params = optax.apply_updates(state.params, updates)
+  if pruning is not None:
+    params = prune_lib.apply(masks, params)
   metrics = {
       "loss": loss,
       "accuracy": stats["correct_sum"] / jnp.maximum(stats["weight_sum"], 1e-9),
@@ -125,9 +155,11 @@ def train_step(state: TrainState, batch: Batch, teacher_params=None, *,
       **optimizer.diagnostics(opt_state),
       **selection_metrics,
       **distill_metrics,
+      **prune_metrics,
   }
   new_state = state.replace(step=state.step + 1, params=params,
-                            opt_state=opt_state, selection=selection_state)
+                            opt_state=opt_state, selection=selection_state,
+                            masks=masks)
   return new_state, metrics
 
 
