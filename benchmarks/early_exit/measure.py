@@ -3,7 +3,7 @@ batched evaluation costs.
 
   .venv/bin/python benchmarks/early_exit/measure.py
 
-Trains ResNet-20 on the textures (1,500 steps, batch 64, pixel noise 1.5,
+Trains ResNet-20 on the textures (600 steps, batch 64, pixel noise 1.5,
 AdamW 3e-3 cosine) and a 4-layer Transformer on the digits (1,000 steps)
 with exit heads after each block (`model.early_exit`), and each without
 them, one seed each; then evaluates the early-exit model at a ladder of
@@ -33,8 +33,9 @@ THRESHOLDS = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 def resnet(early):
   c = config_lib.load_file("configs/textures_resnet.py")
   c.data.noise, c.data.num_test = 1.5, 2000
-  c.total_steps, c.batch_size, c.eval_every = 1500, 64, 0
-  c.optim.warmup_steps = 150
+  c.total_steps, c.batch_size, c.eval_every = 600, 64, 0
+  c.optim.warmup_steps = 60
+  c.progress_bar = False
   c.model.early_exit = early
   return c
 
@@ -44,7 +45,7 @@ def vit(early):
   c.model = config_lib.model_section(
       "transformer", width=64, num_layers=4, num_heads=4, mlp_dim=128,
       patch_size=2, early_exit=early)
-  c.total_steps, c.eval_every = 1000, 0
+  c.total_steps, c.eval_every, c.progress_bar = 1000, 0, False
   return c
 
 
