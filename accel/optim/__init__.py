@@ -10,4 +10,5 @@ from accel.optim.gt_transform import scale_by_gradient_transformer
 from accel.optim.meta_attention import meta_attention_adamw
 from accel.optim.meta_attention import MetaAttentionState
 from accel.optim.meta_attention import scale_by_meta_attention_lr
+from accel.optim.orthogonal import hybrid as orthogonal_hybrid
 from accel.optim.schedules import make_schedule

@@ -94,3 +94,23 @@ def test_auto_picks_the_fastest_policy_under_the_budget(monkeypatch):
   c.memory_budget_mb = 22
   assert remat_choice.resolve(c, candidates=cands,
                               log=said.append).remat == "full"
+
+
+@pytest.mark.slow
+def test_train_binary_prints_the_choice_and_every_candidate(tmp_path):
+  import os  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  repo = os.path.dirname(os.path.dirname(os.path.dirname(
+      os.path.abspath(__file__))))
+  out = subprocess.run(
+      [sys.executable, os.path.join(repo, "launch", "train.py"),
+       "--config", os.path.join(repo, "configs", "lm_transformer.py:debug"),
+       "--config.remat=auto", "--config.memory_budget_mb=64",
+       "--config.progress_bar=False", "--workdir", str(tmp_path / "w")],
+      cwd=repo, capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-2000:]
+  for policy in remat_lib.POLICIES:
+    assert f"remat {policy} " in out.stdout
+  assert "remat=auto chose" in out.stdout and "under 64 MB" in out.stdout
+  assert os.path.exists(tmp_path / "w" / "remat.json")
