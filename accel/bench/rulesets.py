@@ -43,7 +43,13 @@ def entries(w: dict[str, Any], ruleset: str) -> dict[str, dict[str, Any]]:
 
 
 def has(results: dict[str, Any], ruleset: str) -> bool:
-  """Whether the run measured `ruleset` on every workload."""
+  """Whether the run measured `ruleset` on every workload. The self-tuning
+  ruleset needs its default-rate runs: a run without them has only the
+  tuned methods' "+sweep" times, and no baseline entry to compare them
+  with."""
+  if ruleset == SELF_TUNING and not all(
+      w.get("self_tuning") for w in results["workloads"].values()):
+    return False
   return all(entries(w, ruleset) for w in results["workloads"].values())
 
 

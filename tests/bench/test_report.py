@@ -203,3 +203,15 @@ def test_a_rate_tuned_at_the_edge_of_its_grid_is_flagged():
   assert "m on wl (top: 0.1)." in report.grid_edges(
       {"workloads": {"wl": w(1e-1), "other": w(1e-2)}})[0]
   assert report.grid_edges({"workloads": {"other": w(1e-2)}}) == []
+
+
+def test_a_run_without_default_rate_runs_has_no_self_tuning_ruleset():
+  stats = {"mean": 1.0, "values": [1.0], "reached": 1}
+  w = {"summary": {"adamw": {"seconds_to_target": stats,
+                             "seconds_with_sweep": stats}},
+       "self_tuning": None}
+  results = {"workloads": {"w": w}}
+  assert rulesets.has(results, rulesets.EXTERNAL)
+  assert not rulesets.has(results, rulesets.SELF_TUNING)
+  w["self_tuning"] = {"adamw": {"seconds_to_target": stats}}
+  assert rulesets.has(results, rulesets.SELF_TUNING)
