@@ -180,15 +180,17 @@ def _push(window, new):
   return jnp.concatenate([window[:, 1:], new[:, None]], axis=1)
 
 
-def _learn(log_multipliers, hyper_opt, state, hyper_acc_T, hyper_n, anchor):
+def _learn(log_multipliers, hyper_opt, state, hyper_acc_T, hyper_n, anchor,
+           adapting):
   """One Adam step of the network on the held multipliers' mean
   hypergradient (plus the anchor's pull), pulled back with jax.vjp at the
-  statistics they came from; nothing when none was accumulated."""
+  statistics they came from; nothing when none was accumulated or when
+  `adapting` is false."""
   mean_hyper_T = hyper_acc_T / jnp.maximum(hyper_n, 1.0)
   lm_T, vjp, _ = jax.vjp(
       lambda p: log_multipliers(p, state.window_TxWxF, state.global_G),
       state.net_params, has_aux=True)
-  learn = hyper_n > 0
+  learn = (hyper_n > 0) & adapting
   (net_grads,) = vjp(jnp.where(learn, mean_hyper_T + anchor * lm_T, 0.0))
   net_updates, net_opt_state = hyper_opt.update(
       net_grads, state.net_opt_state, state.net_params)
@@ -199,12 +201,13 @@ def _learn(log_multipliers, hyper_opt, state, hyper_acc_T, hyper_n, anchor):
   return net_params, net_opt_state, jnp.where(learn, mean_hyper_T, 0.0)
 
 
-def _refresh(log_multipliers, hyper_opt, anchor, log_max, state, feats_TxF,
-             hyper_acc_T, hyper_n, loss_acc, loss_n):
+def _refresh(log_multipliers, hyper_opt, anchor, log_max, adapting, state,
+             feats_TxF, hyper_acc_T, hyper_n, loss_acc, loss_n):
   """Learn, push the new statistics, compute new multipliers: the fields
   of MetaAttentionState that change only at a refresh."""
   net_params, net_opt_state, hypergrad_T = _learn(
-      log_multipliers, hyper_opt, state, hyper_acc_T, hyper_n, anchor)
+      log_multipliers, hyper_opt, state, hyper_acc_T, hyper_n, anchor,
+      adapting)
   has_loss = loss_n > 0
   new_loss = jnp.where(has_loss, loss_acc / jnp.maximum(loss_n, 1.0),
                        state.loss_W[-1])
@@ -265,6 +268,7 @@ def scale_by_meta_attention_lr(
     hyper_lr: float = 1e-3, max_multiplier: float = 10.0,
     anchor: float = 1e-3, horizon: float = 100.0,
     update_every: int | None = None, seed: int | None = None,
+    adapt_steps: int | None = None,
 ) -> optax.GradientTransformationExtraArgs:
   """-learning_rate(t) * multiplier_group * updates; see the module doc.
 
@@ -282,6 +286,12 @@ def scale_by_meta_attention_lr(
       one-step hypergradient.
     update_every: refresh statistics and run the network every k steps (1).
     seed: initialisation of the network (0).
+    adapt_steps: the network learns during the first `adapt_steps` steps
+      only, then its multipliers follow the statistics with fixed weights
+      (None: it learns throughout). The hypergradient says "raise the rate"
+      at every rate while a decaying schedule anneals
+      (benchmarks/meta_attention_estimator), so the level is best settled
+      before the decay and the decay left to the schedule.
 
   `update(updates, state, params, *, value=None, grad=None,
   first_moment=None, second_moment=None)`: `params` are required (the
@@ -303,6 +313,9 @@ def scale_by_meta_attention_lr(
   checks.check("max_multiplier", max_multiplier, lambda x: x >= 1, ">= 1")
   checks.check("hyper_lr", hyper_lr, lambda x: x >= 0, ">= 0")
   checks.check("anchor", anchor, lambda x: x >= 0, ">= 0")
+  if adapt_steps is not None:
+    checks.check("adapt_steps", adapt_steps, lambda x: x >= 0,
+                 ">= 0 (steps) or None")
   decay = 1.0 - 1.0 / horizon
   schedule = gt_transform.as_schedule(learning_rate)
   net = MetaAttentionNet(num_heads, width)
@@ -334,6 +347,8 @@ def scale_by_meta_attention_lr(
 
   refresh = functools.partial(_refresh, log_multipliers, hyper_opt, anchor,
                               log_max)
+  adapting_at = ((lambda count: jnp.array(True)) if adapt_steps is None
+                 else (lambda count: count < adapt_steps))
 
   def update_fn(updates, state, params=None, *, value=None, grad=None,
                 first_moment=None, second_moment=None, **extra):
@@ -359,7 +374,8 @@ def scale_by_meta_attention_lr(
     features = lambda: _group_features(
         grad, updates if first_moment is None else first_moment, updates,
         second_moment, params, gg_T, cos_ge_T, lr, state.multiplier_T)
-    fresh = lambda: refresh(state, features(), hyper_acc_T, hyper_n, *loss)
+    fresh = lambda: refresh(adapting_at(state.count), state, features(),
+                            hyper_acc_T, hyper_n, *loss)
     held = lambda: _hold(state, hyper_acc_T, hyper_n, *loss)
     fields = (fresh() if update_every == 1 else jax.lax.cond(
         state.count % update_every == 0, fresh, held))
@@ -390,6 +406,7 @@ def meta_attention_adamw(learning_rate: optax.ScalarOrSchedule, *,
                          anchor: float = 1e-3, horizon: float = 100.0,
                          update_every: int | None = None,
                          seed: int | None = None, mu_dtype: Any = None,
+                         adapt_steps: int | None = None,
                          ) -> optax.GradientTransformationExtraArgs:
   """AdamW whose learning-rate scaling is `scale_by_meta_attention_lr`.
 
@@ -407,7 +424,8 @@ def meta_attention_adamw(learning_rate: optax.ScalarOrSchedule, *,
   meta = scale_by_meta_attention_lr(
       learning_rate, num_heads=num_heads, window=window, width=width,
       hyper_lr=hyper_lr, max_multiplier=max_multiplier, anchor=anchor,
-      horizon=horizon, update_every=update_every, seed=seed)
+      horizon=horizon, update_every=update_every, seed=seed,
+      adapt_steps=adapt_steps)
 
   def init_fn(params):
     return MetaAttentionAdamWState((adam.init(params), decay.init(params)),

@@ -165,6 +165,32 @@ def test_update_every_holds_the_multipliers_between_refreshes():
   assert not np.allclose(seen[5], seen[6])
 
 
+def test_adapt_steps_freezes_the_network_after_them():
+  params = _params()
+  tx = ma.scale_by_meta_attention_lr(0.1, hyper_lr=0.1, adapt_steps=3)
+  free = ma.scale_by_meta_attention_lr(0.1, hyper_lr=0.1)
+  state, free_state = tx.init(params), free.init(params)
+  step, free_step = jax.jit(tx.update), jax.jit(free.update)
+  nets = []
+  for i in range(6):
+    d = jax.tree.map(lambda p: (-1.0) ** i * (p + 0.1 * i), params)
+    out, state = step(d, state, params, value=1.0 / (i + 1))
+    free_out, free_state = free_step(d, free_state, params,
+                                     value=1.0 / (i + 1))
+    nets.append(jax.tree.leaves(state.net_params))
+    if i < 3:  # learning on steps 1 and 2 (step 0 has no hypergradient)
+      jax.tree.map(np.testing.assert_array_equal, out, free_out)
+  # Learnt at steps 1 and 2; frozen from step 3 on, while the free one
+  # goes on learning.
+  assert not all(np.array_equal(a, b) for a, b in zip(nets[1], nets[2]))
+  for later in nets[3:]:
+    jax.tree.map(np.testing.assert_array_equal, later, nets[2])
+  assert not all(np.array_equal(a, b) for a, b in zip(
+      jax.tree.leaves(free_state.net_params), nets[2]))
+  with pytest.raises(ValueError, match="adapt_steps must be >= 0"):
+    ma.scale_by_meta_attention_lr(0.1, adapt_steps=-1)
+
+
 def test_rejects_bad_options():
   with pytest.raises(ValueError, match="update_every must be an int >= 1, "
                      "got 0"):
