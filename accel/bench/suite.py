@@ -137,6 +137,7 @@ def _run(workload, wname, mname, method, lr, seed, log, journal=None,
   trains the same trial again (its own journal entry)."""
   c = trial_configs.trial_config(workload, method, lr, seed)
   t0 = time.perf_counter()
+  paused0 = 0.0 if journal is None else journal.paused_s
 
   def train():
     r = trial_lib.run_trial(c, eval_every=workload.eval_every)
@@ -151,10 +152,13 @@ def _run(workload, wname, mname, method, lr, seed, log, journal=None,
     r, stored = journal.run(trial_key(wname, mname, c, workload.eval_every,
                                       "il_table_s" in method, repeat),
                             what, train)
+  # The trial's wall time, without a wait on W/PAUSE before it.
+  wall = time.perf_counter() - t0 - (
+      0.0 if journal is None else journal.paused_s - paused0)
   log(f"{what}: final acc {r['final_accuracy']:.4f}, "
       f"{r['step_ms']:.2f} ms/step, " + (
-          "stored by an earlier run" if stored else
-          f"{time.perf_counter() - t0:.1f}s"), flush=True)
+          "stored by an earlier run" if stored else f"{wall:.1f}s"),
+      flush=True)
   return r
 
 

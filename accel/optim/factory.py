@@ -224,12 +224,20 @@ def _meta_attention_adamw(lr, weight_decay, mask, mu_dtype, b1: float = 0.9,
                           width: int = 16, hyper_lr: float = 1e-3,
                           max_multiplier: float = 10.0,
                           anchor: float = 1e-3, horizon: float = 100.0,
-                          update_every: int = 1):
+                          update_every: int = 1, level_rate: float = 0.0,
+                          adapt_fraction: float = 1.0, *, total_steps: int):
+  # adapt_fraction: the share of the run during which the multipliers learn
+  # (1: throughout); level_rate: see meta_attention.scale_by_meta_attention_lr.
+  checks.check("adapt_fraction", adapt_fraction, lambda x: 0 <= x <= 1,
+               "in [0, 1]")
+  adapt_steps = (None if adapt_fraction >= 1
+                 else int(round(adapt_fraction * total_steps)))
   return meta_attention.meta_attention_adamw(
       lr, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay, mask=mask,
       num_heads=num_heads, window=window, width=width, hyper_lr=hyper_lr,
       max_multiplier=max_multiplier, anchor=anchor, horizon=horizon,
-      update_every=update_every, mu_dtype=mu_dtype)
+      update_every=update_every, mu_dtype=mu_dtype, level_rate=level_rate,
+      adapt_steps=adapt_steps)
 
 
 def eval_params(opt_state, params):
@@ -271,6 +279,8 @@ def make(config, total_steps: int, *, mu_dtype: Any = None) -> Optimizer:
     raise ConfigError(f"decay_mask must be 'no_bias_norm' or 'all', got "
                       f"{decay_mask!r}.")
   mask = _no_bias_norm if decay_mask == "no_bias_norm" else None
+  if "total_steps" in inspect.signature(fn).parameters:
+    options["total_steps"] = total_steps
   if _takes_mu_dtype(fn):
     tx = fn(schedule, common["weight_decay"], mask, mu_dtype, **options)
   elif mu_dtype is not None:

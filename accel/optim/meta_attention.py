@@ -90,11 +90,15 @@ class MetaAttentionState(NamedTuple):
   global_G: jax.Array       # global features the multipliers came from
   hyper_acc_T: jax.Array    # hypergradient summed since the refresh
   hyper_n: jax.Array
-  multiplier_T: jax.Array   # current multipliers
+  multiplier_T: jax.Array   # the network's multipliers (times exp(level)
+                            # is what is applied)
   global_multiplier: jax.Array
   attention_TxN: jax.Array  # attention weights of the group tokens (mean
                             # over heads); column 0 is the global token
   hypergrad_T: jax.Array    # last applied per-group hypergradient
+  level: jax.Array          # [] global log multiplier learnt by signed
+                            # steps (level_rate); applied on top of
+                            # multiplier_T
 
 
 class MetaAttentionNet(nn.Module):
@@ -181,12 +185,16 @@ def _push(window, new):
 
 
 def _learn(log_multipliers, hyper_opt, state, hyper_acc_T, hyper_n, anchor,
-           adapting):
+           adapting, centre):
   """One Adam step of the network on the held multipliers' mean
   hypergradient (plus the anchor's pull), pulled back with jax.vjp at the
   statistics they came from; nothing when none was accumulated or when
-  `adapting` is false."""
+  `adapting` is false. With `centre`, the hypergradient's mean over the
+  groups is removed first (the level, not the network, sets the overall
+  rate)."""
   mean_hyper_T = hyper_acc_T / jnp.maximum(hyper_n, 1.0)
+  mean_hyper_T = jnp.where(centre, mean_hyper_T - jnp.mean(mean_hyper_T),
+                           mean_hyper_T)
   lm_T, vjp, _ = jax.vjp(
       lambda p: log_multipliers(p, state.window_TxWxF, state.global_G),
       state.net_params, has_aux=True)
@@ -201,13 +209,13 @@ def _learn(log_multipliers, hyper_opt, state, hyper_acc_T, hyper_n, anchor,
   return net_params, net_opt_state, jnp.where(learn, mean_hyper_T, 0.0)
 
 
-def _refresh(log_multipliers, hyper_opt, anchor, log_max, adapting, state,
-             feats_TxF, hyper_acc_T, hyper_n, loss_acc, loss_n):
+def _refresh(log_multipliers, hyper_opt, anchor, log_max, centre, adapting,
+             state, feats_TxF, hyper_acc_T, hyper_n, loss_acc, loss_n):
   """Learn, push the new statistics, compute new multipliers: the fields
   of MetaAttentionState that change only at a refresh."""
   net_params, net_opt_state, hypergrad_T = _learn(
       log_multipliers, hyper_opt, state, hyper_acc_T, hyper_n, anchor,
-      adapting)
+      adapting, centre)
   has_loss = loss_n > 0
   new_loss = jnp.where(has_loss, loss_acc / jnp.maximum(loss_n, 1.0),
                        state.loss_W[-1])
@@ -268,7 +276,7 @@ def scale_by_meta_attention_lr(
     hyper_lr: float = 1e-3, max_multiplier: float = 10.0,
     anchor: float = 1e-3, horizon: float = 100.0,
     update_every: int | None = None, seed: int | None = None,
-    adapt_steps: int | None = None,
+    adapt_steps: int | None = None, level_rate: float = 0.0,
 ) -> optax.GradientTransformationExtraArgs:
   """-learning_rate(t) * multiplier_group * updates; see the module doc.
 
@@ -292,6 +300,13 @@ def scale_by_meta_attention_lr(
       at every rate while a decaying schedule anneals
       (benchmarks/meta_attention_estimator), so the level is best settled
       before the decay and the decay left to the schedule.
+    level_rate: kappa of the level, a global log multiplier on top of the
+      network's, which takes the signed, unnormalised step -kappa * cos
+      every step while adapting, cos being the cosine between the whole
+      gradient and the whole trace, bounded by +-log(max_multiplier); the
+      network then learns only the groups' hypergradients relative to
+      their mean. 0 (the default) leaves the level at 0 and the network
+      as described above. benchmarks/meta_attention_estimator measures it.
 
   `update(updates, state, params, *, value=None, grad=None,
   first_moment=None, second_moment=None)`: `params` are required (the
@@ -313,6 +328,7 @@ def scale_by_meta_attention_lr(
   checks.check("max_multiplier", max_multiplier, lambda x: x >= 1, ">= 1")
   checks.check("hyper_lr", hyper_lr, lambda x: x >= 0, ">= 0")
   checks.check("anchor", anchor, lambda x: x >= 0, ">= 0")
+  checks.check("level_rate", level_rate, lambda x: x >= 0, ">= 0")
   if adapt_steps is not None:
     checks.check("adapt_steps", adapt_steps, lambda x: x >= 0,
                  ">= 0 (steps) or None")
@@ -338,7 +354,7 @@ def scale_by_meta_attention_lr(
         trace=optax.tree.zeros_like(params), trace_sq_T=zeros(t),
         global_G=zeros(num_global), hyper_acc_T=zeros(t), hyper_n=zeros(),
         multiplier_T=jnp.ones((t,)), global_multiplier=jnp.ones([]),
-        attention_TxN=zeros(t, t + 1), hypergrad_T=zeros(t))
+        attention_TxN=zeros(t, t + 1), hypergrad_T=zeros(t), level=zeros())
 
   def log_multipliers(net_params, window_TxWxF, global_G):
     out_T, out_0, attention_TxN = net.apply({"params": net_params},
@@ -346,7 +362,7 @@ def scale_by_meta_attention_lr(
     return log_max * jnp.tanh(out_0 + out_T), (out_0, attention_TxN)
 
   refresh = functools.partial(_refresh, log_multipliers, hyper_opt, anchor,
-                              log_max)
+                              log_max, jnp.asarray(level_rate) > 0)
   adapting_at = ((lambda count: jnp.array(True)) if adapt_steps is None
                  else (lambda count: count < adapt_steps))
 
@@ -367,26 +383,37 @@ def scale_by_meta_attention_lr(
     ge_T = _means_T(lambda g, e: g * e, grad, state.trace)
     cos_ge_T = ge_T / jnp.sqrt(gg_T * state.trace_sq_T + _TINY)
     has_prev = state.count > 0
+    # The level: one signed step on the cosine of the whole vectors.
+    sizes_T = jnp.asarray([max(x.size, 1) for x in jax.tree.leaves(grad)],
+                          jnp.float32)
+    cos_all = jnp.sum(ge_T * sizes_T) / jnp.sqrt(
+        jnp.sum(gg_T * sizes_T) * jnp.sum(state.trace_sq_T * sizes_T) + _TINY)
+    level = jnp.where(
+        has_prev & adapting_at(state.count),
+        jnp.clip(state.level - level_rate * cos_all, -log_max, log_max),
+        state.level)
     hyper_acc_T = state.hyper_acc_T + jnp.where(has_prev, cos_ge_T, 0.0)
     hyper_n = state.hyper_n + has_prev.astype(jnp.float32)
     loss = _add_log_loss(state.loss_acc, state.loss_n, value)
     # Every `update_every` steps: learn, new statistics, new multipliers.
     features = lambda: _group_features(
         grad, updates if first_moment is None else first_moment, updates,
-        second_moment, params, gg_T, cos_ge_T, lr, state.multiplier_T)
+        second_moment, params, gg_T, cos_ge_T, lr,
+        state.multiplier_T * jnp.exp(state.level))
     fresh = lambda: refresh(adapting_at(state.count), state, features(),
                             hyper_acc_T, hyper_n, *loss)
     held = lambda: _hold(state, hyper_acc_T, hyper_n, *loss)
     fields = (fresh() if update_every == 1 else jax.lax.cond(
         state.count % update_every == 0, fresh, held))
+    applied_T = fields["multiplier_T"] * jnp.exp(level)
     out = jax.tree.map(lambda d, m: -lr * m * d.astype(jnp.float32),
-                       updates, _per_tensor(fields["multiplier_T"], updates))
+                       updates, _per_tensor(applied_T, updates))
     trace = jax.tree.map(lambda e, o: decay * e.astype(jnp.float32) + o,
                          state.trace, out)
     new_state = MetaAttentionState(
         count=optax.safe_increment(state.count),
         trace=optax.tree.cast_like(trace, state.trace),
-        trace_sq_T=_means_T(lambda e: e * e, trace), **fields)
+        trace_sq_T=_means_T(lambda e: e * e, trace), level=level, **fields)
     return optax.tree.cast_like(out, updates), new_state
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
@@ -407,6 +434,7 @@ def meta_attention_adamw(learning_rate: optax.ScalarOrSchedule, *,
                          update_every: int | None = None,
                          seed: int | None = None, mu_dtype: Any = None,
                          adapt_steps: int | None = None,
+                         level_rate: float = 0.0,
                          ) -> optax.GradientTransformationExtraArgs:
   """AdamW whose learning-rate scaling is `scale_by_meta_attention_lr`.
 
@@ -425,7 +453,7 @@ def meta_attention_adamw(learning_rate: optax.ScalarOrSchedule, *,
       learning_rate, num_heads=num_heads, window=window, width=width,
       hyper_lr=hyper_lr, max_multiplier=max_multiplier, anchor=anchor,
       horizon=horizon, update_every=update_every, seed=seed,
-      adapt_steps=adapt_steps)
+      adapt_steps=adapt_steps, level_rate=level_rate)
 
   def init_fn(params):
     return MetaAttentionAdamWState((adam.init(params), decay.init(params)),
@@ -453,10 +481,12 @@ def diagnostics(opt_state) -> dict[str, jax.Array]:
   s = find_state(opt_state)
   if s is None or s.multiplier_T.shape[0] == 0:
     return {}
-  return {"meta_lr/multiplier_mean": jnp.mean(s.multiplier_T),
-          "meta_lr/multiplier_min": jnp.min(s.multiplier_T),
-          "meta_lr/multiplier_max": jnp.max(s.multiplier_T),
-          "meta_lr/global_multiplier": s.global_multiplier,
+  applied_T = s.multiplier_T * jnp.exp(s.level)
+  return {"meta_lr/multiplier_mean": jnp.mean(applied_T),
+          "meta_lr/multiplier_min": jnp.min(applied_T),
+          "meta_lr/multiplier_max": jnp.max(applied_T),
+          "meta_lr/global_multiplier": s.global_multiplier * jnp.exp(s.level),
+          "meta_lr/level": jnp.exp(s.level),
           "meta_lr/hypergrad_mean": jnp.mean(s.hypergrad_T),
           "meta_lr/attention_to_global": jnp.mean(s.attention_TxN[:, 0])}
 

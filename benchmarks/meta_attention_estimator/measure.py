@@ -95,9 +95,25 @@ def run(lr, seed, x, y, x_test, y_test, probe):
   zeros = optax.tree.zeros_like(params)
   (params, *_), (loss, cos_trace, cos_one) = jax.lax.scan(
       step, (params, adam.init(params), zeros, zeros), jnp.arange(STEPS))
-  acc = jnp.mean(jnp.argmax(model.apply({"params": params}, x_test), -1)
-                 == y_test)
-  return loss, cos_trace, cos_one, acc
+  return loss, cos_trace, cos_one, accuracy(model, params, x_test, y_test)
+
+
+def accuracy(model, params, x, y):
+  return jnp.mean(jnp.argmax(model.apply({"params": params}, x), -1) == y)
+
+
+def load_data():
+  """MNIST-1D's train inputs and labels, then its test ones, on device."""
+  src = mnist1d.make_mnist1d()
+  train, test = src.arrays("train"), src.arrays("test")
+  return [jnp.asarray(a) for a in (train["inputs"], train["label"],
+                                   test["inputs"], test["label"])]
+
+
+def save(rows, name):
+  out = os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
+  with open(out, "w") as f:
+    json.dump({"argv": sys.argv, "rows": rows}, f, indent=1)
 
 
 def probe_estimates(loss):
@@ -114,10 +130,7 @@ def thirds(values):
 
 
 def main():
-  src = mnist1d.make_mnist1d()
-  train, test = src.arrays("train"), src.arrays("test")
-  x, y = jnp.asarray(train["inputs"]), jnp.asarray(train["label"])
-  xt, yt = jnp.asarray(test["inputs"]), jnp.asarray(test["label"])
+  x, y, xt, yt = load_data()
   rows = []
   for lr in RATES:
     for seed in SEEDS:
@@ -133,10 +146,7 @@ def main():
       rows.append(dict(lr=lr, seed=seed, acc=float(acc),
                        probe_acc=float(pacc), **est))
       print(json.dumps(rows[-1]), f"{time.time() - start:.1f}s", flush=True)
-  out = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                     "results.json")
-  with open(out, "w") as f:
-    json.dump({"argv": sys.argv, "rows": rows}, f, indent=1)
+  save(rows, "results.json")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,14 @@ DoG. 3 seeds; the target is 99% of AdamW's best mean final accuracy. Then
 each method runs again at 0.1x and 10x its tuned value (`sensitivity`).
 Variant `quick`: one workload, 3 values, 2 seeds, 300 steps. Variant
 `dog`: AdamW and DoG alone (DoG's first run used the shared warm-up).
+Variant `level` (issue 19): the level estimator
+(benchmarks/meta_attention_estimator) against the shipped defaults, tuned
+AdamW and the peers, with AlgoPerf's self-tuning ruleset (each method once
+per seed at its default rate) beside the tuned one and the 0.1x/10x
+sensitivity: `meta_attention_level` learns only the level (level_rate 1,
+the network frozen, hyper_lr 0) during the first 40% of the run;
+`meta_attention_level_net` also lets the network learn the groups' relative
+multipliers (hyper_lr 1e-4).
 """
 
 import os
@@ -33,7 +41,7 @@ MULTIPLIERS = (0.1, 0.3, 1.0, 3.0, 10.0)
 
 
 def get_config(arg: str = ""):
-  variants, _ = config_lib.parse_variant(arg, names=("dog", "quick"))
+  variants, _ = config_lib.parse_variant(arg, names=("dog", "quick", "level"))
   c = ml_collections.ConfigDict()
   c.baseline = "adamw"
   c.seeds = (0, 1, 2)
@@ -57,6 +65,25 @@ def get_config(arg: str = ""):
       "dog": dict(optim={"name": "dog", "warmup_steps": 0},
                   learning_rates=MULTIPLIERS),
   }
+  if "level" in variants:
+    level = {"name": "meta_attention_adamw", "level_rate": 1.0,
+             "hyper_lr": 0.0, "adapt_fraction": 0.4}
+    c.methods = {k: c.methods[k] for k in (
+        "adamw", "meta_attention_adamw", "schedule_free_adamw", "prodigy",
+        "mechanic")}
+    c.methods.meta_attention_level = dict(optim=level, learning_rates=LRS)
+    c.methods.meta_attention_level_net = dict(
+        optim={**level, "hyper_lr": 1e-4}, learning_rates=LRS)
+    # The rate each enters the self-tuning ruleset with: AdamW's library
+    # default for the Adam family, schedule-free's reference 0.0025, 1.0
+    # for Prodigy's multiplier.
+    defaults = {"adamw": 1e-3, "meta_attention_adamw": 1e-3,
+                "schedule_free_adamw": 2.5e-3, "prodigy": 1.0,
+                "mechanic": 1e-3, "meta_attention_level": 1e-3,
+                "meta_attention_level_net": 1e-3}
+    for name, lr in defaults.items():
+      c.methods[name].default_lr = lr
+    c.self_tuning = True
   if "dog" in variants:
     c.methods = {k: c.methods[k] for k in ("adamw", "dog")}
   if "quick" in variants:

@@ -158,3 +158,25 @@ def test_bad_values_are_refused_when_the_optimizer_is_built(options,
   update(): both are refused here, naming the key."""
   with pytest.raises(ValueError, match=message):
     optim.make({"name": "adamw", **options}, 10)
+
+
+def test_meta_attention_adapt_fraction_is_a_share_of_the_run():
+  params = {"w": jnp.ones((3, 2))}
+  section = config_lib.optim_section(
+      "meta_attention_adamw", learning_rate=1e-2, level_rate=1.0,
+      hyper_lr=0.0, adapt_fraction=0.4)
+  opt = optim.make(section, total_steps=10)
+  state = opt.tx.init(params)
+  step = jax.jit(opt.tx.update)
+  levels = []
+  for i in range(8):
+    grads = {"w": jnp.full((3, 2), 1.0 + 0.1 * i)}
+    _, state = step(grads, state, params, value=1.0)
+    levels.append(float(optim.meta_attention.find_state(state).level))
+  # Learns on steps 1-3 (step 0 has no trace), held from step 4 = 0.4 * 10.
+  assert levels[0] == 0.0 and levels[1] != 0.0 and levels[3] != levels[2]
+  assert levels[4:] == [levels[3]] * 4
+  with pytest.raises(ValueError, match=r"adapt_fraction must be in \[0, 1\], "
+                     "got 1.5"):
+    optim.make(config_lib.optim_section("meta_attention_adamw",
+                                        adapt_fraction=1.5), total_steps=10)

@@ -165,6 +165,34 @@ def test_update_every_holds_the_multipliers_between_refreshes():
   assert not np.allclose(seen[5], seen[6])
 
 
+def _level_rate_on_quadratic(lr, steps=120, adapt_steps=100):
+  """Gradient descent on 0.5 sum h_i x_i^2, h in [1, 4] (best constant rate
+  2 / (1 + 4) = 0.4), with only the level learning; returns the applied
+  rate and the final loss."""
+  h = jnp.linspace(1.0, 4.0, 16)
+  params = {"x": jnp.ones(16)}
+  tx = ma.scale_by_meta_attention_lr(lr, hyper_lr=0.0, level_rate=1.0,
+                                     max_multiplier=100.0,
+                                     adapt_steps=adapt_steps)
+  state = tx.init(params)
+  step = jax.jit(tx.update)
+  for _ in range(steps):
+    out, state = step({"x": h * params["x"]}, state, params)
+    params = optax.apply_updates(params, out)
+  return lr * float(np.exp(state.level)), float(
+      0.5 * jnp.sum(h * params["x"] ** 2))
+
+
+def test_level_settles_near_the_best_rate_from_10x_and_from_0_1x():
+  for start in (4.0, 0.04):
+    rate, loss = _level_rate_on_quadratic(start)
+    # (The network is frozen at its zero output: the level alone moved.)
+    assert 0.2 <= rate <= 0.8, (start, rate)
+    assert loss < 1e-6, (start, loss)
+  # Without the level the 10x rate diverges.
+  assert not _level_rate_on_quadratic(4.0, adapt_steps=0)[1] < 1.0
+
+
 def test_adapt_steps_freezes_the_network_after_them():
   params = _params()
   tx = ma.scale_by_meta_attention_lr(0.1, hyper_lr=0.1, adapt_steps=3)
