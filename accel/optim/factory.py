@@ -248,8 +248,10 @@ def eval_params(opt_state, params):
   return contrib.schedule_free_eval_params(state, params)
 
 
-def _takes_mu_dtype(fn) -> bool:
-  return "mu_dtype" in inspect.signature(fn).parameters
+def _takes(fn, name: str) -> bool:
+  """Whether the builder `fn` has a parameter `name` (mu_dtype,
+  total_steps): the factory passes those only to builders that take them."""
+  return name in inspect.signature(fn).parameters
 
 
 def make(config, total_steps: int, *, mu_dtype: Any = None) -> Optimizer:
@@ -279,13 +281,13 @@ def make(config, total_steps: int, *, mu_dtype: Any = None) -> Optimizer:
     raise ConfigError(f"decay_mask must be 'no_bias_norm' or 'all', got "
                       f"{decay_mask!r}.")
   mask = _no_bias_norm if decay_mask == "no_bias_norm" else None
-  if "total_steps" in inspect.signature(fn).parameters:
+  if _takes(fn, "total_steps"):
     options["total_steps"] = total_steps
-  if _takes_mu_dtype(fn):
+  if _takes(fn, "mu_dtype"):
     tx = fn(schedule, common["weight_decay"], mask, mu_dtype, **options)
   elif mu_dtype is not None:
     supported = [n for n in OPTIMIZERS.names
-                 if _takes_mu_dtype(OPTIMIZERS.get(n))]
+                 if _takes(OPTIMIZERS.get(n), "mu_dtype")]
     raise ConfigError(
         f"optimizer {name!r} cannot keep its first moment in {mu_dtype}; "
         f"config.precision.first_moment applies to {supported}.")

@@ -177,6 +177,11 @@ def _group_features(grad, moment, direction, second, params, gg_T,
       jnp.ones_like(gg_T)], axis=1)
 
 
+def _applied(multiplier_T, level):
+  """[T]: the multipliers applied, the network's times the level's."""
+  return multiplier_T * jnp.exp(level)
+
+
 def _push(window, new):
   """Drops the oldest entry of `window` (axis 0 or 1) and appends `new`."""
   if window.ndim == 1:
@@ -294,9 +299,10 @@ def scale_by_meta_attention_lr(
       one-step hypergradient.
     update_every: refresh statistics and run the network every k steps (1).
     seed: initialisation of the network (0).
-    adapt_steps: the network learns during the first `adapt_steps` steps
-      only, then its multipliers follow the statistics with fixed weights
-      (None: it learns throughout). The hypergradient says "raise the rate"
+    adapt_steps: the network and the level learn during the first
+      `adapt_steps` steps only; then the level is held and the network's
+      multipliers follow the statistics with fixed weights (None: both
+      learn throughout). The hypergradient says "raise the rate"
       at every rate while a decaying schedule anneals
       (benchmarks/meta_attention_estimator), so the level is best settled
       before the decay and the decay left to the schedule.
@@ -383,13 +389,14 @@ def scale_by_meta_attention_lr(
     ge_T = _means_T(lambda g, e: g * e, grad, state.trace)
     cos_ge_T = ge_T / jnp.sqrt(gg_T * state.trace_sq_T + _TINY)
     has_prev = state.count > 0
+    adapting = adapting_at(state.count)
     # The level: one signed step on the cosine of the whole vectors.
     sizes_T = jnp.asarray([max(x.size, 1) for x in jax.tree.leaves(grad)],
                           jnp.float32)
     cos_all = jnp.sum(ge_T * sizes_T) / jnp.sqrt(
         jnp.sum(gg_T * sizes_T) * jnp.sum(state.trace_sq_T * sizes_T) + _TINY)
     level = jnp.where(
-        has_prev & adapting_at(state.count),
+        has_prev & adapting,
         jnp.clip(state.level - level_rate * cos_all, -log_max, log_max),
         state.level)
     hyper_acc_T = state.hyper_acc_T + jnp.where(has_prev, cos_ge_T, 0.0)
@@ -399,15 +406,16 @@ def scale_by_meta_attention_lr(
     features = lambda: _group_features(
         grad, updates if first_moment is None else first_moment, updates,
         second_moment, params, gg_T, cos_ge_T, lr,
-        state.multiplier_T * jnp.exp(state.level))
-    fresh = lambda: refresh(adapting_at(state.count), state, features(),
-                            hyper_acc_T, hyper_n, *loss)
+        _applied(state.multiplier_T, state.level))
+    fresh = lambda: refresh(adapting, state, features(), hyper_acc_T,
+                            hyper_n, *loss)
     held = lambda: _hold(state, hyper_acc_T, hyper_n, *loss)
     fields = (fresh() if update_every == 1 else jax.lax.cond(
         state.count % update_every == 0, fresh, held))
-    applied_T = fields["multiplier_T"] * jnp.exp(level)
     out = jax.tree.map(lambda d, m: -lr * m * d.astype(jnp.float32),
-                       updates, _per_tensor(applied_T, updates))
+                       updates,
+                       _per_tensor(_applied(fields["multiplier_T"], level),
+                                   updates))
     trace = jax.tree.map(lambda e, o: decay * e.astype(jnp.float32) + o,
                          state.trace, out)
     new_state = MetaAttentionState(
@@ -481,7 +489,7 @@ def diagnostics(opt_state) -> dict[str, jax.Array]:
   s = find_state(opt_state)
   if s is None or s.multiplier_T.shape[0] == 0:
     return {}
-  applied_T = s.multiplier_T * jnp.exp(s.level)
+  applied_T = _applied(s.multiplier_T, s.level)
   return {"meta_lr/multiplier_mean": jnp.mean(applied_T),
           "meta_lr/multiplier_min": jnp.min(applied_T),
           "meta_lr/multiplier_max": jnp.max(applied_T),

@@ -338,18 +338,18 @@ def make_selector(section, *, batch_size: int, seed: int, source, model,
 
 def scoring_model(model, score_dtype: str):
   """`model` computing in `score_dtype` (its parameters are cast where they
-  are used, so the train state's float32 ones serve it): a scoring pass in
-  bfloat16 costs about half of one in float32 where the hardware has
-  bfloat16 units. Scores come back in float32."""
+  are used, so the train state's float32 ones serve it); scores come back
+  in float32. bfloat16 is meant for hardware with bfloat16 units: on
+  XLA:CPU it measured no cheaper (benchmarks/selection_bf16)."""
   if score_dtype not in SCORE_DTYPES:
     raise ConfigError(f"config.selection.score_dtype must be one of "
                       f"{SCORE_DTYPES}, got {score_dtype!r}.")
-  if score_dtype == "float32" or getattr(model, "dtype", None) is None:
-    if score_dtype != "float32":
-      raise ConfigError(f"config.selection.score_dtype={score_dtype!r} "
-                        f"needs a model with a compute dtype; "
-                        f"{type(model).__name__} has none.")
+  if score_dtype == "float32":
     return model
+  if getattr(model, "dtype", None) is None:
+    raise ConfigError(f"config.selection.score_dtype={score_dtype!r} needs "
+                      f"a model with a compute dtype; "
+                      f"{type(model).__name__} has none.")
   return model.clone(dtype=jnp.dtype(score_dtype))
 
 

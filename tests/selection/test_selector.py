@@ -3,9 +3,14 @@ logs, and the config errors it names."""
 
 import os
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from accel import train
+from accel.selection import scorers
+from accel.selection import selector as selector_lib
 from accel.selection import tables
 from accel import data
 from accel import models
@@ -109,11 +114,6 @@ def test_bfloat16_scoring_ranks_as_float32_does(tiny):
   """score_dtype=bfloat16 runs the scoring pass in bfloat16 on the float32
   parameters: the scores are float32, close to float32 scoring's, and pick
   nearly the same top quarter."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from accel.selection import scorers  # pylint: disable=g-import-not-at-top
-  from accel.selection import selector as selector_lib  # pylint: disable=g-import-not-at-top
   _, model, params, batch = tiny
   scores = {}
   for dtype in ("float32", "bfloat16"):
