@@ -42,10 +42,13 @@ _OUT = flags.DEFINE_string("out", "benchmarks/optimizer_overhead",
 
 
 def _number(text: str):
-  try:
-    return int(text)
-  except ValueError:
-    return float(text)
+  """An option's value: an int, a float, or else the text (a path)."""
+  for kind in (int, float):
+    try:
+      return kind(text)
+    except ValueError:
+      pass
+  return text
 
 
 def main(argv):

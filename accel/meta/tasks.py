@@ -42,6 +42,8 @@ class Task(NamedTuple):
   batch: Callable[[jax.Array, Any], dict[str, jax.Array]]
   loss: Callable[[Any, dict[str, jax.Array]], jax.Array]
   arrays: dict[str, jax.Array]  # the training split, passed to batch()
+  eval_arrays: dict[str, jax.Array] | None = None  # the test split
+  rows_per_step: int = 0  # examples (or tokens) through a layer a step
 
 
 def _teacher_targets(x_NxD: np.ndarray, outputs: int, seed: int = 0):
@@ -80,21 +82,25 @@ def make_task(spec: dict[str, Any]) -> Task:
     raise ConfigError(f"task {spec['name']!r}: data set "
                       f"{spec['data']['name']!r} is not held in memory; "
                       "meta-training needs an in-memory source.")
-  train = source.arrays("train")
   model_spec = source.spec
-  arrays = {"inputs": jnp.asarray(train["inputs"])}
   if opts["loss"] == "mse":
     model_spec = dataclasses.replace(model_spec,
                                      num_classes=opts["regression_outputs"])
-    arrays["target"] = jnp.asarray(_teacher_targets(
-        train["inputs"], opts["regression_outputs"]))
-  else:
-    arrays["label"] = jnp.asarray(train["label"])
-    if "label_mask" in train:
-      arrays["label_mask"] = jnp.asarray(train["label_mask"])
+
+  def split(name):
+    raw = source.arrays(name)
+    out = {"inputs": jnp.asarray(raw["inputs"])}
+    if opts["loss"] == "mse":
+      out["target"] = jnp.asarray(_teacher_targets(
+          raw["inputs"], opts["regression_outputs"]))
+    else:
+      out["label"] = jnp.asarray(raw["label"])
+      if "label_mask" in raw:
+        out["label_mask"] = jnp.asarray(raw["label_mask"])
+    return out
+  arrays, eval_arrays = split("train"), split("test")
   model: nn.Module = build_lib.make_model(_model_config(spec), model_spec)
   batch_size = int(spec["batch_size"])
-  num = int(arrays["inputs"].shape[0])
   dummy = models.dummy_inputs(model_spec, 2)
 
   def init(key):
@@ -102,6 +108,7 @@ def make_task(spec: dict[str, Any]) -> Task:
     return nn.meta.unbox(variables["params"])
 
   def batch(key, arrays):
+    num = int(jax.tree.leaves(arrays)[0].shape[0])
     idx_B = jax.random.randint(key, (batch_size,), 0, num)
     return {k: v[idx_B] for k, v in arrays.items()}
 
@@ -115,4 +122,8 @@ def make_task(spec: dict[str, Any]) -> Task:
     w = b.get("label_mask", jnp.ones(labels.shape)).reshape(labels.shape)
     return jnp.sum(losses * w) / jnp.maximum(jnp.sum(w), 1.0)
 
-  return Task(spec["name"], init, batch, loss, arrays)
+  # A sequence model's layers see every token of the batch.
+  tokens = (int(np.prod(arrays["inputs"].shape[1:]))
+            if model_spec.input_dtype == "int32" else 1)
+  return Task(spec["name"], init, batch, loss, arrays, eval_arrays,
+              batch_size * tokens)

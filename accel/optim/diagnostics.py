@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from accel.optim import direction_transform
 from accel.optim import gt_transform
 from accel.optim import meta_attention
 
@@ -28,6 +29,7 @@ class Heatmap(NamedTuple):
 
 def scalars(opt_state) -> dict[str, jax.Array]:
   return {**gt_transform.diagnostics(opt_state),
+          **direction_transform.diagnostics(opt_state),
           **meta_attention.diagnostics(opt_state)}
 
 

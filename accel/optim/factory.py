@@ -25,10 +25,12 @@ from optax import contrib
 from accel import registry
 from accel.errors import ConfigError
 from accel.optim import checks
+from accel.optim import direction_transform
 from accel.optim import diagnostics as diagnostics_lib
 from accel.optim import gt_transform
 from accel.optim import matrices
 from accel.optim import meta_attention
+from accel.optim import orthogonal
 from accel.optim import schedules
 from accel.optim import state_lookup
 
@@ -215,6 +217,42 @@ def _gradient_transformer(lr, weight_decay, mask, mu_dtype,
   scale = (meta_attention.scale_by_meta_attention_lr(lr) if meta_lr
            else optax.scale_by_learning_rate(lr))
   return optax.chain(direction, scale)
+
+
+def _rows(rows_per_step: int, name: str) -> int:
+  if rows_per_step < 1:
+    raise ConfigError(
+        f"optimizer {name!r} needs config.optim.rows_per_step: the examples "
+        "(or, for a sequence model, tokens) through each layer a step, for "
+        f"its Newton-Schulz cost rule; got {rows_per_step}.")
+  return rows_per_step
+
+
+@OPTIMIZERS.register("orthogonal_hybrid")
+def _orthogonal_hybrid(lr, weight_decay, mask, mu_dtype,
+                       rows_per_step: int = 0, max_cost: float = 0.5,
+                       beta: float = 0.95, b1: float = 0.9,
+                       b2: float = 0.999, eps: float = 1e-8):
+  # Muon where Newton-Schulz costs at most max_cost of the layer's own
+  # work, NAdamW elsewhere (accel.optim.orthogonal).
+  return orthogonal.hybrid(
+      lr, rows_per_step=_rows(rows_per_step, "orthogonal_hybrid"),
+      max_cost=max_cost, beta=beta, b1=b1, b2=b2, eps=eps,
+      weight_decay=weight_decay, mask=mask, mu_dtype=mu_dtype)
+
+
+@OPTIMIZERS.register("learned_direction")
+def _learned_direction(lr, weight_decay, mask, mu_dtype,
+                       rows_per_step: int = 0, weights: str = "default",
+                       max_cost: float = 0.5, max_mix: float = 1.0,
+                       b3: float = 0.99):
+  # The orthogonal hybrid with the learned direction correction
+  # (accel.optim.direction_transform); weights "none" is the hybrid.
+  return direction_transform.learned_direction(
+      lr, rows_per_step=_rows(rows_per_step, "learned_direction"),
+      weights=None if weights == "none" else weights,
+      weight_decay=weight_decay, mask=mask, max_cost=max_cost,
+      max_mix=max_mix, b3=b3, mu_dtype=mu_dtype)
 
 
 @OPTIMIZERS.register("meta_attention_adamw")

@@ -30,8 +30,8 @@ import numpy as np
 from flax import serialization
 
 from accel.errors import ConfigError
-
 from accel.errors import MissingFileError
+from accel.optim import direction_network
 
 NUM_STEP_FEATURES = 15  # 9 stored per step + 6 changes over the window
 NUM_STATIC_FEATURES = 6
@@ -60,22 +60,6 @@ class Architecture:
     return dataclasses.asdict(self)
 
 
-class _Block(nn.Module):
-  """Pre-LayerNorm self-attention and MLP over axis -2 (the tokens)."""
-  num_heads: int
-  mlp_ratio: int
-
-  @nn.compact
-  def __call__(self, x_BxNxD):
-    d = x_BxNxD.shape[-1]
-    y = nn.LayerNorm()(x_BxNxD)
-    x_BxNxD = x_BxNxD + nn.MultiHeadDotProductAttention(
-        num_heads=self.num_heads)(y, y)
-    y = nn.LayerNorm()(x_BxNxD)
-    y = nn.Dense(d * self.mlp_ratio)(y)
-    return x_BxNxD + nn.Dense(d)(nn.gelu(y))
-
-
 class GradientTransformerNet(nn.Module):
   """Features in, per-tensor raw outputs out (all float32)."""
   arch: Architecture
@@ -88,13 +72,14 @@ class GradientTransformerNet(nn.Module):
     time_HxD = self.param("time_embedding", nn.initializers.normal(0.02),
                           (a.history, a.width))
     x_TxHxD = x_TxHxD + time_HxD[None, -h:]
-    x_TxHxD = _Block(a.num_heads, a.mlp_ratio, name="over_time")(x_TxHxD)
+    x_TxHxD = direction_network.AttentionBlock(
+        a.num_heads, a.mlp_ratio, name="over_time")(x_TxHxD)
     # The newest step summarises the window for each tensor.
     x_TxD = x_TxHxD[:, -1] + nn.Dense(a.width, name="embed_static")(static_TxS)
     g_1xD = nn.Dense(a.width, name="embed_global")(global_G)[None]
     tokens_NxD = jnp.concatenate([g_1xD, x_TxD], axis=0)
-    tokens_NxD = _Block(a.num_heads, a.mlp_ratio,
-                        name="over_tensors")(tokens_NxD[None])[0]
+    tokens_NxD = direction_network.AttentionBlock(
+        a.num_heads, a.mlp_ratio, name="over_tensors")(tokens_NxD[None])[0]
     y_TxD = nn.LayerNorm(name="final_norm")(tokens_NxD[1:])
     del t
     return nn.Dense(a.outputs, kernel_init=nn.initializers.zeros,

@@ -67,12 +67,15 @@ def orthogonalised(params, *, rows_per_step: int, max_cost: float,
 def hybrid(learning_rate: optax.ScalarOrSchedule, *, rows_per_step: int,
            max_cost: float = 0.5, ns_steps: int = 5, beta: float = 0.95,
            b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
-           weight_decay: float = 0.0, mask: Any = None,
+           eps_root: float = 0.0, weight_decay: float = 0.0,
+           mask: Any = None,
            consistent_rms: float = 0.2, mu_dtype: Any = None,
            exclude: str = matrices.INPUT_OUTPUT
            ) -> optax.GradientTransformation:
   """Muon on the matrices the cost rule keeps, NAdamW on the rest (module
   doc). `rows_per_step`: examples (or tokens) through each layer a step.
+  `eps_root` is optax's (inside the square root: > 0 keeps the
+  derivative through the second moment finite, for meta-gradients).
   `weight_decay` is decoupled on both halves; `mask` applies to the Muon
   half (optax's Adam half decays every leaf it holds)."""
   if rows_per_step < 1:
@@ -84,7 +87,8 @@ def hybrid(learning_rate: optax.ScalarOrSchedule, *, rows_per_step: int,
   return contrib.muon(
       learning_rate, ns_steps=ns_steps, beta=beta, eps=eps,
       weight_decay=weight_decay, weight_decay_mask=mask, mu_dtype=mu_dtype,
-      nesterov=True, adam_b1=b1, adam_b2=b2, adam_weight_decay=weight_decay,
+      nesterov=True, adam_b1=b1, adam_b2=b2, adam_eps_root=eps_root,
+      adam_weight_decay=weight_decay,
       consistent_rms=consistent_rms,
       muon_weight_dimension_numbers=lambda p: orthogonalised(
           p, rows_per_step=rows_per_step, max_cost=max_cost,

@@ -13,8 +13,23 @@ import pytest
 
 from accel import optim
 from accel import parallel
+from accel.optim import direction_network
 
 P = jax.sharding.PartitionSpec
+
+
+def _direction_weights():
+  """Learned-direction weights with a random head (the network matters)."""
+  w = direction_network.init_weights(
+      direction_network.Architecture(history=4, width=8))
+  head = w["head"]["kernel"]
+  w["head"]["kernel"] = jax.random.normal(jax.random.PRNGKey(5), head.shape)
+  return w
+
+# The learned direction's structural arguments (the cost rule and
+# Newton-Schulz run in Python on them): static under inject_hyperparams.
+_DIRECTION_STATIC = ("weights", "rows_per_step", "mask", "max_cost",
+                     "ns_steps", "fixed_mix", "exclude", "mu_dtype")
 
 # name -> (factory of the transform, its static arguments, a kwargs dict).
 # Each factory's first argument is the learning rate where it has one.
@@ -26,6 +41,14 @@ TRANSFORMS = {
         optim.gradient_transformer,
         ("weights", "history", "update_every", "mask"),
         {"learning_rate": 1e-3, "weight_decay": 1e-2}),
+    "scale_by_learned_direction": (
+        lambda **kw: optim.scale_by_learned_direction(**kw),
+        _DIRECTION_STATIC,
+        {"weights": _direction_weights(), "rows_per_step": 64}),
+    "learned_direction": (
+        optim.learned_direction, _DIRECTION_STATIC,
+        {"learning_rate": 1e-3, "weight_decay": 1e-2,
+         "weights": _direction_weights(), "rows_per_step": 64}),
     "scale_by_meta_attention_lr": (
         optim.scale_by_meta_attention_lr,
         ("num_heads", "window", "width", "update_every", "seed"),
@@ -79,7 +102,8 @@ names = pytest.mark.parametrize("name", sorted(TRANSFORMS))
 # transforms (each wrapper compiles the learned networks again: minutes on
 # 2 cores for all four).
 optimizers = pytest.mark.parametrize(
-    "name", ["gradient_transformer", "meta_attention_adamw"])
+    "name", ["gradient_transformer", "learned_direction",
+             "meta_attention_adamw"])
 
 
 @names
@@ -119,7 +143,7 @@ def test_inject_hyperparams_gives_the_same_updates(name):
   # untrained gradient transformer; meta-attention starts at multiplier 1.)
   base = {"weights": None} if "weights" in static else {}
   injected = optax.with_extra_args_support(optax.inject_hyperparams(
-      make, static_args=static)(**kwargs, **base))
+      make, static_args=static)(**{**kwargs, **base}))
   fresh = injected.init(params)
   u1, _ = injected.update(_grads(params, 0), fresh, params)
   fresh.hyperparams["learning_rate"] = jnp.asarray(

@@ -21,8 +21,12 @@ LEARNING_RATES = {
     "adagrad": 0.05, "lamb": 3e-3, "lars": 1.0, "lion": 3e-4,
     "schedule_free_adamw": 3e-3, "prodigy": 1.0, "mechanic": 3e-3,
     "gradient_transformer": 3e-3, "meta_attention_adamw": 3e-3,
-    "dog": 1.0, "muon": 3e-3,
+    "dog": 1.0, "muon": 3e-3, "orthogonal_hybrid": 3e-3,
+    "learned_direction": 3e-3,
 }
+# Options an optimizer cannot do without on the problem below.
+OPTIONS = {"orthogonal_hybrid": {"rows_per_step": 64},
+           "learned_direction": {"rows_per_step": 64, "weights": "none"}}
 
 
 def test_every_listed_optimizer_is_registered():
@@ -44,8 +48,8 @@ def test_optimizer_trains_without_nan(problem, name):
   source, model, batches = problem
   opt = optim.make(config_lib.optim_section(
       name, learning_rate=LEARNING_RATES[name], weight_decay=1e-4,
-      warmup_steps=3, schedule="cosine", grad_clip_norm=5.0),
-                   total_steps=len(batches))
+      warmup_steps=3, schedule="cosine", grad_clip_norm=5.0,
+      **OPTIONS.get(name, {})), total_steps=len(batches))
   state = train.init_state(model, opt, source.spec, seed=0)
   step = jax.jit(functools.partial(train.train_step, model=model,
                                    optimizer=opt))
@@ -180,3 +184,9 @@ def test_meta_attention_adapt_fraction_is_a_share_of_the_run():
                      "got 1.5"):
     optim.make(config_lib.optim_section("meta_attention_adamw",
                                         adapt_fraction=1.5), total_steps=10)
+
+
+@pytest.mark.parametrize("name", ["orthogonal_hybrid", "learned_direction"])
+def test_the_cost_rule_needs_rows_per_step(name):
+  with pytest.raises(ValueError, match="rows_per_step.*got 0"):
+    optim.make(config_lib.optim_section(name), total_steps=10)
