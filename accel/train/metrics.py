@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import os
+import time
 
 import numpy as np
 from tensorboardX import SummaryWriter
@@ -20,7 +21,11 @@ class MetricWriter:
     logged at this step and after (a resumed run logs them again), so no
     step shows twice."""
     self.logdir = os.path.join(workdir, "tensorboard")
-    self._writer = (SummaryWriter(self.logdir, purge_step=purge_step)
+    # tensorboardX names event files by the whole second: a resumed run
+    # that opens its writer in the same second as the run before it would
+    # overwrite that run's file. The nanosecond suffix keeps both, in order.
+    self._writer = (SummaryWriter(self.logdir, purge_step=purge_step,
+                                  filename_suffix=f".{time.time_ns()}")
                     if enabled else None)
 
   def scalars(self, step: int, values: dict[str, float]) -> None:
