@@ -44,6 +44,7 @@ from accel.optim import checks
 from accel.optim import direction_network as net_lib
 from accel.optim import matrices
 from accel.optim import orthogonal
+from accel.optim import schedules
 from accel.optim import state_lookup
 
 DIRECTIONS = ("slow", "gradient")
@@ -73,13 +74,6 @@ def resolve_weights(weights):
   arch = net_lib.infer_architecture(weights)
   net_lib.check_weights(weights, arch, origin="the given weights pytree")
   return weights, arch
-
-
-def _as_schedule(learning_rate):
-  if learning_rate is None:
-    return lambda count: 1.0
-  return learning_rate if callable(learning_rate) else (
-      lambda count: learning_rate)
 
 
 def tensor_sums(u, s, g, p, sample: int = 4096) -> jax.Array:
@@ -193,7 +187,7 @@ def scale_by_learned_direction(
       1.0, rows_per_step=rows_per_step, max_cost=max_cost,
       ns_steps=ns_steps, beta=beta, b1=b1, b2=b2, eps=eps, eps_root=eps_root,
       consistent_rms=consistent_rms, mu_dtype=mu_dtype, exclude=exclude)
-  lr_fn = _as_schedule(learning_rate)
+  lr_fn = schedules.as_schedule(learning_rate)
   k = len(DIRECTIONS)
 
   def init_fn(params):

@@ -40,6 +40,7 @@ import optax
 from accel.errors import ConfigError
 from accel.optim import checks
 from accel.optim import gt_network
+from accel.optim import schedules
 from accel.optim import state_lookup
 
 _TINY = 1e-30
@@ -104,15 +105,6 @@ def resolve_weights(weights, history: int | None,
                       f"update_every={arch.update_every} that {origin} was "
                       f"trained with; pass {arch.update_every} or None.")
   return params, arch
-
-
-def as_schedule(learning_rate):
-  """A schedule for a float or schedule; None means 1.0."""
-  if learning_rate is None:
-    return lambda count: 1.0
-  if callable(learning_rate):
-    return learning_rate
-  return lambda count: learning_rate
 
 
 def _static_features(p) -> jax.Array:
@@ -249,7 +241,7 @@ def scale_by_gradient_transformer(
   checks.check("weight_decay", weight_decay, lambda x: x >= 0, ">= 0")
   net_params, arch = resolve_weights(weights, history, update_every)
   net = gt_network.GradientTransformerNet(arch)
-  lr_fn = as_schedule(learning_rate)
+  lr_fn = schedules.as_schedule(learning_rate)
   bounds = dict(log_max=jnp.log(max_multiplier), max_mix=max_mix)
   use_decay = not (isinstance(weight_decay, (int, float))
                    and weight_decay == 0)

@@ -68,7 +68,7 @@ import optax
 
 from accel.errors import ConfigError
 from accel.optim import checks
-from accel.optim import gt_transform
+from accel.optim import schedules
 from accel.optim import state_lookup
 
 _TINY = 1e-30
@@ -339,7 +339,7 @@ def scale_by_meta_attention_lr(
     checks.check("adapt_steps", adapt_steps, lambda x: x >= 0,
                  ">= 0 (steps) or None")
   decay = 1.0 - 1.0 / horizon
-  schedule = gt_transform.as_schedule(learning_rate)
+  schedule = schedules.as_schedule(learning_rate)
   net = MetaAttentionNet(num_heads, width)
   hyper_opt = optax.adam(hyper_lr)
   log_max = jnp.log(max_multiplier)

@@ -42,3 +42,12 @@ def make_schedule(learning_rate: float, total_steps: int, schedule: str,
   warmup = optax.linear_schedule(learning_rate / warmup_steps, learning_rate,
                                  warmup_steps)
   return optax.join_schedules([warmup, main], [warmup_steps])
+
+
+def as_schedule(learning_rate):
+  """A schedule for a float or schedule; None means 1.0."""
+  if learning_rate is None:
+    return lambda count: 1.0
+  if callable(learning_rate):
+    return learning_rate
+  return lambda count: learning_rate
