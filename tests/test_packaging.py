@@ -31,9 +31,10 @@ for tx in (accel.optim.gradient_transformer(1e-3),
            accel.optim.meta_attention_adamw(1e-3),
            optax.chain(accel.optim.scale_by_gradient_transformer("default"),
                        accel.optim.scale_by_meta_attention_lr(1e-3))):
-  state = tx.init(params)
-  updates, state = tx.update(jax.tree.map(jnp.ones_like, params), state,
-                             params, value=1.0)
+  # Jitted: eager op-by-op dispatch of these updates takes far longer.
+  state = jax.jit(tx.init)(params)
+  updates, state = jax.jit(tx.update)(jax.tree.map(jnp.ones_like, params),
+                                      state, params, value=1.0)
 print("ok", sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED))
 """
 

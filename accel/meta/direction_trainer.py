@@ -56,13 +56,16 @@ def _plain(x):
 
 
 def tuned_rates(config, tasks, workdir) -> dict[str, dict[str, Any]]:
-  """Each task's tuned base rate and its grid, cached in the workdir."""
+  """Each task's tuned base rate and its grid, cached in the workdir for
+  the same tasks, grid, tuning steps and seed (any change tunes again)."""
   path = os.path.join(workdir, _TUNED_NAME)
+  settings = _plain({"tasks": list(config.tasks), "lr_grid": config.lr_grid,
+                     "tune_steps": config.tune_steps, "seed": config.seed})
   if os.path.exists(path):
     with open(path) as f:
       cached = json.load(f)
-    if sorted(cached) == sorted(tasks):
-      return cached
+    if cached.get("settings") == settings:
+      return cached["rates"]
   out = {}
   for name, task in sorted(tasks.items()):
     best, losses = unrolled.tune_learning_rate(
@@ -74,7 +77,7 @@ def tuned_rates(config, tasks, workdir) -> dict[str, dict[str, Any]]:
                  "grid": {f"{k:g}": v for k, v in losses.items()}}
     print(f"  {name}: tuned base rate {best:g}", flush=True)
   with open(path, "w") as f:
-    json.dump(out, f, indent=2)
+    json.dump({"settings": settings, "rates": out}, f, indent=2)
   return out
 
 
@@ -89,7 +92,8 @@ def build(config, workdir):
   runners = {n: unrolled.Runner(
       t, learning_rate=rates[n]["learning_rate"],
       truncation=config.truncation, ranges=ranges,
-      opt_kwargs=dict(config.optimizer)) for n, t in tasks.items()}
+      opt_kwargs=dict(config.optimizer), stream_rule=config.stream_rule,
+      outlier_factor=config.outlier_factor) for n, t in tasks.items()}
   return runners, rates
 
 
@@ -184,7 +188,7 @@ def run(config, workdir: str, *, stop_after: int | None = None):
     grads, logs = [], {}
     for i, name in enumerate(names):
       runner = runners[name]
-      meta, grad, streams = runner.gradient(
+      meta, grad, streams, kept = runner.gradient(
           state["theta"], state["streams"][name], jax.random.fold_in(k, i))
       streams = jax.block_until_ready(runner.restart(
           state["theta"], streams, jax.random.fold_in(k, 1000 + i)))
@@ -192,6 +196,7 @@ def run(config, workdir: str, *, stop_after: int | None = None):
       grads.append(grad)
       logs[f"train/{name}/vs_base"] = float(meta)
       logs[f"train/{name}/grad_norm"] = float(optax.tree.norm(grad))
+      logs[f"train/{name}/streams_kept"] = float(kept)
     grad = jax.tree.map(lambda *g: sum(g) / len(g), *grads)
     theta, opt_state, gnorm = apply(state["theta"], state["meta_opt_state"],
                                     grad)

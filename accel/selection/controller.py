@@ -31,6 +31,13 @@ slowly as training goes on favours neither. The decision then holds for
 `hold_windows` windows; each time a probe confirms the last decision the
 hold doubles, up to `max_hold_windows`, so a run where selection never
 pays spends a shrinking share of its steps probing it.
+
+Switching selection on takes `confirm` probes in a row that find it pays
+(the next probe follows at once while one is pending): a single probe's
+verdict is noisy (four windows of a probe loss), a false "on" costs the
+scoring pass on every step of the hold, and a false "off" only the benefit
+until the next probe. With independent probes that err with probability p,
+a false switch-on then happens with probability p**confirm.
 """
 
 from __future__ import annotations
@@ -64,6 +71,7 @@ class Decision:
   benefit: float        # tau (variance) or progress rate ratio (progress)
   rate_on: float | None = None
   rate_off: float | None = None
+  pays: bool | None = None  # this probe's verdict (on needs confirm in a row)
 
 
 class BreakEven:
@@ -73,18 +81,22 @@ class BreakEven:
 
   def __init__(self, *, window_steps: int, rule: str, start_step: int = 0,
                margin: float = 0.03, hold_windows: int = 8,
-               max_hold_windows: int = 64):
+               max_hold_windows: int = 64, confirm: int = 2):
     if rule not in RULES:
       raise ConfigError(f"Unknown controller rule {rule!r}; expected one of "
                         f"{RULES}.")
-    if window_steps < 1 or hold_windows < 1 or margin < 0:
+    if window_steps < 1 or hold_windows < 1 or margin < 0 or confirm < 1:
       raise ConfigError(
-          f"The controller needs window_steps >= 1, hold_windows >= 1 and "
-          f"margin >= 0; got {window_steps}, {hold_windows} and {margin}.")
+          f"The controller needs window_steps >= 1, hold_windows >= 1, "
+          f"margin >= 0 and confirm >= 1; got {window_steps}, "
+          f"{hold_windows}, {margin} and {confirm}.")
     self.window_steps, self.rule = window_steps, rule
     self.start_step, self.margin = start_step, margin
     self.hold_windows, self.max_hold = hold_windows, max_hold_windows
     self._hold = hold_windows
+    self.confirm = confirm
+    self._streak = 0      # paying verdicts in a row
+    self._next_hold = hold_windows
     self._probes = 0
     self._plan = self._next_probe()
     self._probe: list[Window] = []
@@ -124,7 +136,7 @@ class BreakEven:
       if len(self._probe) == len(_PROBE):
         decision = self._decide(self._probe)
         self._probe = []
-        self._plan = [(decision.on, False)] * self._hold
+        self._plan = [(decision.on, False)] * self._next_hold
     if not self._plan:
       self._plan = self._next_probe()
     return decision
@@ -139,8 +151,8 @@ class BreakEven:
     if self.rule == "variance":
       taus = [w.tau for w in on if w.tau is not None]
       benefit = float(np.mean(taus)) if taus else 1.0
-      d = Decision(step=step, on=benefit > cost * (1.0 + self.margin),
-                   cost=cost, benefit=benefit)
+      d = Decision(step=step, on=False, cost=cost, benefit=benefit,
+                   pays=benefit > cost * (1.0 + self.margin))
     else:
       rate = lambda ws: (sum(w.progress or 0.0 for w in ws)
                          / max(sum(w.seconds for w in ws), 1e-12))
@@ -148,13 +160,20 @@ class BreakEven:
       pays = r_on > 0 and r_on > r_off + self.margin * abs(r_off)
       ratio = (r_on / r_off if r_off > 0
                else float("inf") if r_on > 0 else 0.0)
-      d = Decision(step=step, on=pays, cost=cost, benefit=ratio,
-                   rate_on=r_on, rate_off=r_off)
+      d = Decision(step=step, on=False, cost=cost, benefit=ratio,
+                   rate_on=r_on, rate_off=r_off, pays=pays)
+    was_on = bool(self.decisions) and self.decisions[-1].on
+    self._streak = self._streak + 1 if d.pays else 0
+    d.on = d.pays and (was_on or self._streak >= self.confirm)
+    pending = d.pays and not d.on  # awaits a confirming probe: at once
     # A probe that confirms the last decision doubles the next hold.
-    if self.decisions and self.decisions[-1].on == d.on:
+    if pending:
+      pass
+    elif self.decisions and was_on == d.on:
       self._hold = min(2 * self._hold, self.max_hold)
     else:
       self._hold = self.hold_windows
+    self._next_hold = 0 if pending else self._hold
     self.decisions.append(d)
     return d
 
@@ -164,6 +183,7 @@ class BreakEven:
       return {}
     d = self.decisions[-1]
     out = {"selection/controller/on": float(d.on),
+           "selection/controller/pays": float(bool(d.pays)),
            "selection/controller/cost": d.cost,
            "selection/controller/benefit": d.benefit}
     if d.rate_on is not None:

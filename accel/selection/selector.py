@@ -57,7 +57,8 @@ DEFAULTS = {"scorer": "none", "method": "topk", "ratio": 4.0,
             "reference_per_class": 8, "prototype_temperature": 0.1,
             "staleness_steps": 0, "rank_pressure": 10.0, "prefer": "high",
             "controller": "auto", "controller_window": 0,
-            "controller_margin": 0.03, "score_dtype": "float32"}
+            "controller_margin": 0.03, "controller_confirm": 2,
+            "score_dtype": "float32"}
 SCORE_DTYPES = ("float32", "bfloat16")
 PREFER = ("high", "low")
 
@@ -274,9 +275,13 @@ def make_selector(section, *, batch_size: int, seed: int, source, model,
   if c.controller != "off":
     controller_lib.rule_for(c.method, c.controller)  # names a bad one
   if c.controller_window < 0 or c.controller_margin < 0:
-    raise ConfigError("config.selection.controller_window (0: a 40th of the "
+    raise ConfigError("config.selection.controller_window (0: a 50th of the "
                       "run) and controller_margin must be >= 0; got "
                       f"{c.controller_window} and {c.controller_margin}.")
+  if c.controller_confirm < 1:
+    raise ConfigError("config.selection.controller_confirm (probes that "
+                      "must agree before selection switches on) must be "
+                      f">= 1; got {c.controller_confirm}.")
   if c.staleness_steps < 0:
     raise ConfigError("config.selection.staleness_steps must be >= 0 (0: "
                       "two passes over the training data); got "

@@ -93,5 +93,6 @@ def make_switch(config, model, source, optimizer, train_on: Callable,
   c = controller_lib.BreakEven(
       window_steps=window_steps(section, config.total_steps), rule=rule,
       start_step=max(int(section.warmup_steps), start_step),
-      margin=float(section.controller_margin))
+      margin=float(section.controller_margin),
+      confirm=int(section.controller_confirm))
   return SelectionSwitch(c, train_on, train_off, probe)

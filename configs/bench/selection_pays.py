@@ -31,6 +31,7 @@ Methods:
                              labels agree least with their features;
   attention_filter_always    the same without the controller.
 Variant `quick`: the noisy digits only, 2 rates, 1 seed (a smoke run).
+Options `workloads=a+b` and `methods=a+b` keep those (and the baseline).
 """
 
 import os
@@ -52,7 +53,7 @@ def _select(scorer, method="topk", ratio=4.0, **options):
 
 def get_config(arg: str = ""):
   variants, options = config_lib.parse_variant(
-      arg, names=("quick",), options=("methods",))
+      arg, names=("quick",), options=("methods", "workloads"))
   c = ml_collections.ConfigDict()
   c.baseline = "adamw"
   c.tuning_seeds = (100,)
@@ -85,6 +86,8 @@ def get_config(arg: str = ""):
           overrides=_select("attention", ratio=1.25, prefer="low",
                             controller="off")),
   }
+  if options.get("workloads"):
+    workloads.keep_workloads(c, options["workloads"])
   if options.get("methods"):
     workloads.keep_methods(c, options["methods"])
   if "quick" in variants:

@@ -68,6 +68,12 @@ def get_config(arg: str = ""):
   # learned optimizer and its base (1e-16 is far below any v here).
   c.optimizer = dict(max_mix=1.0, b3=0.99, eps_root=1e-16)
   c.architecture = dict(history=8, width=16, num_heads=2, mlp_ratio=2)
+  # How a task's stream estimates combine (accel.meta.unrolled.
+  # combine_streams): "unit" averages unit directions and drops estimates
+  # beyond outlier_factor x the median norm (the first run's end-of-run
+  # signal was lost to unrolls whose gradients exploded).
+  c.stream_rule = "unit"
+  c.outlier_factor = 10.0
   c.meta_learning_rate = 1e-3
   c.meta_grad_clip = 1.0
   c.num_iterations = 3000

@@ -74,3 +74,53 @@ def test_unknown_or_duplicate_tasks_are_refused(tmp_path):
   c.tasks = [c.tasks[0], c.tasks[0]]
   with pytest.raises(ValueError, match="unique"):
     direction_trainer.build(c, str(tmp_path))
+
+
+def _stack(*trees):
+  return jax.tree.map(lambda *x: np.stack(x), *trees)
+
+
+def test_combine_streams_mean_drops_non_finite_estimates():
+  a = {"w": np.array([1.0, 2.0]), "b": np.array([3.0])}
+  b = {"w": np.array([3.0, 0.0]), "b": np.array([-1.0])}
+  bad = {"w": np.array([np.nan, 1.0]), "b": np.array([np.inf])}
+  grad, kept = unrolled.combine_streams(_stack(a, b, bad), "mean")
+  assert int(kept) == 2
+  np.testing.assert_allclose(grad["w"], [2.0, 1.0])
+  np.testing.assert_allclose(grad["b"], [1.0])
+
+
+def test_combine_streams_unit_averages_directions_and_drops_outliers():
+  a = {"w": np.array([3.0, 0.0]), "b": np.array([4.0])}      # norm 5
+  b = {"w": np.array([0.0, 2.0]), "b": np.array([0.0])}      # norm 2
+  c = {"w": np.array([0.0, 0.0]), "b": np.array([-1.0])}     # norm 1
+  huge = {"w": np.array([1e6, 1e6]), "b": np.array([0.0])}   # an explosion
+  grad, kept = unrolled.combine_streams(_stack(a, b, c, huge), "unit",
+                                        outlier_factor=10.0)
+  assert int(kept) == 3
+  np.testing.assert_allclose(grad["w"], [(0.6 + 0 + 0) / 3, (0 + 1 + 0) / 3],
+                             rtol=1e-6)
+  np.testing.assert_allclose(grad["b"], [(0.8 + 0 - 1) / 3], rtol=1e-6)
+  with pytest.raises(ValueError, match="'median'.*one of"):
+    unrolled.combine_streams(_stack(a, b), "median")
+
+
+def test_tuned_rates_are_cached_for_the_same_settings_only(tmp_path,
+                                                          monkeypatch):
+  c = _config()
+  calls = []
+
+  def fake(task, grid, steps, seed=0):
+    calls.append((tuple(grid), steps))
+    return grid[1], {lr: float(i) for i, lr in enumerate(grid)}
+  monkeypatch.setattr(unrolled, "tune_learning_rate", fake)
+  tasks = {t["name"]: None for t in c.tasks}
+  first = direction_trainer.tuned_rates(c, tasks, str(tmp_path))
+  assert direction_trainer.tuned_rates(c, tasks, str(tmp_path)) == first
+  assert len(calls) == 1
+  c.tune_steps = 2 * c.tune_steps
+  direction_trainer.tuned_rates(c, tasks, str(tmp_path))
+  c.lr_grid = (1e-3, 3e-3)
+  again = direction_trainer.tuned_rates(c, tasks, str(tmp_path))
+  assert len(calls) == 3
+  assert again["clusters_mlp_16"]["learning_rate"] == 3e-3

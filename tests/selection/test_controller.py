@@ -57,7 +57,11 @@ def test_selection_that_pays_stays_on():
   c = ctl.BreakEven(window_steps=W, rule="progress", start_step=100)
   assert not c.selecting(99)
   modes, _ = _run(c, 40, cost=1.3, progress=_decelerating(2.0))
-  assert all(d.on for d in c.decisions)
+  # The first paying probe waits for a second (run at once) to switch on.
+  assert all(d.pays for d in c.decisions)
+  assert [d.on for d in c.decisions[:2]] == [False, True]
+  assert c.decisions[1].step == c.decisions[0].step + 4 * W
+  assert all(d.on for d in c.decisions[1:])
   # Only the probes' plain windows train without selection: 2 of every 4.
   assert len(modes) - sum(modes) == 2 * len(c.decisions)
   d = c.decisions[0]
@@ -89,10 +93,47 @@ def test_a_benefit_that_appears_later_switches_selection_on():
                                          (1.3, 1.3, False)])
 def test_variance_rule_compares_tau_with_the_measured_cost(tau, cost, on):
   c = ctl.BreakEven(window_steps=W, rule="variance")
-  _run(c, 12, cost=cost, progress=lambda s, o: 0.0, tau=lambda s: tau)
-  assert [d.on for d in c.decisions] == [on] * len(c.decisions)
+  _run(c, 20, cost=cost, progress=lambda s, o: 0.0, tau=lambda s: tau)
+  assert [d.pays for d in c.decisions] == [on] * len(c.decisions)
+  assert [d.on for d in c.decisions] == [False] + [on] * (
+      len(c.decisions) - 1)
   assert c.decisions[0].benefit == pytest.approx(tau)
   assert c.scalars()["selection/controller/on"] == float(on)
+
+
+def test_switching_on_takes_agreeing_probes():
+  # A noisy benefit: each probe's verdict is "pays" with probability 0.3
+  # while selection buys nothing. One probe switches on 30% of the time;
+  # two in a row about 9% (p**2), so selection is on far less often.
+  rng = np.random.default_rng(0)
+  lucky = {}
+
+  def progress(step, on):
+    probe = step // (4 * W)
+    if probe not in lucky:
+      lucky[probe] = rng.random() < 0.3
+    return 2.0 if on and lucky[probe] else 1.0
+  share = {}
+  for confirm in (1, 2):
+    rng = np.random.default_rng(0)
+    lucky.clear()
+    c = ctl.BreakEven(window_steps=W, rule="progress", hold_windows=2,
+                      max_hold_windows=2, confirm=confirm)
+    modes, _ = _run(c, 2000, cost=1.0, progress=progress)
+    ons = [d.on for d in c.decisions]
+    share[confirm] = (np.mean(ons), np.mean([d.pays for d in c.decisions]))
+    if confirm == 2:
+      # Every switch-on follows a paying probe that switched nothing on.
+      for prev, d in zip(c.decisions, c.decisions[1:]):
+        if d.on and not prev.on:
+          assert prev.pays
+  assert share[1][0] == pytest.approx(share[1][1])
+  assert share[2][0] < 0.5 * share[1][0]
+
+
+def test_a_confirm_below_one_is_refused():
+  with pytest.raises(ValueError, match="confirm >= 1"):
+    ctl.BreakEven(window_steps=W, rule="progress", confirm=0)
 
 
 def test_trimmed_mean_ignores_the_high_tail():
