@@ -68,7 +68,8 @@ def test_es_gradient_says_raise_a_too_small_learning_rate():
 
 
 @pytest.mark.slow
-def test_debug_run_improves_meta_objective_and_resumes(tmp_path, capsys):
+def test_debug_run_improves_meta_objective_and_resumes(tmp_path, capsys,
+                                                      one_device_env):
   c = _meta_config("debug")
   workdir = str(tmp_path / "meta")
   trainer.run(c, workdir, stop_after=6)
@@ -85,7 +86,8 @@ def test_debug_run_improves_meta_objective_and_resumes(tmp_path, capsys):
                                                    "meta_train.py"),
                       f"--config={ROOT}/configs/meta/default.py:debug",
                       f"--workdir={workdir}"], cwd=tmp_path,
-                     capture_output=True, text=True, timeout=300)
+                     capture_output=True, text=True, timeout=300,
+                     env=one_device_env)
   assert r.returncode == 0, r.stderr[-2000:]
   assert r.stdout.strip().splitlines()[-1] == (
       f"Weights: {workdir}/{trainer.WEIGHTS_NAME} (metadata in "

@@ -97,7 +97,8 @@ def test_auto_picks_the_fastest_policy_under_the_budget(monkeypatch):
 
 
 @pytest.mark.slow
-def test_train_binary_prints_the_choice_and_every_candidate(tmp_path):
+def test_train_binary_prints_the_choice_and_every_candidate(tmp_path,
+                                                           one_device_env):
   import os  # pylint: disable=g-import-not-at-top
   import subprocess  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
@@ -107,8 +108,10 @@ def test_train_binary_prints_the_choice_and_every_candidate(tmp_path):
       [sys.executable, os.path.join(repo, "launch", "train.py"),
        "--config", os.path.join(repo, "configs", "lm_transformer.py:debug"),
        "--config.remat=auto", "--config.memory_budget_mb=64",
-       "--config.progress_bar=False", "--workdir", str(tmp_path / "w")],
-      cwd=repo, capture_output=True, text=True, timeout=600)
+       "--config.progress_bar=False", "--config.total_steps=4",
+       "--config.eval_every=0", "--workdir", str(tmp_path / "w")],
+      cwd=repo, capture_output=True, text=True, timeout=600,
+      env=one_device_env)
   assert out.returncode == 0, out.stderr[-2000:]
   for policy in remat_lib.POLICIES:
     assert f"remat {policy} " in out.stdout

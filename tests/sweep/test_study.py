@@ -2,6 +2,7 @@
 killed with SIGKILL that continues without repeating a finished trial."""
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -140,18 +141,20 @@ def _states(workdir):
     return []
 
 
-def test_sigkill_mid_sweep_then_the_same_command_finishes_it(tmp_path):
+def test_sigkill_mid_sweep_then_the_same_command_finishes_it(tmp_path,
+                                                            one_device_env):
   workdir = str(tmp_path / "sweep")
   command = [sys.executable, os.path.join(REPO, "launch", "sweep.py"),
              "--config", os.path.join(REPO, "configs", "mnist1d_cnn.py:debug"),
              "--sweep", os.path.join(REPO, "configs", "sweeps", "debug.py"),
              "--workdir", workdir,
              # longer trials than the debug config's 20 steps, so that the
-             # kill lands inside one even with a warm compilation cache
-             "--config.total_steps=200", "--config.eval_every=50",
-             "--config.checkpoint_every=50"]
+             # kill lands inside one even with a warm compilation cache and
+             # one device's fast steps (about 1 ms each)
+             "--config.total_steps=1000", "--config.eval_every=250",
+             "--config.checkpoint_every=100"]
   proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
+                          stderr=subprocess.DEVNULL, env=one_device_env)
   deadline = time.time() + 600
   try:
     while time.time() < deadline and proc.poll() is None:
@@ -160,7 +163,7 @@ def test_sigkill_mid_sweep_then_the_same_command_finishes_it(tmp_path):
       # Kill once a running trial has trained to a checkpoint, so that the
       # second run must resume it from there.
       running = os.path.join(workdir, "trials", str(len(states) - 1),
-                             "checkpoints", "50")
+                             "checkpoints", "100")
       if done >= 2 and states[-1] == "RUNNING" and os.path.isdir(running):
         os.kill(proc.pid, signal.SIGKILL)
         break
@@ -179,10 +182,12 @@ def test_sigkill_mid_sweep_then_the_same_command_finishes_it(tmp_path):
              for n in before}
 
   again = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
-                         timeout=600)
+                         timeout=600, env=one_device_env)
   assert again.returncode == 0, again.stderr[-2000:]
   assert "Resuming interrupted trial" in again.stdout
-  assert "Resuming from the checkpoint at step 50" in again.stdout
+  resumed_at = re.search(r"Resuming from the checkpoint at step (\d+)",
+                         again.stdout)
+  assert resumed_at and int(resumed_at.group(1)) in range(100, 1000, 100)
   trials = sweep.load_study(workdir).get_trials()
   done = [t for t in trials if study_lib.is_finished(t)]
   assert len(done) == 6  # the sweep's trials, none repeated

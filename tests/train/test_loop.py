@@ -155,22 +155,24 @@ def test_one_step_on_mock_tfds_data(tmp_path, tiny_config):
   assert result["step"] == 2 and 0.0 <= result["accuracy"] <= 1.0
 
 
-def _binary(*args, cwd):
+def _binary(*args, cwd, env):
   return subprocess.run(
       [sys.executable, os.path.join(REPO, "launch", "train.py"), *args],
-      cwd=cwd, capture_output=True, text=True, timeout=300)
+      cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
 
 
-def test_binary_trains_debug_config_and_rejects_unknown_keys(tmp_path):
+def test_binary_trains_debug_config_and_rejects_unknown_keys(tmp_path,
+                                                            one_device_env):
   config = os.path.join(REPO, "configs", "mnist1d_cnn.py")
   bad = _binary(f"--config={config}:debug", f"--workdir={tmp_path}/b",
-                "--config.model.dropot=0.1", cwd=tmp_path)
+                "--config.model.dropot=0.1", cwd=tmp_path,
+                env=one_device_env)
   assert bad.returncode != 0
   assert "unknown config key 'dropot'" in bad.stderr
   assert "Did you mean 'dropout'?" in bad.stderr
   ok = _binary(f"--config={config}:debug", f"--workdir={tmp_path}/w",
                "--config.total_steps=6", "--config.model.channels=(8,8)",
-               cwd=tmp_path)
+               cwd=tmp_path, env=one_device_env)
   assert ok.returncode == 0, ok.stderr[-2000:]
   assert "Final test accuracy:" in ok.stdout
   assert os.path.isdir(os.path.join(tmp_path, "w", "checkpoints", "6"))
