@@ -56,6 +56,11 @@ class Ranges(NamedTuple):
 STREAM_RULES = ("mean", "unit")
 
 
+def _check_stream_rule(rule: str) -> None:
+  if rule not in STREAM_RULES:
+    raise ValueError(f"stream rule {rule!r} is not one of {STREAM_RULES}.")
+
+
 def combine_streams(grads, rule: str = "mean", outlier_factor: float = 10.0):
   """One estimate from S stream estimates (leading axis S on every leaf).
 
@@ -63,8 +68,7 @@ def combine_streams(grads, rule: str = "mean", outlier_factor: float = 10.0):
   the unit-norm directions of the finite estimates whose norm is at most
   `outlier_factor` times the median norm. Returns (gradient, number kept).
   """
-  if rule not in STREAM_RULES:
-    raise ValueError(f"stream rule {rule!r} is not one of {STREAM_RULES}.")
+  _check_stream_rule(rule)
   leaves = jax.tree.leaves(grads)
   norms_S = jnp.sqrt(sum(jnp.sum(jnp.square(g.reshape(g.shape[0], -1)), 1)
                          for g in leaves))
@@ -107,9 +111,7 @@ class Runner:
                truncation: int, ranges: Ranges = Ranges(),
                eval_batches: int = 4, opt_kwargs: dict | None = None,
                stream_rule: str = "mean", outlier_factor: float = 10.0):
-    if stream_rule not in STREAM_RULES:
-      raise ValueError(f"stream_rule {stream_rule!r} is not one of "
-                       f"{STREAM_RULES}.")
+    _check_stream_rule(stream_rule)
     self.task, self.lr, self.truncation = task, float(learning_rate), truncation
     self.stream_rule, self.outlier_factor = stream_rule, float(outlier_factor)
     self.ranges, self.eval_batches = ranges, eval_batches

@@ -96,7 +96,6 @@ class BreakEven:
     self._hold = hold_windows
     self.confirm = confirm
     self._streak = 0      # paying verdicts in a row
-    self._next_hold = hold_windows
     self._probes = 0
     self._plan = self._next_probe()
     self._probe: list[Window] = []
@@ -136,7 +135,9 @@ class BreakEven:
       if len(self._probe) == len(_PROBE):
         decision = self._decide(self._probe)
         self._probe = []
-        self._plan = [(decision.on, False)] * self._next_hold
+        # A paying probe that awaits its confirmation: the next probe at once.
+        pending = decision.pays and not decision.on
+        self._plan = [(decision.on, False)] * (0 if pending else self._hold)
     if not self._plan:
       self._plan = self._next_probe()
     return decision
@@ -165,15 +166,13 @@ class BreakEven:
     was_on = bool(self.decisions) and self.decisions[-1].on
     self._streak = self._streak + 1 if d.pays else 0
     d.on = d.pays and (was_on or self._streak >= self.confirm)
-    pending = d.pays and not d.on  # awaits a confirming probe: at once
-    # A probe that confirms the last decision doubles the next hold.
-    if pending:
-      pass
-    elif self.decisions and was_on == d.on:
-      self._hold = min(2 * self._hold, self.max_hold)
-    else:
-      self._hold = self.hold_windows
-    self._next_hold = 0 if pending else self._hold
+    # A probe that confirms the last decision doubles the next hold (one
+    # that awaits its confirmation leaves the hold as it is).
+    if not (d.pays and not d.on):
+      if self.decisions and was_on == d.on:
+        self._hold = min(2 * self._hold, self.max_hold)
+      else:
+        self._hold = self.hold_windows
     self.decisions.append(d)
     return d
 

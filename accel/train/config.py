@@ -80,8 +80,8 @@ def selection_section(**overrides) -> ml_collections.ConfigDict:
   (accel.selection.controller) that switches selection off while it does
   not pay, deciding every controller_window steps (0 = a 50th of the run)
   with controller_margin, switching on only after controller_confirm
-  probes in a row find that it pays; score_dtype: float32 | bfloat16, the scoring
-  pass's compute dtype;
+  probes in a row find that it pays; score_dtype: float32 | bfloat16, the
+  scoring pass's compute dtype;
   temperature, min_prob: the sampling distribution; class_rebalance:
   power of the inverse class frequency that weights scores (0 = off);
   class_quota: places guaranteed per class; irreducible_table: the

@@ -105,7 +105,6 @@ def test_switching_on_takes_agreeing_probes():
   # A noisy benefit: each probe's verdict is "pays" with probability 0.3
   # while selection buys nothing. One probe switches on 30% of the time;
   # two in a row about 9% (p**2), so selection is on far less often.
-  rng = np.random.default_rng(0)
   lucky = {}
 
   def progress(step, on):
@@ -119,7 +118,7 @@ def test_switching_on_takes_agreeing_probes():
     lucky.clear()
     c = ctl.BreakEven(window_steps=W, rule="progress", hold_windows=2,
                       max_hold_windows=2, confirm=confirm)
-    modes, _ = _run(c, 2000, cost=1.0, progress=progress)
+    _run(c, 2000, cost=1.0, progress=progress)
     ons = [d.on for d in c.decisions]
     share[confirm] = (np.mean(ons), np.mean([d.pays for d in c.decisions]))
     if confirm == 2:
