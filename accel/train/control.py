@@ -18,18 +18,15 @@ import numpy as np
 
 from accel.selection import controller as controller_lib
 
-# The probe loss averages the lowest 75% of its examples' losses.
-PROBE_TRIM = 0.25
-
-
 class SelectionSwitch:
   """`switch(state, batch, step) -> (state, metrics)`: the step the
   controller asks for; `scalars()` its latest decision for the logs."""
 
   def __init__(self, controller: controller_lib.BreakEven,
                train_on: Callable, train_off: Callable,
-               probe: Callable[[Any], jax.Array]):
+               probe: Callable[[Any], jax.Array], probe_trim: float = 0.25):
     self.controller = controller
+    self._probe_trim = probe_trim
     self._train = {True: train_on, False: train_off}
     self._probe = probe
     self._window = None  # (start time, probe loss at start, taus)
@@ -41,7 +38,7 @@ class SelectionSwitch:
 
   def _probe_loss(self, state) -> float:
     losses = jax.device_get(self._probe(state))
-    return controller_lib.trimmed_mean(np.asarray(losses), PROBE_TRIM)
+    return controller_lib.trimmed_mean(np.asarray(losses), self._probe_trim)
 
   def __call__(self, state, batch, step: int):
     c = self.controller
@@ -95,4 +92,5 @@ def make_switch(config, model, source, optimizer, train_on: Callable,
       start_step=max(int(section.warmup_steps), start_step),
       margin=float(section.controller_margin),
       confirm=int(section.controller_confirm))
-  return SelectionSwitch(c, train_on, train_off, probe)
+  return SelectionSwitch(c, train_on, train_off, probe,
+                         float(section.controller_probe_trim))

@@ -31,7 +31,9 @@ Methods:
                              labels agree least with their features;
   attention_filter_always    the same without the controller.
 Variant `quick`: the noisy digits only, 2 rates, 1 seed (a smoke run).
-Options `workloads=a+b` and `methods=a+b` keep those (and the baseline).
+Options `workloads=a+b` and `methods=a+b` keep those (and the baseline);
+`probe_trim=x` sets every controller's probe trim
+(config.selection.controller_probe_trim, default 0.25).
 """
 
 import os
@@ -53,7 +55,7 @@ def _select(scorer, method="topk", ratio=4.0, **options):
 
 def get_config(arg: str = ""):
   variants, options = config_lib.parse_variant(
-      arg, names=("quick",), options=("methods", "workloads"))
+      arg, names=("quick",), options=("methods", "workloads", "probe_trim"))
   c = ml_collections.ConfigDict()
   c.baseline = "adamw"
   c.tuning_seeds = (100,)
@@ -86,6 +88,11 @@ def get_config(arg: str = ""):
           overrides=_select("attention", ratio=1.25, prefer="low",
                             controller="off")),
   }
+  if options.get("probe_trim"):
+    trim = float(options["probe_trim"])
+    for m in c.methods.values():
+      if "overrides" in m:
+        m.overrides.selection.controller_probe_trim = trim
   if options.get("workloads"):
     workloads.keep_workloads(c, options["workloads"])
   if options.get("methods"):

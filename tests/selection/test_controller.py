@@ -141,6 +141,32 @@ def test_trimmed_mean_ignores_the_high_tail():
   assert ctl.trimmed_mean(losses, 0.0) == pytest.approx(np.mean(losses))
 
 
+@pytest.mark.parametrize("trim", [0.0, 0.25])
+def test_the_switch_measures_progress_on_the_trimmed_probe(trim):
+  from accel.train import control  # pylint: disable=g-import-not-at-top
+  # Four probe losses: three fall by 1 a step; the fourth, the highest,
+  # rises by 3 a step (an example a method gives up on).
+  def probe(state):
+    return np.array([1.0, 2.0, 3.0, 100.0]) + state * np.array(
+        [-1.0, -1.0, -1.0, 3.0])
+  seen = []
+
+  class Recorder(ctl.BreakEven):
+    def window_done(self, window):
+      seen.append(window)
+      return super().window_done(window)
+
+  c = Recorder(window_steps=2, rule="progress")
+  step = lambda state, batch: (state + 1.0, {})
+  switch = control.SelectionSwitch(c, step, step, probe, probe_trim=trim)
+  state = 0.0
+  for i in range(2):
+    state, _ = switch(state, None, i)
+  # Trimmed: the three falling losses, down by 1 each over 2 steps = 2.
+  # Untrimmed: their -6 with the fourth's +6 = no progress.
+  assert seen[0].progress == pytest.approx(2.0 if trim else 0.0)
+
+
 def test_controller_errors_are_named():
   with pytest.raises(ValueError, match="Unknown controller rule 'fast'"):
     ctl.BreakEven(window_steps=W, rule="fast")
