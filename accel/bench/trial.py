@@ -68,7 +68,8 @@ def run_trial(config, *, eval_every: int, target: float | None = None,
   source, steps = parts.source, parts.steps
   state = steps.init()
   it = source.train_iterator(build_lib.candidates_per_step(config),
-                             config.seed)
+                             config.seed,
+                             exclude=control.held_out_ids(config, source))
   batch = steps.train_batch(next(it))
 
   t0 = time.perf_counter()

@@ -53,22 +53,26 @@ class Source:
       raise ConfigError(f"Unknown split {split!r}; expected 'train' or 'test'.")
 
   def train_iterator(self, batch_size: int, seed: int, *,
-                     process_index: int = 0,
-                     process_count: int = 1) -> grain.DatasetIterator:
+                     process_index: int = 0, process_count: int = 1,
+                     exclude: np.ndarray | None = None
+                     ) -> grain.DatasetIterator:
     """An endless, seeded stream of training batches.
 
     Each epoch is a fresh permutation drawn from `seed` (its last partial
     batch is dropped). With several
     processes each one reads a disjoint 1/process_count of the examples. The
     returned iterator has `get_state()`/`set_state()`: restoring a state
-    replays exactly the batches that followed it.
+    replays exactly the batches that followed it. `exclude`: indices never
+    trained on (a held-out probe's).
     """
-    n = self.num_examples("train")
-    if batch_size > n // process_count:
+    ids = np.arange(self.num_examples("train"), dtype=np.int32)
+    if exclude is not None:
+      ids = np.setdiff1d(ids, exclude).astype(np.int32)
+    ids = ids[process_index::process_count]
+    if batch_size > len(ids):
       raise ConfigError(
-          f"batch_size {batch_size} is larger than the {n // process_count} "
+          f"batch_size {batch_size} is larger than the {len(ids)} "
           f"training examples this process reads from {self.spec.name!r}.")
-    ids = np.arange(n, dtype=np.int32)[process_index::process_count]
     per_epoch = len(ids) // batch_size
 
     @functools.lru_cache(maxsize=4)

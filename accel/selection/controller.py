@@ -50,6 +50,9 @@ from accel.errors import ConfigError
 from accel.selection import scorers
 
 RULES = ("progress", "variance")
+# Where the probe's examples come from: the training split as trained on,
+# or a slice of it held out of training.
+PROBES = ("train", "heldout")
 # ABBA: a linear trend in the loss's rate of decrease cancels.
 _PROBE = (True, False, False, True)
 
@@ -198,13 +201,17 @@ def trimmed_mean(losses_P: np.ndarray, trim: float) -> float:
   return float(x[:keep].mean())
 
 
+def probe_ids(num_train: int, size: int, seed: int) -> np.ndarray:
+  """The probe's `size` training-split indices, fixed by `seed` (sorted)."""
+  return np.sort(np.random.default_rng([seed, 0x9B0BE]).choice(
+      num_train, min(size, num_train), replace=False)).astype(np.int32)
+
+
 def make_probe(model, source, size: int, seed: int):
   """(a jitted `params -> per-example eval-mode losses [size]`, the probe
-  batch): `size` training examples fixed by `seed`."""
-  n = source.num_examples("train")
-  idx = np.sort(np.random.default_rng([seed, 0x9B0BE]).choice(
-      n, min(size, n), replace=False)).astype(np.int32)
-  batch = source.fetch("train", idx)
+  batch): `size` training examples fixed by `seed` (`probe_ids`)."""
+  batch = source.fetch("train", probe_ids(source.num_examples("train"),
+                                          size, seed))
   loss = scorers.loss_scorer(model)
   return jax.jit(lambda params, b: loss(params, b)), batch
 

@@ -58,7 +58,8 @@ DEFAULTS = {"scorer": "none", "method": "topk", "ratio": 4.0,
             "staleness_steps": 0, "rank_pressure": 10.0, "prefer": "high",
             "controller": "auto", "controller_window": 0,
             "controller_margin": 0.03, "controller_confirm": 2,
-            "controller_probe_trim": 0.25, "score_dtype": "float32"}
+            "controller_probe_trim": 0.25, "controller_probe": "train",
+            "score_dtype": "float32"}
 SCORE_DTYPES = ("float32", "bfloat16")
 PREFER = ("high", "low")
 
@@ -282,6 +283,9 @@ def make_selector(section, *, batch_size: int, seed: int, source, model,
     raise ConfigError("config.selection.controller_probe_trim (the share of "
                       "the probe's highest losses left out) must be in "
                       f"[0, 1); got {c.controller_probe_trim}.")
+  if c.controller_probe not in controller_lib.PROBES:
+    raise ConfigError(f"config.selection.controller_probe is one of "
+                      f"{controller_lib.PROBES}; got {c.controller_probe!r}.")
   if c.controller_confirm < 1:
     raise ConfigError("config.selection.controller_confirm (probes that "
                       "must agree before selection switches on) must be "

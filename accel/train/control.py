@@ -70,6 +70,17 @@ def window_steps(section, total_steps: int) -> int:
   return int(section.controller_window) or max(10, total_steps // 50)
 
 
+def held_out_ids(config, source):
+  """The training-split indices that training must skip (the probe's, when
+  `config.selection.controller_probe` is "heldout"), or None."""
+  section = config.selection
+  if (section.scorer == "none" or section.controller == "off"
+      or section.controller_probe != "heldout"):
+    return None
+  return controller_lib.probe_ids(source.num_examples("train"),
+                                  config.batch_size, config.seed)
+
+
 def make_switch(config, model, source, optimizer, train_on: Callable,
                 train_off: Callable | None, put_batch: Callable,
                 start_step: int = 0) -> SelectionSwitch | None:

@@ -177,7 +177,8 @@ def run(config, workdir: str, *, stop_after: int | None = None,
   train_iter = source.train_iterator(
       parallel.process_batch_size(build_lib.candidates_per_step(config)),
       config.seed, process_index=jax.process_index(),
-      process_count=jax.process_count())
+      process_count=jax.process_count(),
+      exclude=control.held_out_ids(config, source))
   state, resumed_from = _restore_or_init(ckpt, steps, train_iter, is_main)
   if is_main:  # only now: a refused resume leaves the workdir as it was
     _write_config(workdir, config)

@@ -33,7 +33,8 @@ Methods:
 Variant `quick`: the noisy digits only, 2 rates, 1 seed (a smoke run).
 Options `workloads=a+b` and `methods=a+b` keep those (and the baseline);
 `probe_trim=x` sets every controller's probe trim
-(config.selection.controller_probe_trim, default 0.25).
+(config.selection.controller_probe_trim, default 0.25) and `probe=heldout`
+its probe's examples (config.selection.controller_probe, default train).
 """
 
 import os
@@ -55,7 +56,7 @@ def _select(scorer, method="topk", ratio=4.0, **options):
 
 def get_config(arg: str = ""):
   variants, options = config_lib.parse_variant(
-      arg, names=("quick",), options=("methods", "workloads", "probe_trim"))
+      arg, names=("quick",), options=("methods", "workloads", "probe_trim", "probe"))
   c = ml_collections.ConfigDict()
   c.baseline = "adamw"
   c.tuning_seeds = (100,)
@@ -93,6 +94,10 @@ def get_config(arg: str = ""):
     for m in c.methods.values():
       if "overrides" in m:
         m.overrides.selection.controller_probe_trim = trim
+  if options.get("probe"):
+    for m in c.methods.values():
+      if "overrides" in m:
+        m.overrides.selection.controller_probe = options["probe"]
   if options.get("workloads"):
     workloads.keep_workloads(c, options["workloads"])
   if options.get("methods"):

@@ -100,6 +100,23 @@ def test_process_shards_are_disjoint_and_cover_the_data():
   assert sorted(np.concatenate(seen)) == list(range(n))
 
 
+def test_excluded_examples_are_never_trained_on():
+  src = data.make_source(SMALL["synthetic"])
+  n = src.num_examples("train")
+  held = np.array([0, 5, 17, 300, n - 1])
+  it = src.train_iterator(8, seed=2, exclude=held)
+  per_epoch = (n - len(held)) // 8
+  # Two epochs: every other example, none held out; each once an epoch
+  # (less the dropped partial batch).
+  for _ in range(2):
+    ids = np.concatenate([next(it)["example_id"] for _ in range(per_epoch)])
+    assert not set(ids) & set(held)
+    assert len(set(ids)) == len(ids) == per_epoch * 8
+  with pytest.raises(ValueError, match="batch_size 8 is larger than the 3 "
+                     "training examples"):
+    next(src.train_iterator(8, seed=0, exclude=np.arange(n - 3)))
+
+
 def test_synthetic_imbalance_and_noise_are_what_was_asked():
   src = data.make_source({"name": "synthetic", "num_train": 20000,
                           "imbalance": 100.0, "label_noise": 0.2,

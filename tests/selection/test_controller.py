@@ -177,13 +177,26 @@ def test_controller_errors_are_named():
 
 
 @pytest.mark.slow
-def test_a_run_with_the_controller_logs_its_decisions(tmp_path,
+def test_a_run_with_the_controller_logs_its_decisions(tmp_path, monkeypatch,
                                                       noisy_config):
+  from accel.data import source as source_lib  # pylint: disable=g-import-not-at-top
   c = noisy_config(scorer="loss", method="topk", ratio=4, warmup_steps=10,
-                   controller="progress", controller_window=5)
+                   controller="progress", controller_window=5,
+                   controller_probe="heldout")
   c.total_steps = 80
+  excluded = []
+  real = source_lib.Source.train_iterator
+
+  def spy(self, *args, exclude=None, **kwargs):
+    excluded.append(exclude)
+    return real(self, *args, exclude=exclude, **kwargs)
+  monkeypatch.setattr(source_lib.Source, "train_iterator", spy)
   workdir = str(tmp_path / "w")
   train.run(c, workdir)
+  # The held-out probe's examples are kept out of training.
+  n = source_lib.make_source(c.data).num_examples("train")
+  np.testing.assert_array_equal(excluded[0],
+                                ctl.probe_ids(n, c.batch_size, c.seed))
   from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
   acc = event_accumulator.EventAccumulator(os.path.join(workdir,
                                                         "tensorboard"))

@@ -65,6 +65,10 @@ def test_selection_config_errors_are_named(tmp_path, noisy_config):
   with pytest.raises(ValueError, match="ratio is candidates per selected "
                      "example, >= 1; got 0.5"):
     train.run(c, str(tmp_path / "b"))
+  c = noisy_config(scorer="loss", controller_probe="validation")
+  with pytest.raises(ValueError, match=r"controller_probe is one of "
+                     r"\('train', 'heldout'\); got 'validation'"):
+    train.run(c, str(tmp_path / "d"))
   c = noisy_config(scorer="loss", controller_probe_trim=1.0)
   with pytest.raises(ValueError, match=r"controller_probe_trim .* must be "
                      r"in \[0, 1\); got 1.0"):
