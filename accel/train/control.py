@@ -24,7 +24,7 @@ class SelectionSwitch:
 
   def __init__(self, controller: controller_lib.BreakEven,
                train_on: Callable, train_off: Callable,
-               probe: Callable[[Any], jax.Array], probe_trim: float = 0.25):
+               probe: Callable[[Any], jax.Array], probe_trim: float):
     self.controller = controller
     self._probe_trim = probe_trim
     self._train = {True: train_on, False: train_off}
@@ -70,12 +70,16 @@ def window_steps(section, total_steps: int) -> int:
   return int(section.controller_window) or max(10, total_steps // 50)
 
 
+def _controlled(section) -> bool:
+  """Whether `config.selection` runs under the break-even controller."""
+  return section.scorer != "none" and section.controller != "off"
+
+
 def held_out_ids(config, source):
   """The training-split indices that training must skip (the probe's, when
   `config.selection.controller_probe` is "heldout"), or None."""
   section = config.selection
-  if (section.scorer == "none" or section.controller == "off"
-      or section.controller_probe != "heldout"):
+  if not _controlled(section) or section.controller_probe != "heldout":
     return None
   return controller_lib.probe_ids(source.num_examples("train"),
                                   config.batch_size, config.seed)
@@ -90,7 +94,7 @@ def make_switch(config, model, source, optimizer, train_on: Callable,
   eval_batch); the controller starts at the later of the selection's
   warm-up and `start_step` (a resumed run's step)."""
   section = config.selection
-  if section.scorer == "none" or section.controller == "off":
+  if not _controlled(section):
     return None
   rule = controller_lib.rule_for(section.method, section.controller)
   probe_fn, probe_batch = controller_lib.make_probe(

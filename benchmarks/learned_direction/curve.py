@@ -24,7 +24,6 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from accel.meta import tasks as tasks_lib
 from accel.meta import unrolled
@@ -32,35 +31,27 @@ from accel.optim import direction_network
 
 
 def curve(runner, theta, key, steps, every, param_scale, loss_scale):
-  """[steps // every] log eval-loss ratios, learned over base."""
-  task = runner.task
-  learned, base = runner.learned(theta), runner.base
+  """[steps // every] log eval-loss ratios, learned over base, from the
+  meta-training's own side-by-side unroll (`runner.truncation` = every)."""
   k_init, k_run, k_eval = jax.random.split(key, 3)
-  params = jax.tree.map(lambda p: p * param_scale, task.init(k_init))
+  params = jax.tree.map(lambda p: p * param_scale, runner.task.init(k_init))
+  s = unrolled.Streams(
+      params=params, opt_state=runner.learned(theta).init(params),
+      base_params=params, base_state=runner.base.init(params),
+      step=jnp.zeros([], jnp.int32), horizon=jnp.int32(steps),
+      loss_scale=jnp.float32(loss_scale))
 
-  def loss(p, batch):
-    return loss_scale * task.loss(p, batch)
-
-  def step(carry, k):
-    p, s, bp, bs = carry
-    batch = task.batch(k, task.arrays)
-    value, g = jax.value_and_grad(loss)(p, batch)
-    u, s = learned.update(g, s, p, value=value)
-    bu, bs = base.update(jax.grad(loss)(bp, batch), bs, bp)
-    return (optax.apply_updates(p, u), s, optax.apply_updates(bp, bu),
-            bs), None
-
+  # pylint: disable=protected-access
   @jax.jit
-  def chunk(carry, k):
-    carry, _ = jax.lax.scan(step, carry, jax.random.split(k, every))
-    ratio = (jnp.log(runner._eval_loss(carry[0], k_eval))  # pylint: disable=protected-access
-             - jnp.log(runner._eval_loss(carry[2], k_eval)))  # pylint: disable=protected-access
-    return carry, ratio
+  def chunk(s, k):
+    s, _ = runner._unroll(theta, s, k)
+    return s, (jnp.log(runner._eval_loss(s.params, k_eval))
+               - jnp.log(runner._eval_loss(s.base_params, k_eval)))
+  # pylint: enable=protected-access
 
-  carry = (params, learned.init(params), params, base.init(params))
   out = []
   for i in range(steps // every):
-    carry, r = chunk(carry, jax.random.fold_in(k_run, i))
+    s, r = chunk(s, jax.random.fold_in(k_run, i))
     out.append(float(r))
   return out
 
@@ -80,7 +71,7 @@ def main():
   spec = next(t for t in meta["config"]["tasks"] if t["name"] == args.task)
   rate = meta["tuned_learning_rates"][args.task]["learning_rate"]
   runner = unrolled.Runner(tasks_lib.make_task(spec), learning_rate=rate,
-                           truncation=1,
+                           truncation=args.every,
                            opt_kwargs=dict(meta["config"]["optimizer"]))
   rows = []
   t0 = time.time()

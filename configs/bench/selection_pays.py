@@ -56,7 +56,8 @@ def _select(scorer, method="topk", ratio=4.0, **options):
 
 def get_config(arg: str = ""):
   variants, options = config_lib.parse_variant(
-      arg, names=("quick",), options=("methods", "workloads", "probe_trim", "probe"))
+      arg, names=("quick",),
+      options=("methods", "workloads", "probe_trim", "probe"))
   c = ml_collections.ConfigDict()
   c.baseline = "adamw"
   c.tuning_seeds = (100,)
@@ -89,15 +90,14 @@ def get_config(arg: str = ""):
           overrides=_select("attention", ratio=1.25, prefer="low",
                             controller="off")),
   }
+  probe = {}
   if options.get("probe_trim"):
-    trim = float(options["probe_trim"])
-    for m in c.methods.values():
-      if "overrides" in m:
-        m.overrides.selection.controller_probe_trim = trim
+    probe["controller_probe_trim"] = float(options["probe_trim"])
   if options.get("probe"):
-    for m in c.methods.values():
-      if "overrides" in m:
-        m.overrides.selection.controller_probe = options["probe"]
+    probe["controller_probe"] = options["probe"]
+  for m in c.methods.values():
+    if "overrides" in m:
+      m.overrides.selection.update(probe)
   if options.get("workloads"):
     workloads.keep_workloads(c, options["workloads"])
   if options.get("methods"):

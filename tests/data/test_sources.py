@@ -106,8 +106,8 @@ def test_excluded_examples_are_never_trained_on():
   held = np.array([0, 5, 17, 300, n - 1])
   it = src.train_iterator(8, seed=2, exclude=held)
   per_epoch = (n - len(held)) // 8
-  # Two epochs: every other example, none held out; each once an epoch
-  # (less the dropped partial batch).
+  # Two epochs: only examples not held out, each at most once an epoch
+  # (the partial batch at the end is dropped).
   for _ in range(2):
     ids = np.concatenate([next(it)["example_id"] for _ in range(per_epoch)])
     assert not set(ids) & set(held)
