@@ -102,9 +102,22 @@ def meta_optimizer(config):
                      optax.adam(config.meta_learning_rate))
 
 
-def _initial_state(config, runners):
+def initial_weights(config):
+  """A fresh network, or `config.init_weights`'s (whose architecture must
+  be `config.architecture`)."""
   arch = net_lib.Architecture(**dict(config.architecture))
-  theta = net_lib.init_weights(arch, seed=config.seed)
+  if not config.get("init_weights"):
+    return net_lib.init_weights(arch, seed=config.seed)
+  theta, loaded, _ = net_lib.load_weights(config.init_weights)
+  if loaded != arch:
+    raise ConfigError(
+        f"init_weights {config.init_weights!r} has architecture {loaded}, "
+        f"but config.architecture is {arch}; set the architecture to match.")
+  return theta
+
+
+def _initial_state(config, runners):
+  theta = initial_weights(config)
   key = jax.random.PRNGKey(config.seed)
   streams = {n: runners[n].init(theta, jax.random.fold_in(key, 100 + i),
                                 config.streams)

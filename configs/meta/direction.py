@@ -13,8 +13,10 @@ The task family uses no data set that a benchmark reports on: Gaussian
 clusters drawn with their own seed, dimension and class count (balanced,
 clean), a teacher-network regression on them, a random n-gram language of
 its own seed and vocabulary (4,096 tokens a step, where the base
-orthogonalises every hidden matrix), and associative recall. The MLP tasks
-run at batch 64, where the cost rule sends every matrix to NAdamW.
+orthogonalises every hidden matrix), associative recall, and a small 2-D CNN
+on the clusters drawn as 12x12 images with smooth class means (the only
+convolutions here, so that conv kernels are not new to the network). The
+MLP tasks run at batch 64, where the cost rule sends every matrix to NAdamW.
 
 Variant `debug`: one tiny task and a few iterations (the tests' run).
 """
@@ -28,6 +30,11 @@ _CLUSTERS = {"name": "synthetic", "num_train": 8192, "num_test": 2048,
 _NGRAM = {"name": "sequence", "task": "ngram", "vocab_size": 32, "order": 2,
           "length": 33, "concentration": 0.1, "num_train": 8192,
           "num_test": 1024, "data_seed": 5}
+# The clusters as 12x12 images with smooth class means, for a CNN: the same
+# generator as the MLP tasks (no data set a held-out benchmark reports on).
+_CLUSTER_IMAGES = {"name": "synthetic", "num_train": 8192, "num_test": 2048,
+                   "dim": 144, "image_size": 12, "num_classes": 8,
+                   "separation": 2.0, "data_seed": 11}
 _RECALL = {"name": "sequence", "task": "classification", "num_pairs": 4,
            "num_keys": 8, "num_values": 8, "num_train": 8192,
            "num_test": 1024, "data_seed": 3}
@@ -49,6 +56,8 @@ TASKS = (
     _task("recall_transformer_32", _RECALL,
           {"name": "transformer", "width": 32, "num_layers": 1,
            "num_heads": 2, "mlp_dim": 64}, 64),
+    _task("cluster_images_cnn_8x16", _CLUSTER_IMAGES,
+          {"name": "cnn", "channels": (8, 16), "kernel_size": 3}, 32),
 )
 
 
@@ -73,6 +82,10 @@ def get_config(arg: str = ""):
   # learned optimizer and its base (1e-16 is far below any v here).
   c.optimizer = dict(max_mix=1.0, b3=0.99, eps_root=1e-16)
   c.architecture = dict(history=8, width=16, num_heads=2, mlp_ratio=2)
+  # A weights file to start from ("" = a fresh initialisation): a run on a
+  # wider family may continue an earlier run's network (its architecture
+  # must match `architecture`).
+  c.init_weights = ""
   # How a task's stream estimates combine (accel.meta.unrolled.
   # combine_streams): "unit" averages unit directions and drops estimates
   # beyond outlier_factor x the median norm (the first run's end-of-run

@@ -144,6 +144,27 @@ def test_synthetic_separation_controls_difficulty():
   assert nearest_mean_accuracy(6.0) > nearest_mean_accuracy(1.0) + 0.2
 
 
+def test_synthetic_images_have_smooth_class_means():
+  src = data.make_source({"name": "synthetic", "dim": 144, "image_size": 12,
+                          "num_train": 2000, "num_test": 100,
+                          "data_seed": 4})
+  assert src.spec.input_shape == (12, 12, 1)
+  tr = src.arrays("train")
+  assert tr["inputs"].shape == (2000, 12, 12, 1)
+  def neighbour_correlation(x_Nx12x12, labels):
+    means = np.stack([x_Nx12x12[labels == c].mean(0) for c in range(10)])
+    a, b = means[:, :, :-1].ravel(), means[:, :, 1:].ravel()
+    return np.corrcoef(a, b)[0, 1]
+  assert neighbour_correlation(tr["inputs"][..., 0], tr["label"]) > 0.7
+  flat = data.make_source({"name": "synthetic", "dim": 144,
+                           "num_train": 2000, "num_test": 100})
+  ftr = flat.arrays("train")
+  assert abs(neighbour_correlation(ftr["inputs"].reshape(-1, 12, 12),
+                                   ftr["label"])) < 0.2
+  with pytest.raises(ValueError, match=r"image_size 10 and dim 32"):
+    data.make_source({"name": "synthetic", "image_size": 10})
+
+
 def test_sequence_answers_are_the_value_paired_with_the_query():
   src = data.make_source(SMALL["sequence"])
   tr = src.arrays("train")

@@ -124,3 +124,22 @@ def test_tuned_rates_are_cached_for_the_same_settings_only(tmp_path,
   again = direction_trainer.tuned_rates(c, tasks, str(tmp_path))
   assert len(calls) == 3
   assert again["clusters_mlp_16"]["learning_rate"] == 3e-3
+
+
+def test_a_run_can_start_from_an_earlier_runs_weights(tmp_path):
+  c = _config()
+  arch = direction_network.Architecture(**dict(c.architecture))
+  earlier = direction_network.init_weights(arch, seed=5)
+  path = str(tmp_path / "earlier.msgpack")
+  direction_network.save_weights(path, earlier, arch, {"command": "test"})
+  assert not all(np.array_equal(a, b) for a, b in zip(
+      jax.tree.leaves(earlier),
+      jax.tree.leaves(direction_trainer.initial_weights(c))))
+  c.init_weights = path
+  jax.tree.map(np.testing.assert_array_equal, earlier,
+               direction_trainer.initial_weights(c))
+  other = direction_network.Architecture(**dict(c.architecture, width=4))
+  direction_network.save_weights(path, direction_network.init_weights(other),
+                                 other, {"command": "test"})
+  with pytest.raises(ValueError, match=r"init_weights .* has architecture"):
+    direction_trainer.initial_weights(c)
