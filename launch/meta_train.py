@@ -1,6 +1,7 @@
-"""Meta-trains the gradient transformer's weights.
+"""Meta-trains the gradient transformer's network (accel.meta.trainer).
 
-  python launch/meta_train.py --config configs/meta/default.py --workdir W
+  python launch/meta_train.py --config configs/meta/default.py \
+      --workdir W
 
 Running the same command again in the same workdir resumes. Uses the GPU
 when JAX finds one, the CPU otherwise.
@@ -32,8 +33,8 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
   trainer.run(_CONFIG.value, _WORKDIR.value)
   weights = os.path.join(_WORKDIR.value, trainer.WEIGHTS_NAME)
-  print(f"Weights: {weights} (metadata in {trainer.METADATA_NAME} beside "
-        "it); copy both into accel/optim/weights/ to ship them.")
+  print(f"Weights: {weights} (metadata in {trainer.METADATA_NAME} "
+        "beside it); copy both into accel/optim/weights/ to ship them.")
 
 
 if __name__ == "__main__":

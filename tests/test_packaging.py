@@ -27,9 +27,10 @@ sys.meta_path.insert(0, Block())
 import jax, jax.numpy as jnp, optax
 import accel.optim
 params = {"w": jnp.ones((4, 3)), "b": jnp.zeros(3)}
-for tx in (accel.optim.gradient_transformer(1e-3),
+for tx in (accel.optim.gradient_transformer(1e-3, rows_per_step=64),
            accel.optim.meta_attention_adamw(1e-3),
-           optax.chain(accel.optim.scale_by_gradient_transformer("default"),
+           optax.chain(accel.optim.scale_by_gradient_transformer(
+                           "default", rows_per_step=64),
                        accel.optim.scale_by_meta_attention_lr(1e-3))):
   # Jitted: eager op-by-op dispatch of these updates takes far longer.
   state = jax.jit(tx.init)(params)

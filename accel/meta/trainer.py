@@ -1,17 +1,22 @@
-"""Meta-trains the gradient transformer's weights: `run(config, workdir)`.
+"""Meta-trains the gradient transformer's network: `run(config, workdir)`.
 
-Each meta-iteration draws `tasks_per_iteration` tasks from `config.tasks`,
-runs one antithetic truncated-ES truncation on each (see truncated_es), and
-takes one Adam step on the averaged gradient. Every `eval_every` iterations
-it runs fixed, deterministic inner trainings with the current weights and
-with AdamW (the same weights with a zero output layer) and logs the
-difference of their mean log-losses.
+1. Tunes the base's learning rate on every task (`unrolled.tune_learning_rate`
+   over `config.lr_grid`, `config.tune_steps` steps); the learned optimizer
+   then trains at that rate, so it can win only by a better direction.
+2. Measures the meta-gradient's signal at the start (`unrolled.gradient_snr`).
+3. Each iteration takes one truncation's exact gradient on every task
+   (backpropagation through the unroll), averages them and takes one Adam
+   step. Streams past their horizon restart.
+4. Measures the signal again at the end, then the ablation on every task:
+   the learned network, its constant version (each tensor's coefficients
+   averaged over the learned run) and the base, over `ablation_steps` steps
+   and `ablation_seeds` seeds, as final eval log-losses relative to the base.
 
-The workdir gets TensorBoard events, orbax checkpoints (weights, meta
-optimizer state, every stream's inner state: a resumed run continues exactly)
-and `gradient_transformer.msgpack` + `gradient_transformer.json`: the
-weights and their metadata (config, iterations, wall-clock, evaluation), the
-two files that ship in `accel/optim/weights/`.
+Resumable: orbax checkpoints of the weights, the meta-optimizer, every stream
+and the measurements so far; a run stops at `num_iterations` or when its
+train time reaches `max_minutes` (counted across resumes). The workdir gets
+`gradient_transformer.msgpack` and `.json` (command, time,
+signal, ablation, config): the two files that ship in accel/optim/weights/.
 """
 
 from __future__ import annotations
@@ -27,61 +32,69 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import tqdm
 
 from accel.errors import ConfigError
-from accel.optim import gt_network
 from accel.meta import tasks as tasks_lib
-from accel.meta import truncated_es
+from accel.meta import unrolled
+from accel.optim import gt_network as net_lib
 from accel.train import checkpoint as checkpoint_lib
 from accel.train import metrics as metrics_lib
 
 WEIGHTS_NAME = "gradient_transformer.msgpack"
 METADATA_NAME = "gradient_transformer.json"
+_TUNED_NAME = "tuned_learning_rates.json"
+_RUN_LENGTH = ("num_iterations", "max_minutes", "log_every",
+               "checkpoint_every", "keep_checkpoints", "snr_estimates",
+               "ablation_steps", "ablation_seeds")
 
 
-def _architecture(config) -> gt_network.Architecture:
-  return gt_network.Architecture(**dict(config.architecture))
-
-
-def _ranges(config) -> truncated_es.InnerRanges:
-  return truncated_es.InnerRanges(**{
-      k: tuple(v) for k, v in dict(config.inner).items()})
-
-
-def _to_plain(x):
+def _plain(x):
   if isinstance(x, ml_collections.ConfigDict):
     x = x.to_dict()
   return json.loads(json.dumps(x, default=lambda o: list(o)
                                if isinstance(o, tuple) else str(o)))
 
 
-def build_runners(config) -> dict[str, truncated_es.TaskRunner]:
-  arch, ranges = _architecture(config), _ranges(config)
+def tuned_rates(config, tasks, workdir) -> dict[str, dict[str, Any]]:
+  """Each task's tuned base rate and its grid, cached in the workdir for
+  the same tasks, grid, tuning steps and seed (any change tunes again)."""
+  path = os.path.join(workdir, _TUNED_NAME)
+  settings = _plain({"tasks": list(config.tasks), "lr_grid": config.lr_grid,
+                     "tune_steps": config.tune_steps, "seed": config.seed})
+  if os.path.exists(path):
+    with open(path) as f:
+      cached = json.load(f)
+    if cached.get("settings") == settings:
+      return cached["rates"]
+  out = {}
+  for name, task in sorted(tasks.items()):
+    best, losses = unrolled.tune_learning_rate(
+        task, tuple(config.lr_grid), config.tune_steps, seed=config.seed)
+    if best in (min(config.lr_grid), max(config.lr_grid)):
+      print(f"  {name}: the best base rate {best:g} is at the edge of the "
+            f"grid {list(config.lr_grid)}.", flush=True)
+    out[name] = {"learning_rate": best,
+                 "grid": {f"{k:g}": v for k, v in losses.items()}}
+    print(f"  {name}: tuned base rate {best:g}", flush=True)
+  with open(path, "w") as f:
+    json.dump({"settings": settings, "rates": out}, f, indent=2)
+  return out
+
+
+def build(config, workdir):
   names = [t["name"] for t in config.tasks]
   if len(set(names)) != len(names):
     raise ConfigError(f"meta-training task names must be unique: {names}.")
-  return {t["name"]: truncated_es.TaskRunner(
-      tasks_lib.make_task(t), arch, ranges, config.truncation,
-      config.num_pairs, config.num_reference) for t in config.tasks}
-
-
-def _initial_state(config, runners):
-  arch = _architecture(config)
-  key = jax.random.PRNGKey(config.seed)
-  theta = gt_network.init_weights(arch, seed=config.seed,
-                                  output_scale=config.init_output_scale)
-  meta_opt = meta_optimizer(config)
-  streams = {}
-  for i, (name, runner) in enumerate(sorted(runners.items())):
-    s = runner.init_streams(jax.random.fold_in(key, 1000 + i),
-                            config.num_pairs)
-    streams[name] = {"streams": s,
-                     "refs": jax.tree.map(lambda x: x[:config.num_reference],
-                                          s)}
-  return {"theta": theta, "meta_opt_state": meta_opt.init(theta),
-          "iteration": jnp.zeros([], jnp.int32),
-          "key": jax.random.fold_in(key, 1), "streams": streams}
+  tasks = {t["name"]: tasks_lib.make_task(t) for t in config.tasks}
+  rates = tuned_rates(config, tasks, workdir)
+  ranges = unrolled.Ranges(**{k: tuple(v)
+                              for k, v in dict(config.ranges).items()})
+  runners = {n: unrolled.Runner(
+      t, learning_rate=rates[n]["learning_rate"],
+      truncation=config.truncation, ranges=ranges,
+      opt_kwargs=dict(config.optimizer), stream_rule=config.stream_rule,
+      outlier_factor=config.outlier_factor) for n, t in tasks.items()}
+  return runners, rates
 
 
 def meta_optimizer(config):
@@ -89,122 +102,173 @@ def meta_optimizer(config):
                      optax.adam(config.meta_learning_rate))
 
 
-def evaluate(config, runners, theta) -> dict[str, float]:
-  """Per task and overall: mean log-loss of theta minus AdamW's (fixed runs)."""
-  key = jax.random.PRNGKey(config.seed + 12345)
-  out = {}
+def initial_weights(config):
+  """A fresh network, or `config.init_weights`'s (whose architecture must
+  be `config.architecture`)."""
+  arch = net_lib.Architecture(**dict(config.architecture))
+  if not config.get("init_weights"):
+    return net_lib.init_weights(arch, seed=config.seed)
+  theta, loaded, _ = net_lib.load_weights(config.init_weights)
+  if loaded != arch:
+    raise ConfigError(
+        f"init_weights {config.init_weights!r} has architecture {loaded}, "
+        f"but config.architecture is {arch}; set the architecture to match.")
+  return theta
+
+
+def _initial_state(config, runners):
+  theta = initial_weights(config)
+  key = jax.random.PRNGKey(config.seed)
+  streams = {n: runners[n].init(theta, jax.random.fold_in(key, 100 + i),
+                                config.streams)
+             for i, n in enumerate(sorted(runners))}
+  return {"theta": theta, "meta_opt_state": meta_optimizer(config).init(theta),
+          "iteration": jnp.zeros([], jnp.int32), "streams": streams}
+
+
+def ablation(config, runners, theta) -> dict[str, Any]:
+  """Per task: final eval log-loss of the learned network and of its
+  constant version, each minus the base's (negative = better), seeds
+  averaged; and the mean over tasks."""
+  rows = {}
   for name, runner in sorted(runners.items()):
-    lopt, adam = runner.evaluate(theta, key, steps=config.eval_steps)
-    out[f"eval/{name}/vs_adamw"] = float(lopt - adam)
-  out["eval/vs_adamw"] = float(np.mean(list(out.values())))
-  return out
+    learned, constant = [], []
+    for seed in range(config.ablation_seeds):
+      key = jax.random.PRNGKey(10_000 + seed)
+      base, _ = runner.run(None, key, config.ablation_steps)
+      loss, mix_TxK = runner.run(theta, key, config.ablation_steps)
+      fixed, _ = runner.run(None, key, config.ablation_steps,
+                            fixed_mix=mix_TxK)
+      learned.append(float(jnp.log(loss) - jnp.log(base)))
+      constant.append(float(jnp.log(fixed) - jnp.log(base)))
+    rows[name] = {"learned_vs_base": float(np.mean(learned)),
+                  "constant_vs_base": float(np.mean(constant)),
+                  "learned_vs_base_seeds": learned,
+                  "constant_vs_base_seeds": constant}
+  rows["mean"] = {k: float(np.mean([r[k] for r in rows.values()]))
+                  for k in ("learned_vs_base", "constant_vs_base")}
+  return rows
 
 
 def run(config, workdir: str, *, stop_after: int | None = None):
-  """Meta-trains; resumes from the newest checkpoint in `workdir`."""
+  """Meta-trains (resuming from `workdir`); returns the final state."""
   os.makedirs(workdir, exist_ok=True)
-  runners = build_runners(config)
+  runners, rates = build(config, workdir)
   names = sorted(runners)
   meta_opt = meta_optimizer(config)
-  ckpt = checkpoint_lib.Checkpointer(
-      workdir, {"meta_config": _to_plain(config)}, config.keep_checkpoints)
+  # A checkpoint belongs to the config minus how long and how verbosely it
+  # runs: a resumed run may get more iterations or minutes.
+  identity = {k: v for k, v in _plain(config).items() if k not in _RUN_LENGTH}
+  ckpt = checkpoint_lib.Checkpointer(workdir, {"meta_config": identity},
+                                     config.keep_checkpoints)
   state = _initial_state(config, runners)
+  extra = {"elapsed_s": 0.0, "snr_start": {}, "log": []}
   restored = ckpt.restore_latest(jax.eval_shape(lambda: state))
-  elapsed = 0.0
   if restored is not None:
     state, extra, _ = restored
-    elapsed = float(extra["elapsed_s"])
-    # Uncommitted like a fresh state (restored arrays are committed to a
-    # device), so a resumed run lowers the same programs as a fresh one and
-    # the compilation cache serves both.
     state = jax.tree.map(jnp.asarray, jax.device_get(state))
+  elapsed = float(extra["elapsed_s"])
+  key = jax.random.PRNGKey(config.seed + 1)
   writer = metrics_lib.MetricWriter(workdir)
-  start_it = int(state["iteration"])
-  sigma = jnp.float32(config.sigma)
-  print(f"Meta-training on {len(names)} tasks, iterations {start_it} to "
-        f"{config.num_iterations}, in {workdir}; the first iterations "
-        "compile each task's programs (a minute or more on a CPU).",
-        flush=True)
+  t0 = time.perf_counter()
+  clock = lambda: elapsed + time.perf_counter() - t0
+  if not extra["snr_start"]:
+    print("Measuring the meta-gradient's signal at the start ...", flush=True)
+    extra["snr_start"] = unrolled.gradient_snr(
+        runners, state["theta"], state["streams"], jax.random.fold_in(key, 1_000_001),
+        config.snr_estimates)
+    print(f"  {extra['snr_start']}", flush=True)
 
   @jax.jit
-  def apply(theta, opt_state, grads):
-    updates, opt_state = meta_opt.update(grads, opt_state, theta)
-    return optax.apply_updates(theta, updates), opt_state, \
-        optax.tree.norm(grads)
+  def apply(theta, opt_state, grad):
+    updates, opt_state = meta_opt.update(grad, opt_state, theta)
+    return (optax.apply_updates(theta, updates), opt_state,
+            optax.tree.norm(grad))
 
+  start = int(state["iteration"])
   last = config.num_iterations if stop_after is None else min(
       config.num_iterations, stop_after)
-  bar = tqdm.tqdm(total=config.num_iterations, initial=start_it,
-                  disable=not config.progress_bar, desc="meta-train",
-                  file=sys.stdout, dynamic_ncols=True)
-  eval_metrics = {}
-  t0 = time.perf_counter()
+  print(f"Meta-training on {len(names)} tasks, iterations {start} to {last}, "
+        f"{clock() / 60:.1f} of {config.max_minutes} minutes spent.",
+        flush=True)
   window = []
-  for it in range(start_it, last):
-    key = jax.random.fold_in(state["key"], it)
-    picks = jax.random.choice(jax.random.fold_in(key, 0), len(names),
-                              (config.tasks_per_iteration,),
-                              replace=len(names) < config.tasks_per_iteration)
+  for it in range(start, last):
+    if clock() >= 60 * config.max_minutes:
+      print(f"Stopping at iteration {it}: the {config.max_minutes}-minute "
+            "budget is spent.", flush=True)
+      break
+    k = jax.random.fold_in(key, it)
     grads, logs = [], {}
-    for j, idx in enumerate(np.asarray(picks)):
-      name = names[int(idx)]
-      runner, st = runners[name], state["streams"][name]
-      k_unroll, k_restart = jax.random.split(jax.random.fold_in(key, j + 1))
-      s, r, g, m = runner.unroll(state["theta"], st["streams"], st["refs"],
-                                 k_unroll, sigma)
-      # One program in flight at a time: with several queued, XLA:CPU
-      # has deadlocked here on 2 cores (as in jax issue 25861).
-      s, r, _ = jax.block_until_ready(runner.restart(s, r, k_restart))
-      state["streams"][name] = {"streams": s, "refs": r}
-      grads.append(g)
-      for k, v in m.items():
-        logs[f"train/{name}/{k}"] = v
+    for i, name in enumerate(names):
+      runner = runners[name]
+      meta, grad, streams, kept = runner.gradient(
+          state["theta"], state["streams"][name], jax.random.fold_in(k, i))
+      streams = jax.block_until_ready(runner.restart(
+          state["theta"], streams, jax.random.fold_in(k, 1000 + i)))
+      state["streams"][name] = streams
+      grads.append(grad)
+      logs[f"train/{name}/vs_base"] = float(meta)
+      logs[f"train/{name}/grad_norm"] = float(optax.tree.norm(grad))
+      logs[f"train/{name}/streams_kept"] = float(kept)
     grad = jax.tree.map(lambda *g: sum(g) / len(g), *grads)
     theta, opt_state, gnorm = apply(state["theta"], state["meta_opt_state"],
                                     grad)
     state.update(theta=theta, meta_opt_state=opt_state,
                  iteration=jnp.asarray(it + 1, jnp.int32))
-    logs["train/meta_grad_norm"] = gnorm
+    logs["train/vs_base"] = float(np.mean([logs[f"train/{n}/vs_base"]
+                                           for n in names]))
+    logs["train/meta_grad_norm"] = float(gnorm)
     window.append(logs)
     done = it + 1
     if done % config.log_every == 0 or done == last:
-      means = {k: float(np.mean([float(w[k]) for w in window if k in w]))
-               for k in set().union(*window)}
-      for kind in ("meta_loss", "vs_adamw"):
-        vals = [v for k, v in means.items() if k.endswith("/" + kind)]
-        means[f"train/{kind}"] = float(np.mean(vals))
-      means["wall_clock_s"] = elapsed + time.perf_counter() - t0
+      means = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
+      means["wall_clock_s"] = clock()
       writer.scalars(done, means)
-      bar.set_postfix(vs_adamw=f"{means['train/vs_adamw']:+.4f}",
-                      eval=f"{eval_metrics.get('eval/vs_adamw', 0):+.4f}")
+      print(f"  iteration {done}: vs base {means['train/vs_base']:+.4f} "
+            f"(log-loss), |grad| {means['train/meta_grad_norm']:.3g}, "
+            f"{clock() / 60:.1f} min", flush=True)
+      extra["log"] = list(extra["log"]) + [
+          {"iteration": done, "vs_base": means["train/vs_base"],
+           "minutes": round(clock() / 60, 2)}]
       window = []
-    if config.eval_every and (done % config.eval_every == 0 or done == last):
-      eval_metrics = evaluate(config, runners, state["theta"])
-      writer.scalars(done, eval_metrics)
     if done % config.checkpoint_every == 0 or done == last:
-      ckpt.save(done, state, {"elapsed_s": elapsed + time.perf_counter()
-                              - t0})
-      export(workdir, config, state["theta"], done,
-             elapsed + time.perf_counter() - t0, eval_metrics)
-    bar.update(1)
-  bar.close()
+      extra["elapsed_s"] = clock()
+      ckpt.save(done, state, extra)
+  finished = int(state["iteration"])
+  if ckpt.latest_step() != finished:
+    extra["elapsed_s"] = clock()
+    ckpt.save(finished, state, extra)
   ckpt.wait()
   ckpt.close()
+  print("Measuring the signal at the end and the ablation ...", flush=True)
+  snr_end = unrolled.gradient_snr(runners, state["theta"], state["streams"],
+                                  jax.random.fold_in(key, 1_000_002),
+                                  config.snr_estimates)
+  rows = ablation(config, runners, state["theta"])
+  writer.scalars(finished, {**snr_end, "ablation/learned_vs_base":
+                            rows["mean"]["learned_vs_base"],
+                            "ablation/constant_vs_base":
+                            rows["mean"]["constant_vs_base"]})
   writer.close()
+  export(workdir, config, state["theta"], finished, extra, snr_end, rows,
+         rates)
   return state
 
 
-def export(workdir: str, config, theta, iterations: int, wall_clock_s: float,
-           eval_metrics: dict[str, float]) -> None:
+def export(workdir, config, theta, iterations, extra, snr_end, ablation_rows,
+           rates) -> dict[str, Any]:
   """Writes the weights file and its metadata JSON into `workdir`."""
-  meta = {"meta_iterations": iterations,
-          "meta_wall_clock_s": round(wall_clock_s, 1),
-          "command": " ".join(sys.argv),
+  meta = {"command": " ".join(sys.argv),
+          "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+          "meta_iterations": iterations,
+          "meta_minutes": round(float(extra["elapsed_s"]) / 60, 1),
           "machine": f"{jax.devices()[0].platform} x{jax.device_count()}, "
                      f"{os.cpu_count()} CPU cores",
-          "meta_eval": eval_metrics,
-          "config": _to_plain(config)}
-  gt_network.save_weights(os.path.join(workdir, WEIGHTS_NAME), theta,
-                          _architecture(config), meta)
+          "snr_start": dict(extra["snr_start"]), "snr_end": snr_end,
+          "ablation": ablation_rows, "tuned_learning_rates": rates,
+          "progress": list(extra["log"]), "config": _plain(config)}
+  arch = net_lib.Architecture(**dict(config.architecture))
+  net_lib.save_weights(os.path.join(workdir, WEIGHTS_NAME), theta, arch, meta)
   with open(os.path.join(workdir, METADATA_NAME), "w") as f:
     json.dump(meta, f, indent=2, sort_keys=True)
+  return meta

@@ -42,7 +42,7 @@ import numpy as np
 import optax
 
 from accel.meta import tasks as tasks_lib
-from accel.optim import direction_transform
+from accel.optim import gt_transform
 from accel.optim import orthogonal
 
 
@@ -127,7 +127,7 @@ class Runner:
     self._restart = jax.jit(self._restart_impl)
 
   def learned(self, theta, fixed_mix=None, learning_rate=None):
-    return direction_transform.learned_direction(
+    return gt_transform.gradient_transformer(
         self.lr if learning_rate is None else learning_rate,
         rows_per_step=self.task.rows_per_step, weights=theta,
         fixed_mix=fixed_mix, **self.opt_kwargs)
@@ -220,7 +220,7 @@ class Runner:
       batch = self.task.batch(k, self.task.arrays)
       loss, grads = jax.value_and_grad(self.task.loss)(params, batch)
       updates, state = opt.update(grads, state, params, value=loss)
-      mix = direction_transform.find_mix(state)
+      mix = gt_transform.find_mix(state)
       return (optax.apply_updates(params, updates), state), mix
     (params, _), mix_SxTxK = jax.lax.scan(
         step, (params, opt.init(params)), jax.random.split(k_run, steps))

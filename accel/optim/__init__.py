@@ -7,9 +7,6 @@ from accel.optim.factory import OPTIMIZERS
 from accel.optim.gt_transform import gradient_transformer
 from accel.optim.gt_transform import GradientTransformerState
 from accel.optim.gt_transform import scale_by_gradient_transformer
-from accel.optim.direction_transform import learned_direction
-from accel.optim.direction_transform import LearnedDirectionState
-from accel.optim.direction_transform import scale_by_learned_direction
 from accel.optim.meta_attention import meta_attention_adamw
 from accel.optim.meta_attention import MetaAttentionState
 from accel.optim.meta_attention import scale_by_meta_attention_lr

@@ -14,7 +14,6 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from accel.optim import direction_transform
 from accel.optim import gt_transform
 from accel.optim import meta_attention
 
@@ -29,7 +28,6 @@ class Heatmap(NamedTuple):
 
 def scalars(opt_state) -> dict[str, jax.Array]:
   return {**gt_transform.diagnostics(opt_state),
-          **direction_transform.diagnostics(opt_state),
           **meta_attention.diagnostics(opt_state)}
 
 

@@ -25,7 +25,6 @@ from optax import contrib
 from accel import registry
 from accel.errors import ConfigError
 from accel.optim import checks
-from accel.optim import direction_transform
 from accel.optim import diagnostics as diagnostics_lib
 from accel.optim import gt_transform
 from accel.optim import matrices
@@ -197,28 +196,6 @@ def _muon(lr, weight_decay, mask, mu_dtype, beta: float = 0.95,
           p, adam_params))
 
 
-@OPTIMIZERS.register("gradient_transformer")
-def _gradient_transformer(lr, weight_decay, mask, mu_dtype,
-                          weights: str = "default",
-                          history: int = 0, b1: float = 0.9,
-                          b2: float = 0.999, b3: float = 0.99,
-                          eps: float = 1e-8, max_multiplier: float = 4.0,
-                          max_mix: float = 1.0, update_every: int = 0,
-                          meta_lr: bool = False):
-  # weights: "default" (shipped), a weights-file path, or "none" (AdamW).
-  # history and update_every 0 take the weights' own. meta_lr: the
-  # meta-attention learning rates (default options) replace the plain
-  # learning-rate scaling after the learned direction.
-  direction = gt_transform.scale_by_gradient_transformer(
-      None if weights == "none" else weights, history=history or None,
-      b1=b1, b2=b2, b3=b3, eps=eps, weight_decay=weight_decay, mask=mask,
-      learning_rate=lr, max_multiplier=max_multiplier, max_mix=max_mix,
-      update_every=update_every or None)
-  scale = (meta_attention.scale_by_meta_attention_lr(lr) if meta_lr
-           else optax.scale_by_learning_rate(lr))
-  return optax.chain(direction, scale)
-
-
 def _rows(rows_per_step: int, name: str) -> int:
   if rows_per_step < 1:
     raise ConfigError(
@@ -241,18 +218,24 @@ def _orthogonal_hybrid(lr, weight_decay, mask, mu_dtype,
       weight_decay=weight_decay, mask=mask, mu_dtype=mu_dtype)
 
 
-@OPTIMIZERS.register("learned_direction")
-def _learned_direction(lr, weight_decay, mask, mu_dtype,
-                       rows_per_step: int = 0, weights: str = "default",
-                       max_cost: float = 0.5, max_mix: float = 1.0,
-                       b3: float = 0.99):
+@OPTIMIZERS.register("gradient_transformer")
+def _gradient_transformer(lr, weight_decay, mask, mu_dtype,
+                          rows_per_step: int = 0, weights: str = "default",
+                          max_cost: float = 0.5, max_mix: float = 1.0,
+                          b3: float = 0.99, meta_lr: bool = False):
   # The orthogonal hybrid with the learned direction correction
-  # (accel.optim.direction_transform); weights "none" is the hybrid.
-  return direction_transform.learned_direction(
-      lr, rows_per_step=_rows(rows_per_step, "learned_direction"),
-      weights=None if weights == "none" else weights,
-      weight_decay=weight_decay, mask=mask, max_cost=max_cost,
-      max_mix=max_mix, b3=b3, mu_dtype=mu_dtype)
+  # (accel.optim.gt_transform); weights: "default" (shipped), a weights
+  # file, or "none" (the hybrid exactly). meta_lr: the meta-attention
+  # learning rates (default options) replace the plain learning-rate
+  # scaling after it.
+  direction = gt_transform.scale_by_gradient_transformer(
+      None if weights == "none" else weights,
+      rows_per_step=_rows(rows_per_step, "gradient_transformer"),
+      max_cost=max_cost, max_mix=max_mix, b3=b3, weight_decay=weight_decay,
+      mask=mask, learning_rate=lr, mu_dtype=mu_dtype)
+  scale = (meta_attention.scale_by_meta_attention_lr(lr) if meta_lr
+           else optax.scale_by_learning_rate(lr))
+  return optax.chain(direction, scale)
 
 
 @OPTIMIZERS.register("meta_attention_adamw")
@@ -292,11 +275,15 @@ def _takes(fn, name: str) -> bool:
   return name in inspect.signature(fn).parameters
 
 
-def make(config, total_steps: int, *, mu_dtype: Any = None) -> Optimizer:
+def make(config, total_steps: int, *, mu_dtype: Any = None,
+         rows_per_step: int = 0) -> Optimizer:
   """The optimizer named by `config.name`, with schedule, clipping and decay.
 
   `mu_dtype` (from the precision policy) is the first moment's dtype for the
   optimizers that keep one as Adam does; None keeps the parameters' dtype.
+  `rows_per_step` (examples, or tokens for a sequence model, through each
+  layer a step) goes to the optimizers with a Newton-Schulz cost rule whose
+  section leaves its own `rows_per_step` at 0.
   """
   options = dict(config)
   name = options.pop("name", None)
@@ -321,6 +308,8 @@ def make(config, total_steps: int, *, mu_dtype: Any = None) -> Optimizer:
   mask = _no_bias_norm if decay_mask == "no_bias_norm" else None
   if _takes(fn, "total_steps"):
     options["total_steps"] = total_steps
+  if _takes(fn, "rows_per_step") and not options.get("rows_per_step"):
+    options["rows_per_step"] = rows_per_step
   if _takes(fn, "mu_dtype"):
     tx = fn(schedule, common["weight_decay"], mask, mu_dtype, **options)
   elif mu_dtype is not None:

@@ -1,418 +1,303 @@
-"""The gradient transformer: a learned, attention-based optax transformation.
+"""The gradient transformer: a learned, bounded correction of the direction
+of a strong base update.
 
-A residual around AdamW. Per parameter it keeps Adam's two moments and one
-slow momentum, and forms a few cheap directions:
+The base is `orthogonal.hybrid`: Muon (orthogonalised Nesterov momentum) on
+the hidden matrices whose Newton-Schulz cost the rule there accepts, NAdamW
+on every other leaf. Its update u is taken as it is (optax.contrib's own
+pieces; tested equal to the optax chain). Per tensor this transformation
+keeps one more buffer, the slow average s of the base's updates (decay b3,
+bias-corrected to s^), and forms
 
-    adam       m^ / (sqrt(v^) + eps)                      (the base)
-    nesterov   (b1 m^ + (1 - b1) g / (1 - b1^t)) / (sqrt(v^) + eps)
-    slow       m_slow^ / (sqrt(v^) + eps)
-    rmsprop    g / (sqrt(v^) + eps)
-    sign       sign(m)
+    m = u + c_slow * s^ * rms(u)/rms(s^) + c_grad * g * rms(u)/rms(g)
+    update = m * rms(u) / rms(m)
 
-Per tensor it records a window of summary features (log RMS of gradient, of
-both momenta and of the second moment, update/parameter ratio, log RMS of the
-parameter, gradient-momentum cosines at two timescales, and their changes
-over the window), plus the loss history. A small transformer
-(`gt_network.GradientTransformerNet`) reads them and emits, per tensor, a
-learning-rate multiplier, a weight-decay multiplier and mixing weights:
+c = max_mix * tanh(network outputs), one pair per tensor. The update has the
+base's RMS in every tensor, so the step size is the user's schedule's alone
+(no learned magnitude: a larger step earns nothing), and with the network's
+output at zero the update is exactly the base's. The slow direction is what
+AdEMAMix adds to Adam and what the first gradient transformer's constant
+mix turned out to be; the gradient direction lets a tensor shed momentum.
 
-    update = lr_mult * (adam + sum_k a_k (direction_k - adam))
-             + weight_decay * wd_mult * param
+The network (`gt_network.DirectionNet`) sees, per tensor and for the
+last `history` steps, cosines between g, u and s^, the log-ratio
+rms(s^)/rms(u) and the relative step lr*rms(u)/rms(p); per tensor whether
+it is orthogonalised and its rank; globally the loss history as log-ratios
+to the newest loss. None of them depends on the scale of the loss, the
+parameters or the gradients, and none on the run's length.
 
-All outputs are bounded (tanh): lr_mult and wd_mult within
-[1/max_multiplier, max_multiplier], a_k within [-max_mix, max_mix]. With the
-network's output layer at zero, lr_mult = wd_mult = 1 and a_k = 0: the update
-is exactly AdamW's. Per-parameter work is a handful of elementwise ops and
-eight reductions per tensor; the network runs once per step on T tokens.
+All per-tensor statistics come from one pass: the seven products are
+concatenated over the tensors and summed by segment (no per-tensor kernels,
+no `lax.cond`); the network runs every step on T tokens.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import os
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from accel.errors import ConfigError
 from accel.optim import checks
-from accel.optim import gt_network
+from accel.optim import gt_network as net_lib
+from accel.optim import matrices
+from accel.optim import orthogonal
 from accel.optim import schedules
 from accel.optim import state_lookup
 
-_TINY = 1e-30
-_NUM_LOGS = 6
-STORED_FEATURES = 3 + _NUM_LOGS  # valid, logs, two cosines
+DIRECTIONS = ("slow", "gradient")
+DEFAULT_WEIGHTS = os.path.join(os.path.dirname(__file__), "weights",
+                               "gradient_transformer.msgpack")
+_TINY = 1e-30  # float32 sums of squares below it are zero
 
 
 class GradientTransformerState(NamedTuple):
   count: jax.Array         # int32 []
-  mu: optax.Updates        # first moment (b1)
-  nu: optax.Updates        # second moment (b2)
-  mu_slow: optax.Updates   # slow momentum (b3)
-  window_TxHxR: jax.Array  # per-tensor feature window, newest last
-  loss_H: jax.Array        # log-loss window, newest last
+  base: optax.OptState     # orthogonal.hybrid's state
+  slow: optax.Updates      # average of the base's updates (b3)
+  window_TxHxF: jax.Array  # per-tensor features, newest last
+  loss_H: jax.Array        # log losses, newest last
   loss_valid_H: jax.Array  # which loss slots hold a value
-  loss_sum: jax.Array      # losses seen since the last refresh ...
-  loss_n: jax.Array        # ... and how many
-  # Diagnostics of the last step, for logging: per-tensor multipliers and
-  # mixing weights.
-  lr_multiplier_T: jax.Array
-  wd_multiplier_T: jax.Array
-  mix_TxK: jax.Array
+  mix_TxK: jax.Array       # the last step's coefficients (diagnostics)
 
 
-def resolve_weights(weights, history: int | None,
-                    update_every: int | None = None):
-  """(params, architecture) for `weights` = "default" | path | pytree | None.
-
-  `history=None` and `update_every=None` take the values the weights were
-  trained with.
-  """
+def resolve_weights(weights):
+  """(params or None, architecture) for "default" | path | pytree | None."""
   if weights is None:
-    arch = gt_network.Architecture(history=history or 8,
-                                   update_every=update_every or 4)
-    return gt_network.init_weights(arch), arch
+    return None, net_lib.Architecture()
   if isinstance(weights, (str, os.PathLike)):
-    path = (gt_network.DEFAULT_WEIGHTS if weights == "default"
-            else os.fspath(weights))
-    params, arch, _ = gt_network.load_weights(path)
-    origin = f"weights file {path!r}"
-  else:
-    params = weights
-    origin = "the given weights pytree"
-    arch = gt_network.infer_architecture(params)
-    if update_every:
-      arch = dataclasses.replace(arch, update_every=update_every)
-    gt_network.check_weights(params, arch, origin=origin)
-  if arch.step_features != gt_network.NUM_STEP_FEATURES or (
-      arch.static_features != gt_network.NUM_STATIC_FEATURES) or (
-          arch.outputs != gt_network.NUM_OUTPUTS):
-    raise ConfigError(
-        f"{origin} was made for a different gradient transformer "
-        f"(features/outputs {arch.step_features}/{arch.static_features}/"
-        f"{arch.outputs}, this accel uses {gt_network.NUM_STEP_FEATURES}/"
-        f"{gt_network.NUM_STATIC_FEATURES}/{gt_network.NUM_OUTPUTS}).")
-  if history is not None and history != arch.history:
-    raise ConfigError(f"history={history} does not match the history "
-                      f"{arch.history} that {origin} was trained with; pass "
-                      f"history={arch.history} or None.")
-  if update_every is not None and update_every != arch.update_every:
-    raise ConfigError(f"update_every={update_every} does not match the "
-                      f"update_every={arch.update_every} that {origin} was "
-                      f"trained with; pass {arch.update_every} or None.")
-  return params, arch
+    path = DEFAULT_WEIGHTS if weights == "default" else os.fspath(weights)
+    params, arch, _ = net_lib.load_weights(path)
+    return params, arch
+  arch = net_lib.infer_architecture(weights)
+  net_lib.check_weights(weights, arch, origin="the given weights pytree")
+  return weights, arch
 
 
-def _static_features(p) -> jax.Array:
-  ndim = min(p.ndim, 3)
-  onehot = [1.0 if ndim == i else 0.0 for i in range(4)]
-  return jnp.asarray([0.1 * jnp.log1p(p.size), 1.0] + onehot, jnp.float32)
+def tensor_sums(u, s, g, p, sample: int = 4096) -> jax.Array:
+  """[7, T] per-tensor sums of u*u, s*s, u*s, g*g, g*u, g*s, p*p over an
+  evenly strided sample of at most about 2 x `sample` entries of each
+  tensor (all of a small one): the features are cosines and ratios, which a
+  sample of thousands estimates well, and exact sums over every entry cost
+  about as much as the base's whole update on XLA:CPU. The sums are
+  divided by the sample's size (mean products)."""
+  def sums(u, s, g, p):
+    stride = max(1, u.size // sample)
+    u, s, g, p = (x.astype(jnp.float32).ravel()[::stride]
+                  for x in (u, s, g, p))
+    n = u.size
+    return jnp.stack([u @ u, s @ s, u @ s, g @ g, g @ u, g @ s, p @ p]) / n
+  return jnp.stack(jax.tree.leaves(jax.tree.map(sums, u, s, g, p)), axis=1)
 
 
-def _per_tensor(values_T, treedef):
-  """A tree shaped like the parameters holding values_T[i] at leaf i."""
-  return treedef.unflatten(list(values_T))
-
-
-def _decay_mask(mask, params):
-  """A tree of 0/1 float weights: where decoupled weight decay applies."""
-  tree = mask(params) if callable(mask) else mask
-  if tree is None:
-    return jax.tree.map(lambda _: 1.0, params)
-  return jax.tree.map(lambda m, _: jnp.asarray(m, jnp.float32), tree, params)
-
-
-def _tensor_stats(g, p, m0, s0, m, v, s, adam) -> jax.Array:
-  """Ten means per tensor that the step features are made of."""
-  g, p, m0, s0 = (x.astype(jnp.float32) for x in (g, p, m0, s0))
-  mean = lambda x: jnp.sum(x) / max(g.size, 1)
+def step_features(sums_7xT, lr) -> jax.Array:
+  """Per-tensor features of this step (T x NUM_STEP_FEATURES)."""
+  uu, ss, us, gg, gu, gs, pp = sums_7xT
+  cos = lambda xy, xx, yy: xy / jnp.sqrt(xx * yy + _TINY)
+  log_ratio = lambda a, b: 0.5 * (jnp.log(a + _TINY) - jnp.log(b + _TINY))
+  relative_step = jnp.log(jnp.abs(lr) + _TINY) + log_ratio(uu, pp)
   return jnp.stack([
-      mean(g * g), mean(m * m), mean(s * s), mean(v), mean(adam * adam),
-      mean(p * p), mean(g * m0), mean(g * s0), mean(m0 * m0), mean(s0 * s0)])
+      jnp.ones_like(uu), cos(us, uu, ss), cos(gs, gg, ss), cos(gu, gg, uu),
+      jnp.clip(log_ratio(ss, uu), -5.0, 5.0),
+      0.1 * jnp.clip(relative_step, -15.0, 5.0)], axis=1)
 
 
-class _Directions(NamedTuple):
-  """One tensor's base direction (Adam's) and gt_network.DIRECTIONS."""
-  adam: jax.Array
-  others: tuple[jax.Array, ...]
+def static_features(params, orthogonalised) -> jax.Array:
+  """Per tensor: orthogonalised, a vector, rank 3 or more (T x S)."""
+  rows = []
+  for p, dims in zip(jax.tree.leaves(params), jax.tree.leaves(
+      orthogonalised, is_leaf=lambda x: x is None or _is_dims(x))):
+    rows.append([float(dims is not None), float(p.ndim <= 1),
+                 float(p.ndim >= 3)])
+  return jnp.asarray(rows, jnp.float32).reshape(-1, 3)
 
 
-def _is_directions(x) -> bool:
-  return isinstance(x, _Directions)
+def _is_dims(x) -> bool:
+  return isinstance(x, optax.contrib.MuonDimensionNumbers)
 
 
-def _directions(g, m_hat, v_hat, s_hat, *, b1: float, eps: float, bc1):
-  denom = jnp.sqrt(v_hat) + eps
-  g = g.astype(jnp.float32)
-  nesterov = (b1 * m_hat + (1 - b1) * g / bc1) / denom
-  return _Directions(m_hat / denom, (nesterov, s_hat / denom, g / denom,
-                                     jnp.sign(m_hat)))
+def _push(window, new):
+  return jnp.concatenate([window[:, 1:], new[:, None]], axis=1)
 
 
-def _mix(adam, directions, mix_K):
-  """adam + sum_k mix_k (direction_k - adam)."""
-  return adam + sum(a * (d - adam) for a, d in zip(mix_K, directions))
-
-
-def _refresh(net, net_params, state, stats_TxR, static_TxS, lr, count,
-             loss_sum, loss_n, *, bias, log_max, max_mix):
-  """New window, loss history and bounded network outputs (multipliers and
-  mixing weights), as the fields of GradientTransformerState they set."""
-  c1, c2, c3 = (1.0 / b for b in bias)
-  step_TxR = _step_features(stats_TxR, lr, c1, c2, c3)
-  window_TxHxR = jnp.concatenate(
-      [state.window_TxHxR[:, 1:], step_TxR[:, None]], axis=1)
-  loss_H, loss_valid_H = _push_loss(state.loss_H, state.loss_valid_H,
-                                    loss_sum, loss_n)
-  global_G = _global_features(loss_H, loss_valid_H,
-                              count.astype(jnp.float32))
-  out_TxO = net.apply({"params": net_params}, network_inputs(window_TxHxR),
-                      static_TxS, global_G).astype(jnp.float32)
-  zero = jnp.zeros([], jnp.float32)
-  return dict(window_TxHxR=window_TxHxR, loss_H=loss_H,
-              loss_valid_H=loss_valid_H, loss_sum=zero, loss_n=zero,
-              lr_multiplier_T=jnp.exp(log_max * jnp.tanh(out_TxO[:, 0])),
-              wd_multiplier_T=jnp.exp(log_max * jnp.tanh(out_TxO[:, 1])),
-              mix_TxK=max_mix * jnp.tanh(out_TxO[:, 2:]))
-
-
-def _held(state, loss_sum, loss_n):
-  """The fields _refresh sets, as they are (between refreshes)."""
-  return dict(window_TxHxR=state.window_TxHxR, loss_H=state.loss_H,
-              loss_valid_H=state.loss_valid_H, loss_sum=loss_sum,
-              loss_n=loss_n, lr_multiplier_T=state.lr_multiplier_T,
-              wd_multiplier_T=state.wd_multiplier_T, mix_TxK=state.mix_TxK)
-
-
-def _add_loss(loss_sum, loss_n, value):
-  """Adds a finite, positive loss `value` (if given) to the running sum."""
+def _push_loss(loss_H, valid_H, value):
   if value is None:
-    return loss_sum, loss_n
+    return loss_H, valid_H
   v = jnp.asarray(value, jnp.float32)
   ok = jnp.isfinite(v) & (v > 0)
-  return loss_sum + jnp.where(ok, v, 0.0), loss_n + ok.astype(jnp.float32)
+  new = jnp.where(ok, jnp.log(jnp.where(ok, v, 1.0)), loss_H[-1])
+  return (jnp.concatenate([loss_H[1:], new[None]]),
+          jnp.concatenate([valid_H[1:], ok.astype(jnp.float32)[None]]))
+
+
+def global_features(loss_H, valid_H) -> jax.Array:
+  """The loss history as log-ratios to the newest loss, and its flags."""
+  return jnp.concatenate([(loss_H - loss_H[-1]) * valid_H, valid_H])
+
+
+def mixed_scales(sums_7xT, mix_TxK):
+  """Per tensor (scale, c_slow, c_grad): update = scale * (u + c_slow s^ +
+  c_grad g) has rms(u), computed from the sums (no second pass)."""
+  uu, ss, us, gg, gu, gs, _ = sums_7xT
+  root = lambda x: jnp.sqrt(jnp.maximum(x, 0.0) + _TINY)  # finite gradient
+  ru = root(uu)
+  c_slow = mix_TxK[:, 0] * ru / root(ss)
+  c_grad = mix_TxK[:, 1] * ru / root(gg)
+  mm = (uu + c_slow * c_slow * ss + c_grad * c_grad * gg
+        + 2 * c_slow * us + 2 * c_grad * gu + 2 * c_slow * c_grad * gs)
+  return ru / root(mm), c_slow, c_grad
 
 
 def scale_by_gradient_transformer(
-    weights: Any = "default", *, history: int | None = None,
-    b1: float = 0.9, b2: float = 0.999, b3: float = 0.99, eps: float = 1e-8,
+    weights: Any = "default", *, rows_per_step: int, max_cost: float = 0.5,
+    ns_steps: int = 5, beta: float = 0.95, b1: float = 0.9,
+    b2: float = 0.999, b3: float = 0.99, eps: float = 1e-8,
+    eps_root: float = 0.0, consistent_rms: float = 0.2, max_mix: float = 1.0,
     weight_decay: float = 0.0, mask: Any = None, learning_rate: Any = None,
-    max_multiplier: float = 4.0, max_mix: float = 1.0,
-    update_every: int | None = None, mu_dtype: Any = None,
+    mu_dtype: Any = None, fixed_mix: Any = None,
+    exclude: str = matrices.INPUT_OUTPUT,
 ) -> optax.GradientTransformationExtraArgs:
-  """The learned update direction (positive sense, like `scale_by_adam`).
+  """The gradient transformer's direction (positive sense, like
+  `scale_by_adam`).
 
   Args:
-    weights: "default" (shipped meta-trained weights), a path to a weights
-      file, a weights pytree, or None (untrained: exactly AdamW's direction).
-    history: steps of feature history; None takes the weights' own.
-    b1, b2, eps: Adam's moment decays and epsilon.
-    b3: decay of the slow momentum.
-    weight_decay: decoupled weight decay added to the direction (as in
-      `optax.adamw`, before the learning rate); the network scales it per
-      tensor.
-    mask: pytree of bools or callable params -> pytree: where weight decay
-      applies.
-    learning_rate: the float or schedule that the chain multiplies by
-      afterwards. Read only to compute the update/parameter-ratio feature;
-      `gradient_transformer` passes it.
-    max_multiplier: bound of the learning-rate and weight-decay multipliers.
-    max_mix: bound of each direction's mixing weight.
-    update_every: refresh the features and run the network every this many
-      steps (the outputs are held in between); None takes the weights'.
-    mu_dtype: dtype of the two momenta (None: the parameters'), as in
-      `optax.scale_by_adam`.
+    weights: "default" (the shipped weights), a path, a weights pytree, or
+      None (the base update exactly).
+    rows_per_step, max_cost, ns_steps, beta, b1, b2, eps, eps_root,
+      consistent_rms, exclude: the base's (`orthogonal.hybrid`).
+    b3: decay of the slow average of the base's updates.
+    max_mix: bound of each coefficient |c|.
+    weight_decay, mask: decoupled weight decay added after the direction.
+    learning_rate: the float or schedule the chain multiplies by afterwards;
+      read only for the relative-step feature.
+    fixed_mix: a [T, K] array of coefficients used instead of the network
+      (the constant ablation); None runs the network.
 
-  The returned `update(updates, state, params=None, *, value=None)` takes the
-  current loss as `value=`; without it the loss features stay empty.
+  `update(updates, state, params, *, value=loss)` feeds the loss history.
   """
+  checks.check("max_mix", max_mix, lambda x: x >= 0, ">= 0")
+  checks.check_decay("b3", b3)
+  checks.check("weight_decay", weight_decay, lambda x: x >= 0, ">= 0")
   if learning_rate is not None:
     checks.check_learning_rate(learning_rate)
-  checks.check("max_multiplier", max_multiplier, lambda x: x >= 1,
-               ">= 1 (the multipliers lie in [1/max, max])")
-  checks.check("max_mix", max_mix, lambda x: x >= 0, ">= 0")
-  for name, b in (("b1", b1), ("b2", b2), ("b3", b3)):
-    checks.check_decay(name, b)
-  checks.check("eps", eps, lambda x: x >= 0, ">= 0")
-  checks.check("weight_decay", weight_decay, lambda x: x >= 0, ">= 0")
-  net_params, arch = resolve_weights(weights, history, update_every)
-  net = gt_network.GradientTransformerNet(arch)
+  net_params, arch = resolve_weights(weights)
+  net = net_lib.DirectionNet(arch)
+  base = orthogonal.hybrid(
+      1.0, rows_per_step=rows_per_step, max_cost=max_cost,
+      ns_steps=ns_steps, beta=beta, b1=b1, b2=b2, eps=eps, eps_root=eps_root,
+      consistent_rms=consistent_rms, mu_dtype=mu_dtype, exclude=exclude)
   lr_fn = schedules.as_schedule(learning_rate)
-  bounds = dict(log_max=jnp.log(max_multiplier), max_mix=max_mix)
-  use_decay = not (isinstance(weight_decay, (int, float))
-                   and weight_decay == 0)
+  k = len(DIRECTIONS)
 
   def init_fn(params):
     checks.check_float_params(params, "the gradient transformer")
-    t, h, k = len(jax.tree.leaves(params)), arch.history, len(
-        gt_network.DIRECTIONS)
-    zeros = lambda *shape: jnp.zeros(shape, jnp.float32)
+    t = len(jax.tree.leaves(params))
     return GradientTransformerState(
-        count=jnp.zeros([], jnp.int32),
-        mu=optax.tree.zeros_like(params, dtype=mu_dtype),
-        nu=optax.tree.zeros_like(params),
-        mu_slow=optax.tree.zeros_like(params, dtype=mu_dtype),
-        window_TxHxR=zeros(t, h, STORED_FEATURES), loss_H=zeros(h),
-        loss_valid_H=zeros(h), loss_sum=zeros(), loss_n=zeros(),
-        lr_multiplier_T=jnp.ones((t,)), wd_multiplier_T=jnp.ones((t,)),
-        mix_TxK=zeros(t, k))
+        count=jnp.zeros([], jnp.int32), base=base.init(params),
+        slow=optax.tree.zeros_like(params, dtype=mu_dtype),
+        window_TxHxF=jnp.zeros((t, arch.history, net_lib.NUM_STEP_FEATURES)),
+        loss_H=jnp.zeros((arch.history,)),
+        loss_valid_H=jnp.zeros((arch.history,)), mix_TxK=jnp.zeros((t, k)))
 
   def update_fn(updates, state, params=None, *, value=None, **extra_args):
     del extra_args
     if params is None:
       raise ConfigError("the gradient transformer needs `params` in update(): "
-                        "its features include the parameters' scale.")
+                        "its features include the relative step size.")
+    grads = updates
+    neg_u, base_state = base.update(grads, state.base, params)
+    u = jax.tree.map(lambda x: -x.astype(jnp.float32), neg_u)
     count = optax.safe_increment(state.count)
-    mu = optax.tree.update_moment(updates, state.mu, b1, 1)
-    nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
-    mu_slow = optax.tree.update_moment(updates, state.mu_slow, b3, 1)
-    bias = [1 - b ** count.astype(jnp.float32) for b in (b1, b2, b3)]
-    m_hat = optax.tree.bias_correction(mu, b1, count)
-    v_hat = optax.tree.bias_correction(nu, b2, count)
-    s_hat = optax.tree.bias_correction(mu_slow, b3, count)
-    directions = jax.tree.map(functools.partial(
-        _directions, b1=b1, eps=eps, bc1=bias[0]), updates, m_hat, v_hat,
-                              s_hat)
-    fields = _controls(
-        net, net_params, state, updates, params, mu, nu, mu_slow,
-        directions, jnp.asarray(lr_fn(state.count), jnp.float32),
-        count, *_add_loss(state.loss_sum, state.loss_n, value),
-        every=arch.update_every, bias=bias, bounds=bounds)
-    treedef = jax.tree.structure(updates)
-    out = jax.tree.map(
-        lambda d, mix_K, lr_m: lr_m * _mix(d.adam, d.others, mix_K),
-        directions, _per_tensor(fields["mix_TxK"], treedef),
-        _per_tensor(fields["lr_multiplier_T"], treedef),
-        is_leaf=_is_directions)
-    if use_decay:
-      out = jax.tree.map(
-          lambda u, p, m, wd_m: u + weight_decay * m * wd_m * p.astype(
-              jnp.float32), out, params, _decay_mask(mask, params),
-          _per_tensor(fields["wd_multiplier_T"], treedef))
-    out = jax.tree.map(lambda u, p: u.astype(p.dtype), out, params)
+    slow = optax.tree.update_moment(u, state.slow, b3, 1)
+    s_hat = optax.tree.bias_correction(slow, b3, count)
+    window, loss_H, valid_H = (state.window_TxHxF, state.loss_H,
+                               state.loss_valid_H)
+    mix_TxK = state.mix_TxK
+    treedef = jax.tree.structure(grads)
+    if treedef.num_leaves:
+      sums_7xT = tensor_sums(u, s_hat, grads, params)
+      lr = jnp.asarray(lr_fn(state.count), jnp.float32)
+      window = _push(window, step_features(sums_7xT, lr))
+      loss_H, valid_H = _push_loss(loss_H, valid_H, value)
+      if fixed_mix is not None:
+        mix_TxK = jnp.asarray(fixed_mix, jnp.float32).reshape(-1, k)
+      elif net_params is None:
+        mix_TxK = jnp.zeros_like(state.mix_TxK)
+      else:
+        static = static_features(params, orthogonal.orthogonalised(
+            params, rows_per_step=rows_per_step, max_cost=max_cost,
+            ns_steps=ns_steps, exclude=exclude))
+        # The features are the network's inputs, not paths for a
+        # meta-gradient: through them it is chaotic (ratios near zero).
+        inputs = jax.lax.stop_gradient(
+            (window, static, global_features(loss_H, valid_H)))
+        raw_TxK = net.apply({"params": net_params}, *inputs)
+        mix_TxK = max_mix * jnp.tanh(raw_TxK.astype(jnp.float32))
+      scale, c_slow, c_grad = mixed_scales(sums_7xT, mix_TxK)
+      per = lambda v: treedef.unflatten(list(v))
+      u = jax.tree.map(
+          lambda x, s, g, a, cs, cg: a * (x + cs * s + cg * g.astype(
+              jnp.float32)), u, s_hat, grads, per(scale), per(c_slow),
+          per(c_grad))
+    if not (isinstance(weight_decay, (int, float)) and weight_decay == 0):
+      decay = mask(params) if callable(mask) else mask
+      decay = decay if decay is not None else jax.tree.map(
+          lambda _: True, params)
+      u = jax.tree.map(lambda x, p, m: x + jnp.where(
+          m, weight_decay, 0.0) * p.astype(jnp.float32), u, params, decay)
+    out = jax.tree.map(lambda x, p: x.astype(p.dtype), u, params)
     return out, GradientTransformerState(
-        count=count, mu=optax.tree.cast(mu, mu_dtype),
-        nu=optax.tree.cast_like(nu, state.nu),
-        mu_slow=optax.tree.cast(mu_slow, mu_dtype), **fields)
+        count=count, base=base_state,
+        slow=optax.tree.cast_like(slow, state.slow),
+        window_TxHxF=window, loss_H=loss_H, loss_valid_H=valid_H,
+        mix_TxK=mix_TxK)
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def _controls(net, net_params, state, grads, params, mu, nu, mu_slow,
-              directions, lr, count, loss_sum, loss_n, *, every, bias,
-              bounds):
-  """The state fields that hold the network's outputs: refreshed every
-  `every` steps (statistics of this step -> window -> network), held in
-  between. No tensors: nothing to refresh."""
-  if not jax.tree.leaves(grads):
-    return _held(state, loss_sum, loss_n)
-
-  def refresh():
-    adam = jax.tree.map(lambda d: d.adam, directions,
-                        is_leaf=_is_directions)
-    stats_TxR = jnp.stack(jax.tree.leaves(jax.tree.map(
-        _tensor_stats, grads, params, state.mu, state.mu_slow, mu, nu,
-        mu_slow, adam)))
-    static_TxS = jnp.stack([_static_features(p)
-                            for p in jax.tree.leaves(params)])
-    return _refresh(net, net_params, state, stats_TxR, static_TxS, lr, count,
-                    loss_sum, loss_n, bias=bias, **bounds)
-
-  if every == 1:
-    return refresh()
-  return jax.lax.cond(state.count % every == 0, refresh,
-                      lambda: _held(state, loss_sum, loss_n))
-
-
-def _log_rms(mean_square):
-  return 0.5 * jnp.log(mean_square + _TINY)
-
-
-def _step_features(stats_TxR, lr, c1, c2, c3):
-  """Per-tensor features of this step from its reductions (T x STORED)."""
-  gg, mm, ss, vv, aa, pp, gm0, gs0, m0m0, s0s0 = stats_TxR.T
-  logs = jnp.stack([
-      _log_rms(gg),                                   # gradient
-      _log_rms(mm * c1 * c1),                         # momentum (debiased)
-      _log_rms(ss * c3 * c3),                         # slow momentum
-      0.5 * _log_rms(vv * c2),                        # sqrt of 2nd moment
-      _log_rms(aa) + jnp.log(lr + _TINY) - _log_rms(pp),  # update / param
-      _log_rms(pp),                                   # parameter
-  ], axis=1)
-  cos_gm = gm0 / jnp.sqrt(gg * m0m0 + _TINY)  # gradient vs last momentum
-  cos_gs = gs0 / jnp.sqrt(gg * s0s0 + _TINY)  # ... vs last slow momentum
-  return jnp.concatenate([jnp.ones_like(gg)[:, None], 0.1 * logs,
-                          cos_gm[:, None], cos_gs[:, None]], axis=1)
-
-
-def network_inputs(window_TxHxR):
-  """The stored window plus each log feature's change to the newest step."""
-  valid_TxHx1 = window_TxHxR[..., :1]
-  logs_TxHx6 = window_TxHxR[..., 1:1 + _NUM_LOGS]
-  change = (logs_TxHx6 - logs_TxHx6[:, -1:]) * valid_TxHx1
-  return jnp.concatenate([window_TxHxR, 10.0 * change], axis=-1)
-
-
-def _push_loss(loss_H, valid_H, loss_sum, loss_n):
-  """Pushes log(mean loss since the last refresh), if there was any."""
-  ok = loss_n > 0
-  new = jnp.where(ok, jnp.log(jnp.where(ok, loss_sum / loss_n, 1.0)),
-                  loss_H[-1])
-  ok = ok.astype(jnp.float32)
-  return (jnp.concatenate([loss_H[1:], new[None]]),
-          jnp.concatenate([valid_H[1:], ok[None]]))
-
-
-def _global_features(loss_H, valid_H, t_f):
-  latest = loss_H[-1]
-  rel = (loss_H - latest) * valid_H
-  return jnp.concatenate([
-      valid_H, 0.1 * loss_H * valid_H, rel,
-      jnp.stack([0.1 * jnp.log(t_f + 1.0), valid_H[-1]])])
-
-
 def gradient_transformer(
-    learning_rate: optax.ScalarOrSchedule, *, weight_decay: float = 0.0,
-    mask: Any = None, weights: Any = "default", history: int | None = None,
+    learning_rate: optax.ScalarOrSchedule, *, rows_per_step: int,
+    weight_decay: float = 0.0, mask: Any = None, weights: Any = "default",
+    max_cost: float = 0.5, ns_steps: int = 5, beta: float = 0.95,
     b1: float = 0.9, b2: float = 0.999, b3: float = 0.99, eps: float = 1e-8,
-    max_multiplier: float = 4.0, max_mix: float = 1.0,
-    update_every: int | None = None, mu_dtype: Any = None,
+    eps_root: float = 0.0, consistent_rms: float = 0.2,
+    max_mix: float = 1.0, mu_dtype: Any = None, fixed_mix: Any = None,
+    exclude: str = matrices.INPUT_OUTPUT,
 ) -> optax.GradientTransformationExtraArgs:
-  """A complete optimizer, used like `optax.adamw(learning_rate, ...)`.
-
-  With `weights=None` (or weights whose output layer is zero) it is AdamW.
-  """
+  """A complete optimizer, used like `optax.adamw(learning_rate, ...)`;
+  the arguments are `scale_by_gradient_transformer`'s. With `weights=None` it
+  is `orthogonal.hybrid` (tested)."""
   checks.check_learning_rate(learning_rate)
   return optax.chain(
       scale_by_gradient_transformer(
-          weights, history=history, b1=b1, b2=b2, b3=b3, eps=eps,
+          weights, rows_per_step=rows_per_step, max_cost=max_cost,
+          ns_steps=ns_steps, beta=beta, b1=b1, b2=b2, b3=b3, eps=eps,
+          eps_root=eps_root, consistent_rms=consistent_rms, max_mix=max_mix,
           weight_decay=weight_decay, mask=mask, learning_rate=learning_rate,
-          max_multiplier=max_multiplier, max_mix=max_mix,
-          update_every=update_every, mu_dtype=mu_dtype),
+          mu_dtype=mu_dtype, fixed_mix=fixed_mix, exclude=exclude),
       optax.scale_by_learning_rate(learning_rate))
 
 
+def find_mix(opt_state) -> jax.Array:
+  """The coefficients [T, K] of the last step in an optimizer state."""
+  s = state_lookup.find_state(opt_state, GradientTransformerState)
+  if s is None:
+    raise ConfigError("no gradient-transformer state in this optimizer "
+                      "state.")
+  return s.mix_TxK
+
+
 def diagnostics(opt_state) -> dict[str, jax.Array]:
-  """Scalars for TensorBoard from the gradient transformer's last step.
-
-  Empty when `opt_state` holds no gradient transformer (or no tensors).
-  """
-  s = find_state(opt_state)
-  if s is None or s.lr_multiplier_T.shape[0] == 0:
+  """Mean and range of each coefficient at the last step, for TensorBoard."""
+  s = state_lookup.find_state(opt_state, GradientTransformerState)
+  if s is None or s.mix_TxK.shape[0] == 0:
     return {}
-  out = {"gt/lr_multiplier_mean": jnp.mean(s.lr_multiplier_T),
-         "gt/lr_multiplier_min": jnp.min(s.lr_multiplier_T),
-         "gt/lr_multiplier_max": jnp.max(s.lr_multiplier_T),
-         "gt/wd_multiplier_mean": jnp.mean(s.wd_multiplier_T)}
-  for j, name in enumerate(gt_network.DIRECTIONS):
-    out[f"gt/mix_{name}_mean"] = jnp.mean(s.mix_TxK[:, j])
+  out = {}
+  for j, name in enumerate(DIRECTIONS):
+    out[f"direction/{name}_mean"] = jnp.mean(s.mix_TxK[:, j])
+    out[f"direction/{name}_min"] = jnp.min(s.mix_TxK[:, j])
+    out[f"direction/{name}_max"] = jnp.max(s.mix_TxK[:, j])
   return out
-
-
-def find_state(opt_state) -> GradientTransformerState | None:
-  """The first GradientTransformerState inside an optimizer state, if any."""
-  return state_lookup.find_state(opt_state, GradientTransformerState)

@@ -192,7 +192,7 @@ def load_teacher(config, spec: DataSpec, mesh: jax.sharding.Mesh) -> Teacher:
     distill_lib.check_specs(data.make_source(teacher_config.data).spec, spec,
                             workdir)
   model = make_model(teacher_config, spec)
-  optimizer = make_optimizer(teacher_config)
+  optimizer = make_optimizer(teacher_config, spec)
   steps = compile_steps(teacher_config, model, optimizer, spec, mesh=mesh)
   ckpt = checkpoint.Checkpointer(
       workdir, checkpoint.run_meta(teacher_config,
@@ -234,12 +234,21 @@ def make_model(config, spec: DataSpec) -> nn.Module:
                      remat_names=tuple(config.remat_names))
 
 
-def make_optimizer(config) -> Optimizer:
+def rows_per_step(config, spec: DataSpec) -> int:
+  """Examples through each layer a step, tokens for a model of token
+  sequences: what a Newton-Schulz cost rule weighs against."""
+  tokens = (int(np.prod(spec.input_shape)) if spec.input_dtype == "int32"
+            else 1)
+  return int(config.batch_size) * tokens
+
+
+def make_optimizer(config, spec: DataSpec) -> Optimizer:
   """`config.optim` over `config.total_steps`, with the precision policy's
-  first-moment dtype."""
+  first-moment dtype and the rows a step of `spec`'s batches."""
   policy = parallel.policy(config.precision)
   return optim.make(config.optim, config.total_steps,
-                    mu_dtype=policy.mu_dtype)
+                    mu_dtype=policy.mu_dtype,
+                    rows_per_step=rows_per_step(config, spec))
 
 
 def make_selector(config, model: nn.Module, source: data.Source,
@@ -273,7 +282,7 @@ def build(config, mesh: jax.sharding.Mesh | None = None, *,
   """
   source = data.make_source(config.data)
   model = make_model(config, source.spec)
-  optimizer = make_optimizer(config)
+  optimizer = make_optimizer(config, source.spec)
   mesh = mesh if mesh is not None else parallel.make_mesh(config.mesh)
   selector = make_selector(config, model, source, mesh)
   teacher = (load_teacher(config, source.spec, mesh)

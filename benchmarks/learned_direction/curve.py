@@ -27,7 +27,7 @@ import numpy as np
 
 from accel.meta import tasks as tasks_lib
 from accel.meta import unrolled
-from accel.optim import direction_network
+from accel.optim import gt_network
 
 
 def curve(runner, theta, key, steps, every, param_scale, loss_scale):
@@ -67,7 +67,7 @@ def main():
   parser.add_argument("--param_scales", default="1,0.5,2")
   parser.add_argument("--loss_scales", default="1,0.01,100")
   args = parser.parse_args()
-  theta, _, meta = direction_network.load_weights(args.weights)
+  theta, _, meta = gt_network.load_weights(args.weights)
   spec = next(t for t in meta["config"]["tasks"] if t["name"] == args.task)
   rate = meta["tuned_learning_rates"][args.task]["learning_rate"]
   runner = unrolled.Runner(tasks_lib.make_task(spec), learning_rate=rate,

@@ -24,7 +24,7 @@ import numpy as np
 
 from accel.meta import tasks as tasks_lib
 from accel.meta import unrolled
-from accel.optim import direction_network
+from accel.optim import gt_network
 
 TASKS = (
     dict(name="mnist1d_mlp_64x2", data={"name": "mnist1d"},
@@ -45,7 +45,7 @@ def main():
   parser.add_argument("--seeds", type=int, default=3)
   parser.add_argument("--tasks", default="")
   args = parser.parse_args()
-  theta, _, meta = direction_network.load_weights(args.weights)
+  theta, _, meta = gt_network.load_weights(args.weights)
   opt_kwargs = {k: v for k, v in meta["config"]["optimizer"].items()
                 if k != "eps_root"}
   keep = set(filter(None, args.tasks.split(",")))

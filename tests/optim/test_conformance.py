@@ -13,22 +13,23 @@ import pytest
 
 from accel import optim
 from accel import parallel
-from accel.optim import direction_network
+from accel.optim import gt_network
+from accel.optim import state_lookup
 
 P = jax.sharding.PartitionSpec
 
 
-def _direction_weights():
-  """Learned-direction weights with a random head (the network matters)."""
-  w = direction_network.init_weights(
-      direction_network.Architecture(history=4, width=8))
+def _gt_weights():
+  """Gradient-transformer weights with a random head (the network matters)."""
+  w = gt_network.init_weights(
+      gt_network.Architecture(history=4, width=8))
   head = w["head"]["kernel"]
   w["head"]["kernel"] = jax.random.normal(jax.random.PRNGKey(5), head.shape)
   return w
 
-# The learned direction's structural arguments (the cost rule and
+# The gradient transformer's structural arguments (the cost rule and
 # Newton-Schulz run in Python on them): static under inject_hyperparams.
-_DIRECTION_STATIC = ("weights", "rows_per_step", "mask", "max_cost",
+_GT_STATIC = ("weights", "rows_per_step", "mask", "max_cost",
                      "ns_steps", "fixed_mix", "exclude", "mu_dtype")
 
 # name -> (factory of the transform, its static arguments, a kwargs dict).
@@ -36,19 +37,12 @@ _DIRECTION_STATIC = ("weights", "rows_per_step", "mask", "max_cost",
 TRANSFORMS = {
     "scale_by_gradient_transformer": (
         lambda **kw: optim.scale_by_gradient_transformer(**kw),
-        ("weights", "history", "update_every", "mask"), {}),
+        _GT_STATIC,
+        {"weights": _gt_weights(), "rows_per_step": 64}),
     "gradient_transformer": (
-        optim.gradient_transformer,
-        ("weights", "history", "update_every", "mask"),
-        {"learning_rate": 1e-3, "weight_decay": 1e-2}),
-    "scale_by_learned_direction": (
-        lambda **kw: optim.scale_by_learned_direction(**kw),
-        _DIRECTION_STATIC,
-        {"weights": _direction_weights(), "rows_per_step": 64}),
-    "learned_direction": (
-        optim.learned_direction, _DIRECTION_STATIC,
+        optim.gradient_transformer, _GT_STATIC,
         {"learning_rate": 1e-3, "weight_decay": 1e-2,
-         "weights": _direction_weights(), "rows_per_step": 64}),
+         "weights": _gt_weights(), "rows_per_step": 64}),
     "scale_by_meta_attention_lr": (
         optim.scale_by_meta_attention_lr,
         ("num_heads", "window", "width", "update_every", "seed"),
@@ -99,11 +93,9 @@ def _finite_like(updates, params):
 
 names = pytest.mark.parametrize("name", sorted(TRANSFORMS))
 # The wrappers run the complete optimizers, whose chains hold the scale_by_
-# transforms (each wrapper compiles the learned networks again: minutes on
-# 2 cores for all four).
+# transforms (each wrapper compiles the learned networks again).
 optimizers = pytest.mark.parametrize(
-    "name", ["gradient_transformer", "learned_direction",
-             "meta_attention_adamw"])
+    "name", ["gradient_transformer", "meta_attention_adamw"])
 
 
 @names
@@ -212,13 +204,14 @@ def test_keeps_the_parameters_dtype(name, dtype):
 
 def test_first_moment_dtype_is_honoured():
   params = _params()
-  gt = optax.with_extra_args_support(
-      optim.gradient_transformer(1e-3, mu_dtype=jnp.bfloat16))
+  gt = optax.with_extra_args_support(optim.gradient_transformer(
+      1e-3, rows_per_step=64, weights=_gt_weights(),
+      mu_dtype=jnp.bfloat16))
   _, state, _ = _steps(gt, params, 2)
-  moments = optim.gt_transform.find_state(state)
-  for tree, dtype in ((moments.mu, jnp.bfloat16),
-                      (moments.mu_slow, jnp.bfloat16),
-                      (moments.nu, jnp.float32)):
+  moments = state_lookup.find_state(state, optim.GradientTransformerState)
+  adam = state_lookup.find_state(moments.base, optax.ScaleByAdamState)
+  for tree, dtype in ((moments.slow, jnp.bfloat16), (adam.mu, jnp.bfloat16),
+                      (adam.nu, jnp.float32)):
     assert {x.dtype for x in jax.tree.leaves(tree)} == {jnp.dtype(dtype)}
   ma = optim.meta_attention_adamw(1e-3, mu_dtype=jnp.bfloat16)
   _, state, _ = _steps(optax.with_extra_args_support(ma), params, 2)

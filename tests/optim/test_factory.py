@@ -1,6 +1,7 @@
 """Optimizer factory: every optimizer trains; schedules, masks and errors."""
 
 import functools
+import os
 
 import jax
 import jax.numpy as jnp
@@ -12,8 +13,12 @@ from accel import data
 from accel import models
 from accel import optim
 from accel import train
+from accel.optim import factory
+from accel.train import build
 from accel.train import config as config_lib
 from accel.train import step as train_step_lib
+
+CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 
 # A sensible learning rate per optimizer for the tiny problem below.
 LEARNING_RATES = {
@@ -22,11 +27,10 @@ LEARNING_RATES = {
     "schedule_free_adamw": 3e-3, "prodigy": 1.0, "mechanic": 3e-3,
     "gradient_transformer": 3e-3, "meta_attention_adamw": 3e-3,
     "dog": 1.0, "muon": 3e-3, "orthogonal_hybrid": 3e-3,
-    "learned_direction": 3e-3,
 }
 # Options an optimizer cannot do without on the problem below.
 OPTIONS = {"orthogonal_hybrid": {"rows_per_step": 64},
-           "learned_direction": {"rows_per_step": 64, "weights": "none"}}
+           "gradient_transformer": {"rows_per_step": 64}}
 
 
 def test_every_listed_optimizer_is_registered():
@@ -186,7 +190,28 @@ def test_meta_attention_adapt_fraction_is_a_share_of_the_run():
                                         adapt_fraction=1.5), total_steps=10)
 
 
-@pytest.mark.parametrize("name", ["orthogonal_hybrid", "learned_direction"])
+@pytest.mark.parametrize("name", ["orthogonal_hybrid", "gradient_transformer"])
 def test_the_cost_rule_needs_rows_per_step(name):
   with pytest.raises(ValueError, match="rows_per_step.*got 0"):
     optim.make(config_lib.optim_section(name), total_steps=10)
+
+
+def test_rows_per_step_comes_from_the_batch_unless_the_section_sets_it(
+    monkeypatch):
+  seen = []
+  real = optim.orthogonal_hybrid
+  def spy(lr, *, rows_per_step, **kw):
+    seen.append(rows_per_step)
+    return real(lr, rows_per_step=rows_per_step, **kw)
+  monkeypatch.setattr(factory.orthogonal, "hybrid", spy)
+  optim.make(config_lib.optim_section("orthogonal_hybrid"), total_steps=10,
+             rows_per_step=96)
+  optim.make(config_lib.optim_section("orthogonal_hybrid", rows_per_step=8),
+             total_steps=10, rows_per_step=96)
+  assert seen == [96, 8]
+  lm = config_lib.load_file(os.path.join(CONFIGS, "lm_transformer.py:debug"))
+  spec = data.make_source(lm.data).spec
+  assert build.rows_per_step(lm, spec) == lm.batch_size * spec.input_shape[0]
+  mlp = config_lib.load_file(os.path.join(CONFIGS, "mnist1d_mlp.py:debug"))
+  assert build.rows_per_step(mlp, data.make_source(mlp.data).spec) == (
+      mlp.batch_size)

@@ -240,16 +240,15 @@ def test_rejects_bad_options():
 def test_chains_after_the_gradient_transformer():
   from accel.optim import factory  # pylint: disable=g-import-not-at-top
   from accel.optim import gt_transform  # pylint: disable=g-import-not-at-top
+  from accel.optim import orthogonal  # pylint: disable=g-import-not-at-top
   params = _params()
   grads = [jax.tree.map(lambda p, i=i: jnp.sin(p + i), params)
            for i in range(3)]
-  # Untrained gradient transformer (= Adam's direction) + frozen meta LR
-  # is AdamW.
+  # A silent gradient transformer (= its base) + frozen meta LR is the base.
   chained = optax.chain(
-      gt_transform.scale_by_gradient_transformer(None, history=4,
-                                                 update_every=1),
+      gt_transform.scale_by_gradient_transformer(None, rows_per_step=64),
       ma.scale_by_meta_attention_lr(1e-2, hyper_lr=0.0))
-  reference = optax.adam(1e-2)
+  reference = orthogonal.hybrid(1e-2, rows_per_step=64)
   s1, s2 = chained.init(params), reference.init(params)
   for g in grads:
     u1, s1 = chained.update(g, s1, params, value=1.0)
@@ -258,12 +257,13 @@ def test_chains_after_the_gradient_transformer():
                                                          atol=1e-9), u1, u2)
   # The factory's combination learns multipliers and reports both parts.
   opt = factory.make({"name": "gradient_transformer", "meta_lr": True,
-                      "learning_rate": 1e-2}, total_steps=10)
+                      "learning_rate": 1e-2}, total_steps=10,
+                     rows_per_step=64)
   state = opt.tx.init(params)
   for g in grads:
     _, state = opt.tx.update(g, state, params, value=1.0)
   assert ma.find_state(state) is not None
-  assert gt_transform.find_state(state) is not None
+  assert gt_transform.find_mix(state).shape == (3, 2)
   m = np.asarray(ma.find_state(state).multiplier_T)
   assert m.shape == (3,) and not np.allclose(m, 1.0)
 

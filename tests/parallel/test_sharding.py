@@ -15,7 +15,7 @@ import pytest
 from accel import optim
 from accel import parallel
 from accel import train
-from accel.optim import direction_network
+from accel.optim import gt_network
 from accel.train import config as config_lib
 from accel.train import build as build_lib
 
@@ -185,27 +185,26 @@ def test_indivisible_dimensions_stay_whole_and_the_replication_check():
 
 def _required_options(name, tmp_path):
   """Options an optimizer cannot do without: the cost rule's rows (many,
-  so Newton-Schulz runs on the 16 x 16 matrix) and, for the learned
-  direction, weights with a random head (so its network acts)."""
+  so Newton-Schulz runs on the 16 x 16 matrix) and, for the gradient
+  transformer, weights with a random head (so its network acts hard)."""
   if name == "orthogonal_hybrid":
     return {"rows_per_step": 4096}
-  if name != "learned_direction":
+  if name != "gradient_transformer":
     return {}
-  weights = direction_network.init_weights(
-      direction_network.Architecture(history=4, width=8))
+  weights = gt_network.init_weights(
+      gt_network.Architecture(history=4, width=8))
   weights["head"]["kernel"] = jax.random.normal(
       jax.random.PRNGKey(3), weights["head"]["kernel"].shape)
   path = str(tmp_path / "direction.msgpack")
-  direction_network.save_weights(
-      path, weights, direction_network.infer_architecture(weights))
+  gt_network.save_weights(
+      path, weights, gt_network.infer_architecture(weights))
   return {"rows_per_step": 4096, "weights": path}
 
 
 @pytest.mark.parametrize("name", optim.OPTIMIZERS.names)
 def test_mlp_step_matches_one_device_with_every_optimizer(name, tmp_path):
   meshes = [FSDP4]
-  if name in ("adamw", "gradient_transformer", "meta_attention_adamw",
-              "learned_direction"):
+  if name in ("adamw", "gradient_transformer", "meta_attention_adamw"):
     meshes.append(DATA8)
   assert_same_training(mlp_config(name, **_required_options(name, tmp_path)),
                        meshes)
