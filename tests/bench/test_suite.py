@@ -123,11 +123,14 @@ def test_every_bench_config_gives_valid_trials(name):
         c = trial_configs.trial_config(workload, method, lr, 0)
         config_lib.validate(c)
       # What only the data set can tell: a scorer that needs class labels
-      # on a language-model task.
+      # on a language-model task; more examples a step (candidates, with
+      # selection on) than the training split holds.
       key = c.data.to_json()
       if key not in specs:
         specs[key] = data.make_source(c.data).spec
       selection.check_task(c.selection, specs[key])
+      per_step = selection.candidate_batch_size(c.selection, c.batch_size)
+      assert per_step <= specs[key].num_train, (mname, per_step)
 
 
 def test_workload_configs_are_found_from_any_working_directory(
