@@ -122,8 +122,5 @@ def make_task(spec: dict[str, Any]) -> Task:
     w = b.get("label_mask", jnp.ones(labels.shape)).reshape(labels.shape)
     return jnp.sum(losses * w) / jnp.maximum(jnp.sum(w), 1.0)
 
-  # A sequence model's layers see every token of the batch.
-  tokens = (int(np.prod(arrays["inputs"].shape[1:]))
-            if model_spec.input_dtype == "int32" else 1)
   return Task(spec["name"], init, batch, loss, arrays, eval_arrays,
-              batch_size * tokens)
+              build_lib.rows_per_step(batch_size, model_spec))

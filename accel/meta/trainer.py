@@ -106,7 +106,7 @@ def initial_weights(config):
   """A fresh network, or `config.init_weights`'s (whose architecture must
   be `config.architecture`)."""
   arch = net_lib.Architecture(**dict(config.architecture))
-  if not config.get("init_weights"):
+  if not config.init_weights:
     return net_lib.init_weights(arch, seed=config.seed)
   theta, loaded, _ = net_lib.load_weights(config.init_weights)
   if loaded != arch:

@@ -234,12 +234,12 @@ def make_model(config, spec: DataSpec) -> nn.Module:
                      remat_names=tuple(config.remat_names))
 
 
-def rows_per_step(config, spec: DataSpec) -> int:
+def rows_per_step(batch_size: int, spec: DataSpec) -> int:
   """Examples through each layer a step, tokens for a model of token
   sequences: what a Newton-Schulz cost rule weighs against."""
   tokens = (int(np.prod(spec.input_shape)) if spec.input_dtype == "int32"
             else 1)
-  return int(config.batch_size) * tokens
+  return int(batch_size) * tokens
 
 
 def make_optimizer(config, spec: DataSpec) -> Optimizer:
@@ -248,7 +248,7 @@ def make_optimizer(config, spec: DataSpec) -> Optimizer:
   policy = parallel.policy(config.precision)
   return optim.make(config.optim, config.total_steps,
                     mu_dtype=policy.mu_dtype,
-                    rows_per_step=rows_per_step(config, spec))
+                    rows_per_step=rows_per_step(config.batch_size, spec))
 
 
 def make_selector(config, model: nn.Module, source: data.Source,

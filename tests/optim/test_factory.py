@@ -211,7 +211,8 @@ def test_rows_per_step_comes_from_the_batch_unless_the_section_sets_it(
   assert seen == [96, 8]
   lm = config_lib.load_file(os.path.join(CONFIGS, "lm_transformer.py:debug"))
   spec = data.make_source(lm.data).spec
-  assert build.rows_per_step(lm, spec) == lm.batch_size * spec.input_shape[0]
+  assert build.rows_per_step(lm.batch_size, spec) == (
+      lm.batch_size * spec.input_shape[0])
   mlp = config_lib.load_file(os.path.join(CONFIGS, "mnist1d_mlp.py:debug"))
-  assert build.rows_per_step(mlp, data.make_source(mlp.data).spec) == (
-      mlp.batch_size)
+  assert build.rows_per_step(mlp.batch_size,
+                             data.make_source(mlp.data).spec) == mlp.batch_size
