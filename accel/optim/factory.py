@@ -242,13 +242,15 @@ def _gradient_transformer(lr, weight_decay, mask, mu_dtype,
 def _meta_attention_adamw(lr, weight_decay, mask, mu_dtype, b1: float = 0.9,
                           b2: float = 0.999, eps: float = 1e-8,
                           num_heads: int = 2, window: int = 16,
-                          width: int = 16, hyper_lr: float = 1e-3,
+                          width: int = 16, hyper_lr: float = 1e-4,
                           max_multiplier: float = 10.0,
                           anchor: float = 1e-3, horizon: float = 100.0,
-                          update_every: int = 1, level_rate: float = 0.0,
-                          adapt_fraction: float = 1.0, *, total_steps: int):
-  # adapt_fraction: the share of the run during which the multipliers learn
-  # (1: throughout); level_rate: see meta_attention.scale_by_meta_attention_lr.
+                          update_every: int = 1, level_rate: float = 1.0,
+                          learn_groups: bool = False,
+                          adapt_fraction: float = 0.4, *, total_steps: int):
+  # adapt_fraction: the share of the run during which the level (and the
+  # network) learn, before the schedule's decay pulls the estimate up
+  # (1: throughout). See meta_attention.scale_by_meta_attention_lr.
   checks.check("adapt_fraction", adapt_fraction, lambda x: 0 <= x <= 1,
                "in [0, 1]")
   adapt_steps = (None if adapt_fraction >= 1
@@ -258,7 +260,7 @@ def _meta_attention_adamw(lr, weight_decay, mask, mu_dtype, b1: float = 0.9,
       num_heads=num_heads, window=window, width=width, hyper_lr=hyper_lr,
       max_multiplier=max_multiplier, anchor=anchor, horizon=horizon,
       update_every=update_every, mu_dtype=mu_dtype, level_rate=level_rate,
-      adapt_steps=adapt_steps)
+      adapt_steps=adapt_steps, learn_groups=learn_groups)
 
 
 def eval_params(opt_state, params):

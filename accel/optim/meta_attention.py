@@ -1,58 +1,45 @@
-"""Meta-attention learning rates: attention over gradient statistics sets a
-learning-rate multiplier per parameter group, learnt online by hypergradient.
+"""Meta-attention learning rates: a learning rate that settles itself
+online, with per-group multipliers from attention over gradient statistics.
 
 `scale_by_meta_attention_lr(learning_rate)` plays the role of
 `optax.scale_by_learning_rate`: it maps an incoming direction d_t (e.g.
-Adam's) to  -learning_rate(t) * multiplier_g * d_t  for each group g (a
-parameter tensor). The multipliers come from a small network:
+Adam's) to  -learning_rate(t) * exp(level) * multiplier_g * d_t  for each
+group g (a parameter tensor).
 
-  tokens    one per group, each a window of `window` refreshes of
-            statistics: log RMS of the gradient, of the first and of the
-            second moment, the gradient-momentum cosine, the cosine between
-            the gradient and the previous direction, and the log
-            update/parameter ratio; plus a global token with the loss
-            history (mean log loss between refreshes) and the log step;
-  attention `num_heads` heads; every group token and the global token
-            query all tokens;
-  output    a logit a_g per group and a_0 from the global token;
-            multiplier_g = exp(log(max_multiplier) * tanh(a_0 + a_g)), so
-            every multiplier lies in [1/max_multiplier, max_multiplier] and
-            exp(log(max_multiplier) * tanh(a_0)) is the global multiplier.
-            The output layer starts at zero: every multiplier is exactly 1
-            at initialisation and the transform equals the base schedule.
+The level (the default estimator). If a multiplier a scaled all updates
+u_s, the first-order derivative of the loss at theta_t with respect to
+log a is <grad_t, sum_s u_s> (hypergradient descent, Baydin et al. 2018),
+with the sum a trace of the updates decaying by 1 - 1/`horizon`. The
+level takes the signed, unnormalised step  -level_rate * cos(grad_t,
+trace)  every step, clipped to +-log(max_multiplier). Oscillating
+components of the updates cancel in the trace while consistent progress
+adds up, so a long horizon (100) sees the progress a larger rate buys; a
+rate too high makes the gradient turn against the trace and the level
+falls fast. Measured (benchmarks/meta_attention_estimator): started at
+0.1x, 1x and 10x the best rate of an MLP, the level ends within 2x of it
+and of each other. While a decaying schedule anneals, the estimate says
+"raise" at every rate, so with a decaying base the level should learn only
+before the decay (`adapt_steps`; the factory's `adapt_fraction`). Its cost
+over the base: the trace and three reductions per tensor.
 
-Statistics are refreshed and the network runs every `update_every` steps
-(the multipliers are held in between); only three reductions per tensor run
-on the other steps.
-
-Online learning (hypergradient descent, Baydin et al. 2018). If a_g scaled
-group g's updates u_s, the first-order derivative of the loss at theta_t
-with respect to log a_g is <grad_t, sum_s u_s>_g. Baydin et al. sum over the
-last step only; here the sum is a trace of the updates decaying by
-1 - 1/`horizon` (horizon 1 is their one-step rule). The transform uses the
-raw gradient when the chain passes it as the `grad=` extra argument (as
-`meta_attention_adamw` does), else the incoming direction as its proxy. The
-per-step hypergradients are averaged over the `update_every` steps the
-multipliers were held, pulled back through the network with `jax.vjp` at the
-statistics the multipliers were computed from, and the network takes one
-Adam step of size `hyper_lr`.
-
-Against the short-horizon bias (one-step hypergradients favour learning
-rates that are too small: along the sharp directions that oscillate, a
-smaller step always lowers the next loss, so multipliers collapse):
-  - the horizon: oscillating components of the updates cancel in the trace
-    while consistent progress adds up, so a long horizon (100 by default)
-    sees the progress a larger learning rate buys. The price: the
-    derivative ignores curvature over the horizon, so it can raise a
-    learning rate that already oscillates; once that diverges, the
-    gradient turns against the trace and the multiplier falls again;
-  - the hypergradient is normalised per group to a cosine, so its size does
-    not grow with the gradient noise;
-  - a pull of strength `anchor` (gradient anchor * log multiplier) draws
-    every log multiplier back toward 0, the base schedule;
-  - the multipliers are bounded in [1/max_multiplier, max_multiplier].
-benchmarks/meta_attention/ compares horizon 1 and 100 (final multipliers
-and accuracy) on the same tuning budget.
+The network (`learn_groups=True`). Tokens: one per group, each a window
+of `window` refreshes of statistics: log RMS of the gradient, of the
+first and of the second moment, the gradient-momentum cosine, the cosine
+between the gradient and the trace, and the log update/parameter ratio;
+plus a global token with the loss history and the log step. `num_heads`
+heads; every token queries all tokens. Output: a logit a_g per group and
+a_0 from the global token; multiplier_g = exp(log(max_multiplier) *
+tanh(a_0 + a_g)). The output layer starts at zero, so every multiplier is
+1 at initialisation. The network learns online: the per-group
+hypergradients, normalised to cosines (centred over the groups while the
+level learns, so the level sets the overall rate), are averaged over the
+`update_every` steps the multipliers were held, pulled back through the
+network with `jax.vjp` at the statistics they came from, plus a pull of
+strength `anchor` toward multiplier 1, and the network takes one Adam
+step of size `hyper_lr`. Measured: the network learning beside the level
+moved rates away from the best (Adam on its weights makes every
+meta-update sign-like, so a persistent bias saturates the bounds), which
+is why it is off by default.
 """
 
 from __future__ import annotations
@@ -73,6 +60,8 @@ from accel.optim import state_lookup
 
 _TINY = 1e-30
 NUM_FEATURES = 7
+# The base rate when none is given: the level moves it (module doc).
+DEFAULT_LEARNING_RATE = 1e-2
 
 
 class MetaAttentionState(NamedTuple):
@@ -259,15 +248,21 @@ def _hold(state, hyper_acc_T, hyper_n, loss_acc, loss_n):
 # default into a traced hyperparameter, leaves them alone without
 # static_args.
 _STRUCTURE = {"num_heads": 2, "window": 16, "width": 16, "update_every": 1,
-              "seed": 0}
+              "seed": 0, "learn_groups": False}
 
 
-def _structure(**given) -> dict[str, int]:
-  """The structural options: each given value (checked to be an int), or
-  its default."""
+def _structure(**given) -> dict[str, int | bool]:
+  """The structural options: each given value (checked to be an int, or a
+  bool for the switches), or its default."""
   out = {}
   for name, value in given.items():
     value = _STRUCTURE[name] if value is None else value
+    if isinstance(_STRUCTURE[name], bool):
+      if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{name} must be True or False (it sets the "
+                          f"control flow), got {value!r}.")
+      out[name] = bool(value)
+      continue
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
       raise ConfigError(f"{name} must be an int (it sets a shape or the "
                         f"control flow), got {value!r}.")
@@ -276,56 +271,69 @@ def _structure(**given) -> dict[str, int]:
 
 
 def scale_by_meta_attention_lr(
-    learning_rate: optax.ScalarOrSchedule, *, num_heads: int | None = None,
-    window: int | None = None, width: int | None = None,
-    hyper_lr: float = 1e-3, max_multiplier: float = 10.0,
-    anchor: float = 1e-3, horizon: float = 100.0,
-    update_every: int | None = None, seed: int | None = None,
-    adapt_steps: int | None = None, level_rate: float = 0.0,
+    learning_rate: optax.ScalarOrSchedule | None = None, *,
+    num_heads: int | None = None, window: int | None = None,
+    width: int | None = None, hyper_lr: float = 1e-4,
+    max_multiplier: float = 10.0, anchor: float = 1e-3,
+    horizon: float = 100.0, update_every: int | None = None,
+    seed: int | None = None, adapt_steps: int | None = None,
+    level_rate: float = 1.0, learn_groups: bool | None = None,
 ) -> optax.GradientTransformationExtraArgs:
-  """-learning_rate(t) * multiplier_group * updates; see the module doc.
+  """-learning_rate(t) * exp(level) * multiplier_group * updates; see the
+  module doc.
 
   Args:
-    learning_rate: the base: a float or an optax schedule.
+    learning_rate: the base: a float or an optax schedule (None:
+      DEFAULT_LEARNING_RATE, constant; the level moves it).
     num_heads, width: the attention network's heads and width (2, 16).
     window: refreshes of statistics each token carries (16).
-    hyper_lr: Adam step size of the network's online learning (0 freezes
-      it: the transform is then exactly the base schedule).
-    max_multiplier: bound of every multiplier, [1/max, max].
-    anchor: pull of the log multipliers toward 0 (see the module doc).
+    hyper_lr: Adam step size of the network's online learning, with
+      `learn_groups` (0 freezes it at its zero output).
+    max_multiplier: bound of every multiplier and of exp(level),
+      [1/max, max].
+    anchor: pull of the network's log multipliers toward 0.
     horizon: steps the hypergradient looks back over: it differentiates the
       loss with respect to a multiplier on the updates of the last ~horizon
       steps (a trace decaying by 1 - 1/horizon); 1 is Baydin et al.'s
       one-step hypergradient.
-    update_every: refresh statistics and run the network every k steps (1).
+    update_every: with `learn_groups`, refresh statistics and run the
+      network every k steps (1).
     seed: initialisation of the network (0).
-    adapt_steps: the network and the level learn during the first
+    adapt_steps: the level and the network learn during the first
       `adapt_steps` steps only; then the level is held and the network's
       multipliers follow the statistics with fixed weights (None: both
-      learn throughout). The hypergradient says "raise the rate"
-      at every rate while a decaying schedule anneals
-      (benchmarks/meta_attention_estimator), so the level is best settled
-      before the decay and the decay left to the schedule.
-    level_rate: kappa of the level, a global log multiplier on top of the
-      network's, which takes the signed, unnormalised step -kappa * cos
-      every step while adapting, cos being the cosine between the whole
-      gradient and the whole trace, bounded by +-log(max_multiplier); the
-      network then learns only the groups' hypergradients relative to
-      their mean. 0 (the default) leaves the level at 0 and the network
-      as described above. benchmarks/meta_attention_estimator measures it.
+      learn throughout). The hypergradient says "raise the rate" at every
+      rate while a decaying schedule anneals
+      (benchmarks/meta_attention_estimator), so with a decaying base the
+      level is best settled before the decay and the decay left to the
+      schedule (the factory's `adapt_fraction`).
+    level_rate: kappa of the level, the global log multiplier, which takes
+      the signed, unnormalised step -kappa * cos every step while adapting,
+      cos being the cosine between the whole gradient and the whole trace,
+      bounded by +-log(max_multiplier). 0 holds the level at 0.
+    learn_groups: run the attention network and learn its per-group
+      multipliers online (relative to their mean while the level learns);
+      False (the default: the network learning beside the level hurt in
+      benchmarks/meta_attention_estimator) computes no statistics and runs
+      no network: every group's multiplier is 1.
 
   `update(updates, state, params, *, value=None, grad=None,
-  first_moment=None, second_moment=None)`: `params` are required (the
-  update/parameter ratio is a statistic); `value` is the loss (loss-history
-  features), `grad` the raw gradient for the hypergradient (else the
-  incoming direction stands in), `first_moment`/`second_moment` the base
-  optimizer's moments for the statistics (else the direction and nothing).
+  first_moment=None, second_moment=None)`: `params` are required (with
+  `learn_groups`, the update/parameter ratio is a statistic); `value` is the
+  loss (loss-history features) and `first_moment`/`second_moment` the base
+  optimizer's moments for the statistics (else the direction and nothing);
+  `grad` is the raw gradient for the hypergradient (else the incoming
+  direction stands in).
   """
+  if learning_rate is None:
+    learning_rate = DEFAULT_LEARNING_RATE
   shape = _structure(num_heads=num_heads, window=window, width=width,
-                     update_every=update_every, seed=seed)
+                     update_every=update_every, seed=seed,
+                     learn_groups=learn_groups)
   num_heads, window, width = (shape["num_heads"], shape["window"],
                               shape["width"])
   update_every, seed = shape["update_every"], shape["seed"]
+  learn_groups = shape["learn_groups"]
   if update_every < 1:
     raise ConfigError(f"update_every must be an int >= 1, got "
                       f"{update_every!r}.")
@@ -378,16 +386,15 @@ def scale_by_meta_attention_lr(
     if params is None:
       raise ConfigError("meta-attention learning rates need `params` in "
                         "update(): the update/parameter ratio is one of "
-                        "their statistics.")
+                        "the network's statistics.")
     if not jax.tree.leaves(updates):
       return updates, state._replace(count=optax.safe_increment(state.count))
     grad = updates if grad is None else grad
     lr = jnp.asarray(schedule(state.count), jnp.float32)
     # Every step: d loss(theta_t) / d log a_g = <g_t, sum of the updates
-    # a_g scaled> (first order), normalised to a cosine.
+    # a_g scaled> (first order).
     gg_T = _means_T(lambda g: g * g, grad)
     ge_T = _means_T(lambda g, e: g * e, grad, state.trace)
-    cos_ge_T = ge_T / jnp.sqrt(gg_T * state.trace_sq_T + _TINY)
     has_prev = state.count > 0
     adapting = adapting_at(state.count)
     # The level: one signed step on the cosine of the whole vectors.
@@ -399,10 +406,34 @@ def scale_by_meta_attention_lr(
         has_prev & adapting,
         jnp.clip(state.level - level_rate * cos_all, -log_max, log_max),
         state.level)
+    if learn_groups:
+      fields = _network_fields(updates, state, params, value, grad,
+                               first_moment, second_moment, lr, gg_T, ge_T,
+                               has_prev, adapting)
+      applied = _per_tensor(_applied(fields["multiplier_T"], level), updates)
+      out = jax.tree.map(lambda d, m: -lr * m * d.astype(jnp.float32),
+                         updates, applied)
+    else:  # Every multiplier is 1: the level alone scales the base.
+      fields = {}
+      scale = -lr * jnp.exp(level)
+      out = jax.tree.map(lambda d: scale * d.astype(jnp.float32), updates)
+    trace = jax.tree.map(lambda e, o: decay * e.astype(jnp.float32) + o,
+                         state.trace, out)
+    new_state = state._replace(
+        count=optax.safe_increment(state.count),
+        trace=optax.tree.cast_like(trace, state.trace),
+        trace_sq_T=_means_T(lambda e: e * e, trace), level=level, **fields)
+    return optax.tree.cast_like(out, updates), new_state
+
+  def _network_fields(updates, state, params, value, grad, first_moment,
+                      second_moment, lr, gg_T, ge_T, has_prev, adapting):
+    """The network's part of the new state (learn_groups): per-group
+    cosines accumulated, and every `update_every` steps a learning step,
+    new statistics and new multipliers."""
+    cos_ge_T = ge_T / jnp.sqrt(gg_T * state.trace_sq_T + _TINY)
     hyper_acc_T = state.hyper_acc_T + jnp.where(has_prev, cos_ge_T, 0.0)
     hyper_n = state.hyper_n + has_prev.astype(jnp.float32)
     loss = _add_log_loss(state.loss_acc, state.loss_n, value)
-    # Every `update_every` steps: learn, new statistics, new multipliers.
     features = lambda: _group_features(
         grad, updates if first_moment is None else first_moment, updates,
         second_moment, params, gg_T, cos_ge_T, lr,
@@ -410,19 +441,8 @@ def scale_by_meta_attention_lr(
     fresh = lambda: refresh(adapting, state, features(), hyper_acc_T,
                             hyper_n, *loss)
     held = lambda: _hold(state, hyper_acc_T, hyper_n, *loss)
-    fields = (fresh() if update_every == 1 else jax.lax.cond(
+    return (fresh() if update_every == 1 else jax.lax.cond(
         state.count % update_every == 0, fresh, held))
-    out = jax.tree.map(lambda d, m: -lr * m * d.astype(jnp.float32),
-                       updates,
-                       _per_tensor(_applied(fields["multiplier_T"], level),
-                                   updates))
-    trace = jax.tree.map(lambda e, o: decay * e.astype(jnp.float32) + o,
-                         state.trace, out)
-    new_state = MetaAttentionState(
-        count=optax.safe_increment(state.count),
-        trace=optax.tree.cast_like(trace, state.trace),
-        trace_sq_T=_means_T(lambda e: e * e, trace), level=level, **fields)
-    return optax.tree.cast_like(out, updates), new_state
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
@@ -432,28 +452,36 @@ class MetaAttentionAdamWState(NamedTuple):
   meta: MetaAttentionState
 
 
-def meta_attention_adamw(learning_rate: optax.ScalarOrSchedule, *,
-                         b1: float = 0.9, b2: float = 0.999,
+def meta_attention_adamw(learning_rate: optax.ScalarOrSchedule | None = None,
+                         *, b1: float = 0.9, b2: float = 0.999,
                          eps: float = 1e-8, weight_decay: float = 0.0,
                          mask: Any = None, num_heads: int | None = None,
                          window: int | None = None, width: int | None = None,
-                         hyper_lr: float = 1e-3, max_multiplier: float = 10.0,
+                         hyper_lr: float = 1e-4, max_multiplier: float = 10.0,
                          anchor: float = 1e-3, horizon: float = 100.0,
                          update_every: int | None = None,
                          seed: int | None = None, mu_dtype: Any = None,
                          adapt_steps: int | None = None,
-                         level_rate: float = 0.0,
+                         level_rate: float = 1.0,
+                         learn_groups: bool | None = None,
                          ) -> optax.GradientTransformationExtraArgs:
   """AdamW whose learning-rate scaling is `scale_by_meta_attention_lr`.
 
-  `num_heads`, `window`, `width`, `update_every` and `seed` fix shapes or
-  control flow; None takes their defaults (2, 16, 16, 1, 0), so
+  `meta_attention_adamw()` is a complete optimizer: AdamW at
+  DEFAULT_LEARNING_RATE whose level settles the rate online. With
+  `level_rate=0` (and `learn_groups` off) it is exactly AdamW at
+  `learning_rate`.
+
+  `num_heads`, `window`, `width`, `update_every`, `seed` and
+  `learn_groups` fix shapes or control flow; None takes their defaults
+  (2, 16, 16, 1, 0, False), so
   `optax.inject_hyperparams(meta_attention_adamw)(learning_rate=1e-2)`
   needs no `static_args`.
 
   The raw gradient (not Adam's smoothed direction, whose successive values
   nearly always agree) feeds the hypergradient, and Adam's moments feed the
-  statistics. `mu_dtype` is the first moment's dtype (None: the params').
+  network's statistics. `mu_dtype` is the first moment's dtype (None: the
+  params').
   """
   adam = optax.scale_by_adam(b1, b2, eps, mu_dtype=mu_dtype)
   decay = optax.add_decayed_weights(weight_decay, mask)
@@ -461,7 +489,8 @@ def meta_attention_adamw(learning_rate: optax.ScalarOrSchedule, *,
       learning_rate, num_heads=num_heads, window=window, width=width,
       hyper_lr=hyper_lr, max_multiplier=max_multiplier, anchor=anchor,
       horizon=horizon, update_every=update_every, seed=seed,
-      adapt_steps=adapt_steps, level_rate=level_rate)
+      adapt_steps=adapt_steps, level_rate=level_rate,
+      learn_groups=learn_groups)
 
   def init_fn(params):
     return MetaAttentionAdamWState((adam.init(params), decay.init(params)),
@@ -502,10 +531,14 @@ def diagnostics(opt_state) -> dict[str, jax.Array]:
 def attention_table(opt_state, params) -> tuple[np.ndarray, list[str]] | None:
   """The group tokens' attention weights (rows: tensors; columns: the global
   token, then the tensors) and the tensor names, for a heat map; None when
-  `opt_state` holds no meta-attention state."""
+  `opt_state` holds no meta-attention state or its network has not run
+  (`learn_groups` off: no attention is computed)."""
   s = find_state(opt_state)
   if s is None or s.multiplier_T.shape[0] == 0:
     return None
+  table = np.asarray(jax.device_get(s.attention_TxN))
+  if not np.any(table):
+    return None
   names = [jax.tree_util.keystr(path, simple=True, separator="/")
            for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
-  return np.asarray(jax.device_get(s.attention_TxN)), names
+  return table, names

@@ -56,7 +56,8 @@ def run(base, seed, x, y, x_test, y_test, *, adapt_steps, level_rate=0.0,
   tx = meta_attention.meta_attention_adamw(lambda t: base * unit(t),
                                            adapt_steps=adapt_steps,
                                            level_rate=level_rate,
-                                           hyper_lr=hyper_lr)
+                                           hyper_lr=hyper_lr,
+                                           learn_groups=hyper_lr > 0)
 
   def loss_fn(p, xb, yb):
     logits = model.apply({"params": p}, xb)

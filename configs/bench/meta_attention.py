@@ -1,13 +1,26 @@
 r"""Meta-attention learning rates against tuned AdamW and the learning-rate-
 free methods a user would pick instead.
 
-  python launch/bench.py --config configs/bench/meta_attention.py \
-      --workdir benchmarks/meta_attention
+  python launch/bench.py --config configs/bench/meta_attention.py:v2 \
+      --workdir benchmarks/meta_attention_v2
 
-Methods: AdamW with the workload's cosine schedule (the baseline);
-`meta_attention_adamw` on the same cosine base schedule (default options:
-horizon 100, anchor 1e-3); the same with Baydin et al.'s one-step
-hypergradient (horizon 1, the short-horizon-bias ablation); optax.contrib's
+Variant `v2` (issue 19's acceptance): `meta_attention_adamw` at today's
+defaults (the level learning during the first 40% of the run, no
+network; base DEFAULT_LEARNING_RATE) on the quick suite's workloads
+(MNIST-1D MLP and CNN, 600 steps; the imbalanced noisy synthetic task, 400)
+and two of its `more` ones (digits CNN, the sequence Transformer, 400), in
+both AlgoPerf rulesets: tuned (5-value grids on seed 100, seeds 0-2 at the
+tuned value) and self-tuning (each method once per seed at its default
+rate: AdamW 1e-3, schedule-free 2.5e-3, Mechanic 1e-3, 1.0 for Prodigy's
+and DoG's multipliers). `meta_attention_from_10x` and `_from_tenth` are the
+same optimizer started 10x above and below its default. The update's cost
+against AdamW's is timed alone (overhead_rounds).
+
+The other variants compare earlier designs (their reports are in
+benchmarks/meta_attention*/): `meta_attention_network` is the first design
+(the attention network learning throughout, no level; named
+`meta_attention_adamw` in reports before 2026-12-03), `_one_step` the same
+with Baydin et al.'s one-step hypergradient (horizon 1); optax.contrib's
 schedule-free AdamW (constant schedule after warm-up, as it is meant to
 run), Prodigy, Mechanic (around AdamW) and DoG. Every method gets a 5-value
 grid: learning rates for AdamW, meta-attention, schedule-free and Mechanic's
@@ -16,14 +29,13 @@ DoG. 3 seeds; the target is 99% of AdamW's best mean final accuracy. Then
 each method runs again at 0.1x and 10x its tuned value (`sensitivity`).
 Variant `quick`: one workload, 3 values, 2 seeds, 300 steps. Variant
 `dog`: AdamW and DoG alone (DoG's first run used the shared warm-up).
-Variant `level` (issue 19): the level estimator
-(benchmarks/meta_attention_estimator) against the shipped defaults, tuned
-AdamW and the peers, with AlgoPerf's self-tuning ruleset (each method once
-per seed at its default rate) beside the tuned one and the 0.1x/10x
-sensitivity: `meta_attention_level` learns only the level (level_rate 1,
-the network frozen, hyper_lr 0) during the first 40% of the run;
-`meta_attention_level_net` also lets the network learn the groups' relative
-multipliers (hyper_lr 1e-4).
+Variant `level`: the level estimator (benchmarks/meta_attention_estimator)
+against the first design, tuned AdamW and the peers, with the self-tuning
+ruleset beside the tuned one and the 0.1x/10x sensitivity:
+`meta_attention_level` learns only the level (level_rate 1, the network
+frozen) during the first 40% of the run (today's defaults);
+`meta_attention_level_net` also lets the network learn the groups'
+relative multipliers (hyper_lr 1e-4).
 """
 
 import os
@@ -31,6 +43,7 @@ import os
 import ml_collections
 
 from accel.bench import workloads
+from accel.optim import meta_attention
 from accel.train import config as config_lib
 
 # The workload configs: this file's configs/ folder, wherever the checkout is.
@@ -38,10 +51,62 @@ _CONFIG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 LRS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 MULTIPLIERS = (0.1, 0.3, 1.0, 3.0, 10.0)
+# The first design's defaults (before 2026-12-03, when they were
+# `meta_attention_adamw`'s): the network learns throughout, no level.
+NETWORK = {"name": "meta_attention_adamw", "learn_groups": True,
+           "level_rate": 0.0, "hyper_lr": 1e-3, "adapt_fraction": 1.0}
+
+
+def _v2(c):
+  """Issue 19's acceptance: today's defaults against tuned AdamW and the
+  learning-rate-free peers at their defaults, on the quick suite's three
+  workloads and two of its `more` ones."""
+  c.workloads = {
+      "mnist1d_mlp": workloads.mnist1d_mlp(600),
+      "mnist1d_cnn": workloads.mnist1d_cnn(600),
+      "synthetic": workloads.synthetic_imbalanced_noisy(400),
+      "digits_cnn": workloads.digits_cnn(400),
+      "sequence_transformer": dict(
+          config="sequence_transformer", eval_every=40,
+          target_fraction=0.99,
+          overrides={"total_steps": 400, "optim": {"warmup_steps": 50}}),
+  }
+  for name, w in c.workloads.items():
+    if name != "sequence_transformer":
+      w.eval_every = w.overrides.total_steps // 10
+    w.target_rule = "worst_seed_best"
+  c.tuning_seeds = (100,)
+  c.sensitivity = ()
+  c.overhead_rounds = 5
+  c.self_tuning = True
+  default = meta_attention.DEFAULT_LEARNING_RATE
+  c.methods = {
+      "adamw": dict(optim={"name": "adamw"}, learning_rates=LRS,
+                    default_lr=1e-3),
+      "meta_attention_adamw": dict(optim={"name": "meta_attention_adamw"},
+                                   learning_rates=LRS, default_lr=default),
+      # Started 10x above and 10x below its default (one rate each).
+      "meta_attention_from_10x": dict(
+          optim={"name": "meta_attention_adamw"},
+          learning_rates=(10 * default,), default_lr=10 * default),
+      "meta_attention_from_tenth": dict(
+          optim={"name": "meta_attention_adamw"},
+          learning_rates=(0.1 * default,), default_lr=0.1 * default),
+      "schedule_free_adamw": dict(
+          optim={"name": "schedule_free_adamw", "schedule": "constant"},
+          learning_rates=LRS, default_lr=2.5e-3),
+      "prodigy": dict(optim={"name": "prodigy"}, learning_rates=MULTIPLIERS,
+                      default_lr=1.0),
+      "dog": dict(optim={"name": "dog", "warmup_steps": 0},
+                  learning_rates=MULTIPLIERS, default_lr=1.0),
+      "mechanic": dict(optim={"name": "mechanic"}, learning_rates=LRS,
+                       default_lr=1e-3),
+  }
 
 
 def get_config(arg: str = ""):
-  variants, _ = config_lib.parse_variant(arg, names=("dog", "quick", "level"))
+  variants, _ = config_lib.parse_variant(
+      arg, names=("dog", "quick", "level", "v2"))
   c = ml_collections.ConfigDict()
   c.baseline = "adamw"
   c.seeds = (0, 1, 2)
@@ -50,11 +115,9 @@ def get_config(arg: str = ""):
                  "mnist1d_cnn": workloads.mnist1d_cnn(1500)}
   c.methods = {
       "adamw": dict(optim={"name": "adamw"}, learning_rates=LRS),
-      "meta_attention_adamw": dict(optim={"name": "meta_attention_adamw"},
-                                   learning_rates=LRS),
+      "meta_attention_network": dict(optim=NETWORK, learning_rates=LRS),
       "meta_attention_one_step": dict(
-          optim={"name": "meta_attention_adamw", "horizon": 1.0},
-          learning_rates=LRS),
+          optim={**NETWORK, "horizon": 1.0}, learning_rates=LRS),
       "schedule_free_adamw": dict(
           optim={"name": "schedule_free_adamw", "schedule": "constant"},
           learning_rates=LRS),
@@ -69,21 +132,24 @@ def get_config(arg: str = ""):
     level = {"name": "meta_attention_adamw", "level_rate": 1.0,
              "hyper_lr": 0.0, "adapt_fraction": 0.4}
     c.methods = {k: c.methods[k] for k in (
-        "adamw", "meta_attention_adamw", "schedule_free_adamw", "prodigy",
+        "adamw", "meta_attention_network", "schedule_free_adamw", "prodigy",
         "mechanic")}
     c.methods.meta_attention_level = dict(optim=level, learning_rates=LRS)
     c.methods.meta_attention_level_net = dict(
-        optim={**level, "hyper_lr": 1e-4}, learning_rates=LRS)
+        optim={**level, "hyper_lr": 1e-4, "learn_groups": True},
+        learning_rates=LRS)
     # The rate each enters the self-tuning ruleset with: AdamW's library
     # default for the Adam family, schedule-free's reference 0.0025, 1.0
     # for Prodigy's multiplier.
-    defaults = {"adamw": 1e-3, "meta_attention_adamw": 1e-3,
+    defaults = {"adamw": 1e-3, "meta_attention_network": 1e-3,
                 "schedule_free_adamw": 2.5e-3, "prodigy": 1.0,
                 "mechanic": 1e-3, "meta_attention_level": 1e-3,
                 "meta_attention_level_net": 1e-3}
     for name, lr in defaults.items():
       c.methods[name].default_lr = lr
     c.self_tuning = True
+  if "v2" in variants:
+    _v2(c)
   if "dog" in variants:
     c.methods = {k: c.methods[k] for k in ("adamw", "dog")}
   if "quick" in variants:

@@ -45,13 +45,21 @@ TRANSFORMS = {
          "weights": _gt_weights(), "rows_per_step": 64}),
     "scale_by_meta_attention_lr": (
         optim.scale_by_meta_attention_lr,
-        ("num_heads", "window", "width", "update_every", "seed"),
+        ("num_heads", "window", "width", "update_every", "seed",
+         "learn_groups"),
         {"learning_rate": 1e-3}),
     "meta_attention_adamw": (
         optim.meta_attention_adamw,
-        ("num_heads", "window", "width", "update_every", "seed", "mask",
-         "mu_dtype"),
-        {"learning_rate": 1e-3, "weight_decay": 1e-2, "update_every": 2}),
+        ("num_heads", "window", "width", "update_every", "seed",
+         "learn_groups", "mask", "mu_dtype"),
+        {"learning_rate": 1e-3, "weight_decay": 1e-2}),
+    # The attention network learning, refreshed every other step.
+    "meta_attention_network": (
+        optim.meta_attention_adamw,
+        ("num_heads", "window", "width", "update_every", "seed",
+         "learn_groups", "mask", "mu_dtype"),
+        {"learning_rate": 1e-3, "weight_decay": 1e-2, "update_every": 2,
+         "learn_groups": True}),
 }
 
 

@@ -9,6 +9,9 @@ import pytest
 
 from accel.optim import meta_attention as ma
 
+# The attention network learning alone (the level held at 0).
+NET = {"learn_groups": True, "level_rate": 0.0}
+
 
 def _params():
   return {"a": jnp.ones((6, 4)), "b": jnp.full((4,), 0.5),
@@ -26,16 +29,38 @@ def test_first_update_is_the_base_schedule_exactly():
   np.testing.assert_array_equal(np.asarray(state.multiplier_T), 1.0)
 
 
-def test_without_hyper_learning_it_is_the_base_schedule():
+def test_without_learning_it_is_the_base_schedule():
   params = _params()
   schedule = optax.cosine_decay_schedule(0.1, 20)
-  tx = ma.scale_by_meta_attention_lr(schedule, hyper_lr=0.0)
-  state = tx.init(params)
-  for i in range(5):
-    d = jax.tree.map(lambda p: p * (i + 1.0), params)
-    out, state = jax.jit(tx.update)(d, state, params)
-    jax.tree.map(lambda o, x: np.testing.assert_allclose(
-        o, -schedule(i) * x, rtol=1e-6), out, d)
+  for tx in (ma.scale_by_meta_attention_lr(schedule, level_rate=0.0),
+             ma.scale_by_meta_attention_lr(schedule, hyper_lr=0.0, **NET)):
+    state = tx.init(params)
+    for i in range(5):
+      d = jax.tree.map(lambda p, i=i: p * (i + 1.0), params)
+      out, state = jax.jit(tx.update)(d, state, params)
+      jax.tree.map(lambda o, x, i=i: np.testing.assert_allclose(
+          o, -schedule(i) * x, rtol=1e-6), out, d)
+
+
+def test_defaults_make_an_optimizer_that_is_adamw_when_frozen():
+  # No arguments: a valid optimizer at the default rate, level learning.
+  params = _params()
+  grads = [jax.tree.map(lambda p, i=i: jnp.sin(3 * p + i), params)
+           for i in range(4)]
+  tx, frozen = ma.meta_attention_adamw(), ma.meta_attention_adamw(
+      level_rate=0.0, weight_decay=1e-2)
+  adamw = optax.adamw(ma.DEFAULT_LEARNING_RATE, weight_decay=1e-2)
+  s, sf, sa = tx.init(params), frozen.init(params), adamw.init(params)
+  for g in grads:
+    _, s = tx.update(g, s, params, value=1.0)
+    uf, sf = frozen.update(g, sf, params)
+    ua, sa = adamw.update(g, sa, params)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6,
+                                                         atol=1e-12), uf, ua)
+  assert float(s.meta.level) != 0.0
+  np.testing.assert_array_equal(np.asarray(s.meta.multiplier_T), 1.0)
+  # No statistics and no network run without learn_groups.
+  assert ma.attention_table(s, params) is None
 
 
 def _quadratic_multiplier(lr, steps=150, **options):
@@ -43,7 +68,7 @@ def _quadratic_multiplier(lr, steps=150, **options):
   returns the final multipliers and loss."""
   params = {"x": jnp.linspace(1.0, 2.0, 8), "y": jnp.linspace(-1, 1, 5)}
   tx = ma.scale_by_meta_attention_lr(lr, hyper_lr=1e-2, anchor=0.0,
-                                     **options)
+                                     **{**NET, **options})
   state = tx.init(params)
   step = jax.jit(tx.update)
   for _ in range(steps):
@@ -68,7 +93,8 @@ def test_too_small_lr_grows_and_too_large_shrinks():
 
 def test_multipliers_stay_bounded_under_adversarial_gradients():
   params = _params()
-  tx = ma.scale_by_meta_attention_lr(1e-2, hyper_lr=1.0, max_multiplier=5.0)
+  tx = ma.scale_by_meta_attention_lr(1e-2, hyper_lr=1.0, max_multiplier=5.0,
+                                     learn_groups=True)
   state = tx.init(params)
   step = jax.jit(tx.update)
   for i, scale in enumerate([1e8, 0.0, -1e8, 1e-20, 1e8, -1.0] * 3):
@@ -90,7 +116,7 @@ def test_hypergradient_matches_finite_differences_on_a_quadratic():
   grad = lambda x: jax.tree.map(lambda c, p: c * p, curv, x)
   loss = lambda x: sum(jnp.sum(0.5 * c * p**2) for c, p in
                        zip(jax.tree.leaves(curv), jax.tree.leaves(x)))
-  tx = ma.scale_by_meta_attention_lr(lr, hyper_lr=0.0, horizon=1)
+  tx = ma.scale_by_meta_attention_lr(lr, hyper_lr=0.0, horizon=1, **NET)
   state = tx.init(x0)
   d0 = grad(x0)
   out, state = tx.update(d0, state, x0)
@@ -146,7 +172,8 @@ def test_inject_hyperparams_and_orbax_round_trip(tmp_path):
 
 def test_update_every_holds_the_multipliers_between_refreshes():
   params = _params()
-  tx = ma.scale_by_meta_attention_lr(0.1, hyper_lr=0.1, update_every=3)
+  tx = ma.scale_by_meta_attention_lr(0.1, hyper_lr=0.1, update_every=3,
+                                     **NET)
   state = tx.init(params)
   step = jax.jit(tx.update)
   seen = []
@@ -195,8 +222,9 @@ def test_level_settles_near_the_best_rate_from_10x_and_from_0_1x():
 
 def test_adapt_steps_freezes_the_network_after_them():
   params = _params()
-  tx = ma.scale_by_meta_attention_lr(0.1, hyper_lr=0.1, adapt_steps=3)
-  free = ma.scale_by_meta_attention_lr(0.1, hyper_lr=0.1)
+  tx = ma.scale_by_meta_attention_lr(0.1, hyper_lr=0.1, adapt_steps=3,
+                                     **NET)
+  free = ma.scale_by_meta_attention_lr(0.1, hyper_lr=0.1, **NET)
   state, free_state = tx.init(params), free.init(params)
   step, free_step = jax.jit(tx.update), jax.jit(free.update)
   nets = []
@@ -247,7 +275,7 @@ def test_chains_after_the_gradient_transformer():
   # A silent gradient transformer (= its base) + frozen meta LR is the base.
   chained = optax.chain(
       gt_transform.scale_by_gradient_transformer(None, rows_per_step=64),
-      ma.scale_by_meta_attention_lr(1e-2, hyper_lr=0.0))
+      ma.scale_by_meta_attention_lr(1e-2, level_rate=0.0))
   reference = orthogonal.hybrid(1e-2, rows_per_step=64)
   s1, s2 = chained.init(params), reference.init(params)
   for g in grads:
@@ -255,7 +283,7 @@ def test_chains_after_the_gradient_transformer():
     u2, s2 = reference.update(g, s2, params)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5,
                                                          atol=1e-9), u1, u2)
-  # The factory's combination learns multipliers and reports both parts.
+  # The factory's combination learns its level and reports both parts.
   opt = factory.make({"name": "gradient_transformer", "meta_lr": True,
                       "learning_rate": 1e-2}, total_steps=10,
                      rows_per_step=64)
@@ -264,13 +292,12 @@ def test_chains_after_the_gradient_transformer():
     _, state = opt.tx.update(g, state, params, value=1.0)
   assert ma.find_state(state) is not None
   assert gt_transform.find_mix(state).shape == (3, 2)
-  m = np.asarray(ma.find_state(state).multiplier_T)
-  assert m.shape == (3,) and not np.allclose(m, 1.0)
+  assert float(ma.find_state(state).level) != 0.0
 
 
 def test_attention_table_names_tensors_and_rows_are_distributions():
   params = _params()
-  tx = ma.meta_attention_adamw(1e-3)
+  tx = ma.meta_attention_adamw(1e-3, learn_groups=True)
   state = tx.init(params)
   _, state = tx.update(params, state, params, value=1.0)
   table, names = ma.attention_table(state, params)
@@ -288,7 +315,7 @@ def test_inject_hyperparams_needs_no_static_args():
   state = tx.init(params)
   assert set(state.hyperparams) >= {"learning_rate", "hyper_lr", "anchor"}
   assert not {"num_heads", "window", "width", "update_every",
-              "seed"} & set(state.hyperparams)
+              "seed", "learn_groups"} & set(state.hyperparams)
   grads = jax.tree.map(lambda p: 0.1 * jnp.ones_like(p), params)
   plain = ma.meta_attention_adamw(1e-2)
   want, _ = plain.update(grads, plain.init(params), params, value=1.0)

@@ -102,14 +102,15 @@ def test_meta_attention_run_logs_multipliers_and_an_attention_heat_map(
   workdir = str(tmp_path / "w")
   c = tiny_config()
   c.optim = config_lib.optim_section("meta_attention_adamw",
-                                     learning_rate=1e-2)
+                                     learning_rate=1e-2, learn_groups=True)
   train.run(c, workdir)
   from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
   acc = event_accumulator.EventAccumulator(
       os.path.join(workdir, "tensorboard"), size_guidance={"images": 0})
   acc.Reload()
   assert {"train/meta_lr/multiplier_mean", "train/meta_lr/global_multiplier",
-          "train/meta_lr/attention_to_global"} <= set(acc.Tags()["scalars"])
+          "train/meta_lr/attention_to_global", "train/meta_lr/level"} <= set(
+              acc.Tags()["scalars"])
   images = acc.Images("meta_lr/attention")
   assert [im.step for im in images] == [4, 8]  # each eval and the final one
   assert images[0].width > 100 and images[0].height > 100
