@@ -74,6 +74,7 @@ import os
 import ml_collections
 
 from accel.bench import workloads
+from accel.optim import meta_attention
 from accel.train import config as config_lib
 
 # The workload configs: this file's configs/ folder, wherever the checkout is.
@@ -154,7 +155,8 @@ def get_config(arg: str = ""):
     }
   adamw = {"name": "adamw"}
   # default_lr: the library default each method enters the self-tuning
-  # ruleset with (AdamW and its relatives 1e-3; Muon here matches AdamW's
+  # ruleset with (AdamW and its relatives 1e-3, meta-attention its own
+  # default base 1e-2; Muon here matches AdamW's
   # update RMS, so AdamW's; schedule-free AdamW its reference code's
   # 0.0025; Lion its authors' 1e-4; the step-size estimators 1.0).
   c.methods = {
@@ -178,8 +180,9 @@ def get_config(arg: str = ""):
                    default_lr=1e-4),
       "gradient_transformer": dict(optim={"name": "gradient_transformer"},
                                    learning_rates=ADAM_LRS, default_lr=1e-3),
-      "meta_attention_adamw": dict(optim={"name": "meta_attention_adamw"},
-                                   learning_rates=ADAM_LRS, default_lr=1e-3),
+      "meta_attention_adamw": dict(
+          optim={"name": "meta_attention_adamw"}, learning_rates=ADAM_LRS,
+          default_lr=meta_attention.DEFAULT_LEARNING_RATE),
       "gt_and_meta_lr": dict(
           optim={"name": "gradient_transformer", "meta_lr": True},
           learning_rates=ADAM_LRS, default_lr=1e-3),
