@@ -42,7 +42,10 @@ _OUT = flags.DEFINE_string("out", "benchmarks/optimizer_overhead",
 
 
 def _number(text: str):
-  """An option's value: an int, a float, or else the text (a path)."""
+  """An option's value: True/False, an int, a float, or else the text (a
+  path)."""
+  if text in ("True", "False"):
+    return text == "True"
   for kind in (int, float):
     try:
       return kind(text)

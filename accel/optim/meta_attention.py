@@ -65,26 +65,29 @@ DEFAULT_LEARNING_RATE = 1e-2
 
 
 class MetaAttentionState(NamedTuple):
+  """Without `learn_groups` the network's fields are None (nothing runs
+  or is stored for them) and multiplier_T stays 1."""
   count: jax.Array          # int32 []
   net_params: Any           # the attention network, learnt online
   net_opt_state: Any        # its Adam state
-  window_TxWxF: jax.Array   # per-group statistics, newest last; the
-                            # current multipliers came from it
-  loss_W: jax.Array         # mean log loss per refresh, newest last
-  loss_valid_W: jax.Array
-  loss_acc: jax.Array       # sum and count of log losses since the refresh
-  loss_n: jax.Array
+  window_TxWxF: jax.Array | None  # per-group statistics, newest last;
+                                  # the current multipliers came from it
+  loss_W: jax.Array | None  # mean log loss per refresh, newest last
+  loss_valid_W: jax.Array | None
+  loss_acc: jax.Array | None  # sum and count of log losses since the
+  loss_n: jax.Array | None    # refresh
   trace: Any                # decaying sum of past updates (hypergradient)
   trace_sq_T: jax.Array     # its mean square per group
-  global_G: jax.Array       # global features the multipliers came from
-  hyper_acc_T: jax.Array    # hypergradient summed since the refresh
-  hyper_n: jax.Array
+  global_G: jax.Array | None  # global features the multipliers came from
+  hyper_acc_T: jax.Array | None  # hypergradient summed since the refresh
+  hyper_n: jax.Array | None
   multiplier_T: jax.Array   # the network's multipliers (times exp(level)
                             # is what is applied)
   global_multiplier: jax.Array
-  attention_TxN: jax.Array  # attention weights of the group tokens (mean
-                            # over heads); column 0 is the global token
-  hypergrad_T: jax.Array    # last applied per-group hypergradient
+  attention_TxN: jax.Array | None  # attention weights of the group tokens
+                                   # (mean over heads); column 0 is the
+                                   # global token
+  hypergrad_T: jax.Array | None  # last applied per-group hypergradient
   level: jax.Array          # [] global log multiplier learnt by signed
                             # steps (level_rate); applied on top of
                             # multiplier_T
@@ -356,10 +359,19 @@ def scale_by_meta_attention_lr(
   def init_fn(params):
     checks.check_float_params(params, "meta-attention")
     t = len(jax.tree.leaves(params))
+    zeros = lambda *shape: jnp.zeros(shape, jnp.float32)
+    if not learn_groups:
+      return MetaAttentionState(
+          count=jnp.zeros([], jnp.int32), net_params=None,
+          net_opt_state=None, window_TxWxF=None, loss_W=None,
+          loss_valid_W=None, loss_acc=None, loss_n=None,
+          trace=optax.tree.zeros_like(params), trace_sq_T=zeros(t),
+          global_G=None, hyper_acc_T=None, hyper_n=None,
+          multiplier_T=jnp.ones((t,)), global_multiplier=jnp.ones([]),
+          attention_TxN=None, hypergrad_T=None, level=zeros())
     net_params = net.init(jax.random.PRNGKey(seed),
                           jnp.zeros((max(t, 1), window, NUM_FEATURES)),
                           jnp.zeros((num_global,)))["params"]
-    zeros = lambda *shape: jnp.zeros(shape, jnp.float32)
     return MetaAttentionState(
         count=jnp.zeros([], jnp.int32), net_params=net_params,
         net_opt_state=hyper_opt.init(net_params),
@@ -519,13 +531,15 @@ def diagnostics(opt_state) -> dict[str, jax.Array]:
   if s is None or s.multiplier_T.shape[0] == 0:
     return {}
   applied_T = _applied(s.multiplier_T, s.level)
-  return {"meta_lr/multiplier_mean": jnp.mean(applied_T),
-          "meta_lr/multiplier_min": jnp.min(applied_T),
-          "meta_lr/multiplier_max": jnp.max(applied_T),
-          "meta_lr/global_multiplier": s.global_multiplier * jnp.exp(s.level),
-          "meta_lr/level": jnp.exp(s.level),
-          "meta_lr/hypergrad_mean": jnp.mean(s.hypergrad_T),
-          "meta_lr/attention_to_global": jnp.mean(s.attention_TxN[:, 0])}
+  out = {"meta_lr/multiplier_mean": jnp.mean(applied_T),
+         "meta_lr/multiplier_min": jnp.min(applied_T),
+         "meta_lr/multiplier_max": jnp.max(applied_T),
+         "meta_lr/global_multiplier": s.global_multiplier * jnp.exp(s.level),
+         "meta_lr/level": jnp.exp(s.level)}
+  if s.attention_TxN is not None:  # the network runs (learn_groups)
+    out["meta_lr/hypergrad_mean"] = jnp.mean(s.hypergrad_T)
+    out["meta_lr/attention_to_global"] = jnp.mean(s.attention_TxN[:, 0])
+  return out
 
 
 def attention_table(opt_state, params) -> tuple[np.ndarray, list[str]] | None:
@@ -534,7 +548,7 @@ def attention_table(opt_state, params) -> tuple[np.ndarray, list[str]] | None:
   `opt_state` holds no meta-attention state or its network has not run
   (`learn_groups` off: no attention is computed)."""
   s = find_state(opt_state)
-  if s is None or s.multiplier_T.shape[0] == 0:
+  if s is None or s.attention_TxN is None or s.multiplier_T.shape[0] == 0:
     return None
   table = np.asarray(jax.device_get(s.attention_TxN))
   if not np.any(table):

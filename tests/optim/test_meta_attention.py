@@ -137,15 +137,29 @@ def test_hypergradient_matches_finite_differences_on_a_quadratic():
 
 def test_diagnostics_found_inside_a_chain():
   params = _params()
-  tx = optax.chain(optax.clip_by_global_norm(1.0),
-                   ma.meta_attention_adamw(1e-3))
-  state = tx.init(params)
-  _, state = tx.update(params, state, params)
-  diag = ma.diagnostics(state)
-  assert float(diag["meta_lr/multiplier_mean"]) == 1.0
-  assert set(diag) >= {"meta_lr/multiplier_min", "meta_lr/multiplier_max",
-                       "meta_lr/hypergrad_mean"}
+  for learn_groups, network_keys in ((False, set()), (True, {
+      "meta_lr/hypergrad_mean", "meta_lr/attention_to_global"})):
+    tx = optax.chain(optax.clip_by_global_norm(1.0),
+                     ma.meta_attention_adamw(1e-3, learn_groups=learn_groups))
+    state = tx.init(params)
+    _, state = tx.update(params, state, params)
+    diag = ma.diagnostics(state)
+    assert float(diag["meta_lr/multiplier_mean"]) == 1.0
+    assert set(diag) == {"meta_lr/multiplier_mean", "meta_lr/multiplier_min",
+                         "meta_lr/multiplier_max", "meta_lr/level",
+                         "meta_lr/global_multiplier"} | network_keys
   assert ma.diagnostics(optax.adamw(1e-3).init(params)) == {}
+
+
+def test_without_the_network_its_state_holds_only_the_level_and_trace():
+  params = _params()
+  lean = ma.scale_by_meta_attention_lr(1e-2).init(params)
+  full = ma.scale_by_meta_attention_lr(1e-2, learn_groups=True).init(params)
+  # The trace (parameter-shaped), its per-tensor mean square, the
+  # multipliers (all 1), the global multiplier, the level and the count.
+  assert len(jax.tree.leaves(lean)) == len(jax.tree.leaves(params)) + 5
+  assert lean.net_params is None and lean.window_TxWxF is None
+  assert len(jax.tree.leaves(full)) > len(jax.tree.leaves(lean)) + 20
 
 
 def test_inject_hyperparams_and_orbax_round_trip(tmp_path):

@@ -159,8 +159,8 @@ def test_shardings_follow_the_logical_rules():
   meta = steps.shardings.opt_state.meta
   assert adam.mu == params and adam.nu == params
   assert meta.trace == params  # the hypergradient trace is parameter-shaped
-  for small in (adam.count, meta.window_TxWxF, meta.multiplier_T,
-                *jax.tree.leaves(meta.net_params)):
+  for small in (adam.count, meta.trace_sq_T, meta.multiplier_T,
+                meta.level):
     assert small.is_fully_replicated
 
 
