@@ -14,7 +14,10 @@ tuned value) and self-tuning (each method once per seed at its default
 rate: AdamW 1e-3, schedule-free 2.5e-3, Mechanic 1e-3, 1.0 for Prodigy's
 and DoG's multipliers). `meta_attention_from_10x` and `_from_tenth` are the
 same optimizer started 10x above and below its default. The update's cost
-against AdamW's is timed alone (overhead_rounds).
+against AdamW's is timed alone (overhead_rounds). Variant `horizon`: the
+same workloads and protocol for AdamW, today's defaults and the level over
+a 1,000-step trace (`horizon=1000`; `_h1000`, with its 10x and 0.1x
+starts).
 
 The other variants compare earlier designs (their reports are in
 benchmarks/meta_attention*/): `meta_attention_network` is the first design
@@ -106,7 +109,7 @@ def _v2(c):
 
 def get_config(arg: str = ""):
   variants, _ = config_lib.parse_variant(
-      arg, names=("dog", "quick", "level", "v2"))
+      arg, names=("dog", "quick", "level", "v2", "horizon"))
   c = ml_collections.ConfigDict()
   c.baseline = "adamw"
   c.seeds = (0, 1, 2)
@@ -148,8 +151,21 @@ def get_config(arg: str = ""):
     for name, lr in defaults.items():
       c.methods[name].default_lr = lr
     c.self_tuning = True
-  if "v2" in variants:
+  if "v2" in variants or "horizon" in variants:
     _v2(c)
+  if "horizon" in variants:
+    # The level over a 1,000-step trace against today's 100, with AdamW
+    # (the target) and the same 10x / 0.1x starts.
+    c.methods = {k: c.methods[k] for k in ("adamw", "meta_attention_adamw")}
+    default = meta_attention.DEFAULT_LEARNING_RATE
+    long = {"name": "meta_attention_adamw", "horizon": 1000.0}
+    c.methods.meta_attention_h1000 = dict(optim=long, learning_rates=LRS,
+                                          default_lr=default)
+    c.methods.meta_attention_h1000_from_10x = dict(
+        optim=long, learning_rates=(10 * default,), default_lr=10 * default)
+    c.methods.meta_attention_h1000_from_tenth = dict(
+        optim=long, learning_rates=(0.1 * default,),
+        default_lr=0.1 * default)
   if "dog" in variants:
     c.methods = {k: c.methods[k] for k in ("adamw", "dog")}
   if "quick" in variants:
