@@ -44,20 +44,24 @@ DIRECT = tuple((k, 100) for k in (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)) + (
 LEVEL = ((1.0, 1e-3), (1.0, 1e-4), (1.0, 0.0), (3.0, 0.0))
 
 
-@functools.partial(jax.jit,
-                   static_argnames=("adapt_steps", "level_rate", "hyper_lr"))
+@functools.partial(jax.jit, static_argnames=(
+    "adapt_steps", "level_rate", "hyper_lr", "steps", "horizon"))
 def run(base, seed, x, y, x_test, y_test, *, adapt_steps, level_rate=0.0,
-        hyper_lr=1e-3):
+        hyper_lr=1e-3, steps=measure.STEPS, horizon=measure.HORIZON):
+  """`steps` of training (warm-up, then cosine to 0); returns the log of
+  the applied multiplier (mean over tensors) each step, and the test
+  accuracy. The network learns when hyper_lr > 0."""
   model = measure.MLP()
   key_init, key_data = jax.random.split(jax.random.PRNGKey(seed))
   params = model.init(key_init, x[:1])["params"]
   unit = optax.warmup_cosine_decay_schedule(0.0, 1.0, measure.WARMUP,
-                                            measure.STEPS)
+                                            steps)
   tx = meta_attention.meta_attention_adamw(lambda t: base * unit(t),
                                            adapt_steps=adapt_steps,
                                            level_rate=level_rate,
                                            hyper_lr=hyper_lr,
-                                           learn_groups=hyper_lr > 0)
+                                           learn_groups=hyper_lr > 0,
+                                           horizon=horizon)
 
   def loss_fn(p, xb, yb):
     logits = model.apply({"params": p}, xb)
@@ -74,7 +78,7 @@ def run(base, seed, x, y, x_test, y_test, *, adapt_steps, level_rate=0.0,
     return (params, opt_state), jnp.mean(jnp.log(s.multiplier_T)) + s.level
 
   (params, _), log_m = jax.lax.scan(step, (params, tx.init(params)),
-                                    jnp.arange(measure.STEPS))
+                                    jnp.arange(steps))
   return log_m, measure.accuracy(model, params, x_test, y_test)
 
 
