@@ -545,14 +545,11 @@ def diagnostics(opt_state) -> dict[str, jax.Array]:
 def attention_table(opt_state, params) -> tuple[np.ndarray, list[str]] | None:
   """The group tokens' attention weights (rows: tensors; columns: the global
   token, then the tensors) and the tensor names, for a heat map; None when
-  `opt_state` holds no meta-attention state or its network has not run
-  (`learn_groups` off: no attention is computed)."""
+  `opt_state` holds no meta-attention state or no network
+  (`learn_groups` off)."""
   s = find_state(opt_state)
   if s is None or s.attention_TxN is None or s.multiplier_T.shape[0] == 0:
     return None
-  table = np.asarray(jax.device_get(s.attention_TxN))
-  if not np.any(table):
-    return None
   names = [jax.tree_util.keystr(path, simple=True, separator="/")
            for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
-  return table, names
+  return np.asarray(jax.device_get(s.attention_TxN)), names
