@@ -60,6 +60,21 @@ NETWORK = {"name": "meta_attention_adamw", "learn_groups": True,
            "level_rate": 0.0, "hyper_lr": 1e-3, "adapt_fraction": 1.0}
 
 
+def _with_starts(name, prefix, optim):
+  """`name` (a 5-value grid, entering the self-tuning ruleset at
+  meta_attention.DEFAULT_LEARNING_RATE) and the same optimizer started
+  10x above and 10x below that default (one rate each), `prefix`_from_10x
+  and `prefix`_from_tenth."""
+  default = meta_attention.DEFAULT_LEARNING_RATE
+  return {name: dict(optim=optim, learning_rates=LRS, default_lr=default),
+          f"{prefix}_from_10x": dict(
+              optim=optim, learning_rates=(10 * default,),
+              default_lr=10 * default),
+          f"{prefix}_from_tenth": dict(
+              optim=optim, learning_rates=(0.1 * default,),
+              default_lr=0.1 * default)}
+
+
 def _v2(c):
   """Issue 19's acceptance: today's defaults against tuned AdamW and the
   learning-rate-free peers at their defaults, on the quick suite's three
@@ -82,19 +97,11 @@ def _v2(c):
   c.sensitivity = ()
   c.overhead_rounds = 5
   c.self_tuning = True
-  default = meta_attention.DEFAULT_LEARNING_RATE
   c.methods = {
       "adamw": dict(optim={"name": "adamw"}, learning_rates=LRS,
                     default_lr=1e-3),
-      "meta_attention_adamw": dict(optim={"name": "meta_attention_adamw"},
-                                   learning_rates=LRS, default_lr=default),
-      # Started 10x above and 10x below its default (one rate each).
-      "meta_attention_from_10x": dict(
-          optim={"name": "meta_attention_adamw"},
-          learning_rates=(10 * default,), default_lr=10 * default),
-      "meta_attention_from_tenth": dict(
-          optim={"name": "meta_attention_adamw"},
-          learning_rates=(0.1 * default,), default_lr=0.1 * default),
+      **_with_starts("meta_attention_adamw", "meta_attention",
+                     {"name": "meta_attention_adamw"}),
       "schedule_free_adamw": dict(
           optim={"name": "schedule_free_adamw", "schedule": "constant"},
           learning_rates=LRS, default_lr=2.5e-3),
@@ -156,16 +163,10 @@ def get_config(arg: str = ""):
   if "horizon" in variants:
     # The level over a 1,000-step trace against today's 100, with AdamW
     # (the target) and the same 10x / 0.1x starts.
-    c.methods = {k: c.methods[k] for k in ("adamw", "meta_attention_adamw")}
-    default = meta_attention.DEFAULT_LEARNING_RATE
-    long = {"name": "meta_attention_adamw", "horizon": 1000.0}
-    c.methods.meta_attention_h1000 = dict(optim=long, learning_rates=LRS,
-                                          default_lr=default)
-    c.methods.meta_attention_h1000_from_10x = dict(
-        optim=long, learning_rates=(10 * default,), default_lr=10 * default)
-    c.methods.meta_attention_h1000_from_tenth = dict(
-        optim=long, learning_rates=(0.1 * default,),
-        default_lr=0.1 * default)
+    c.methods = {
+        **{k: c.methods[k] for k in ("adamw", "meta_attention_adamw")},
+        **_with_starts("meta_attention_h1000", "meta_attention_h1000", {
+            "name": "meta_attention_adamw", "horizon": 1000.0})}
   if "dog" in variants:
     c.methods = {k: c.methods[k] for k in ("adamw", "dog")}
   if "quick" in variants:
