@@ -88,6 +88,11 @@ def combine_streams(grads, rule: str = "mean", outlier_factor: float = 10.0):
   return jax.tree.map(combine, grads), kept
 
 
+# Compiled once per rule and tree structure: op by op, each leaf's few
+# reductions dispatched separately (3 s of the debug run's 55 s).
+_combine_streams_jit = jax.jit(combine_streams, static_argnums=1)
+
+
 class Streams(NamedTuple):
   """S inner trainings of one task (leading axis S on every leaf)."""
   params: Any
@@ -193,7 +198,8 @@ class Runner:
     advanced streams, number of stream estimates kept)."""
     keys = jax.random.split(key, streams.step.shape[0])
     (meta, new), grads = self._grad(theta, streams, keys)
-    grad, kept = combine_streams(grads, self.stream_rule, self.outlier_factor)
+    grad, kept = _combine_streams_jit(grads, self.stream_rule,
+                                      self.outlier_factor)
     return jnp.mean(meta), grad, new, kept
 
   def _restart_impl(self, theta, streams: Streams, key):

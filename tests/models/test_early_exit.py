@@ -29,8 +29,8 @@ def _setup(case, **options):
   model = models.make({**model_cfg, "early_exit": True, **options},
                       source.spec)
   plain = models.make(model_cfg, source.spec)
-  params = model.init(jax.random.PRNGKey(0),
-                      models.dummy_inputs(source.spec))["params"]
+  params = jax.jit(model.init)(jax.random.PRNGKey(0),
+                               models.dummy_inputs(source.spec))["params"]
   return source, model, plain, params, blocks
 
 

@@ -39,7 +39,8 @@ def _init(name, spec, options, batch=3, **dtypes):
     x = jax.random.randint(jax.random.key(1), x.shape, 0, 20)
   else:
     x = jax.random.normal(jax.random.key(1), x.shape)
-  variables = model.init(jax.random.key(0), x)
+  # Jitted: run op by op, a model's init took 3x as long (each op compiles).
+  variables = jax.jit(model.init)(jax.random.key(0), x)
   return model, variables, x
 
 
@@ -82,19 +83,20 @@ def test_attention_adapter_starts_as_the_identity(name, spec, options):
   for key, value in base_params.items():
     params[key] = value
   assert any("adapter" in k for k in params)
-  np.testing.assert_allclose(adapted.apply({"params": params}, x),
-                             base.apply({"params": base_params}, x),
+  np.testing.assert_allclose(jax.jit(adapted.apply)({"params": params}, x),
+                             jax.jit(base.apply)({"params": base_params}, x),
                              rtol=1e-5, atol=1e-5)
 
 
 def test_adapter_mixes_positions_once_trained():
   adapter = models.SelfAttentionAdapter(num_heads=2)
   x = jax.random.normal(jax.random.key(0), (2, 6, 8))
-  params = nn.unbox(adapter.init(jax.random.key(1), x)["params"])
+  params = nn.unbox(jax.jit(adapter.init)(jax.random.key(1), x)["params"])
   params = jax.tree.map(lambda p: p + 0.1, params)  # out projection non-zero
-  y = adapter.apply({"params": params}, x)
+  apply = jax.jit(adapter.apply)
+  y = apply({"params": params}, x)
   x2 = x.at[:, 0].set(jax.random.normal(jax.random.key(2), (2, 8)))
-  y2 = adapter.apply({"params": params}, x2)
+  y2 = apply({"params": params}, x2)
   assert not np.allclose(y[:, 3], y2[:, 3])  # other positions see it
 
 

@@ -33,8 +33,9 @@ def test_every_policy_gives_the_same_loss_and_gradients(case):
   source = data.make_source(data_cfg)
   batch = source.fetch("train", np.arange(8))
   base = models.make(model_cfg, source.spec)
-  params = base.init(jax.random.PRNGKey(0), models.dummy_inputs(source.spec),
-                     train=False)["params"]
+  params = jax.jit(lambda k: base.init(
+      k, models.dummy_inputs(source.spec), train=False))(
+          jax.random.PRNGKey(0))["params"]
   rng = jax.random.PRNGKey(1)
 
   def loss_and_grads(model):

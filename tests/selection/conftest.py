@@ -15,8 +15,9 @@ def tiny():
   source = data.make_source({"name": "synthetic", "num_train": 256,
                              "num_test": 64, "dim": 8, "label_noise": 0.2})
   model = models.make({"name": "mlp", "hidden": (16,)}, source.spec)
-  params = model.init(jax.random.PRNGKey(0),
-                      models.dummy_inputs(source.spec), train=False)["params"]
+  params = jax.jit(lambda k: model.init(
+      k, models.dummy_inputs(source.spec), train=False))(
+          jax.random.PRNGKey(0))["params"]
   batch = source.fetch("train", np.arange(32))
   batch["example_id"] = np.arange(32, dtype=np.int32)
   return source, model, params, batch

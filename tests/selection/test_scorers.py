@@ -83,8 +83,9 @@ def test_attention_scorer_flags_corrupted_labels_before_and_after_training(
   trained = train.run(c, str(tmp_path / "run"))["state"].params
   source = data.make_source(c.data)
   model = models.make(c.model, source.spec)
-  params0 = model.init(jax.random.PRNGKey(0), models.dummy_inputs(
-      source.spec), train=False)["params"]
+  params0 = jax.jit(lambda k: model.init(
+      k, models.dummy_inputs(source.spec), train=False))(
+          jax.random.PRNGKey(0))["params"]
   arrays = source.arrays("train")
   ref = source.fetch("train", scorers.reference_set(
       arrays["label"], 8, source.spec.num_classes))
