@@ -29,14 +29,12 @@ def test_there_are_four_notebooks_committed_without_outputs():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
-def test_notebook_runs_on_cpu(path, tmp_path, monkeypatch):
+def test_notebook_runs_on_cpu(path, tmp_path, monkeypatch, one_device_env):
   monkeypatch.setenv("ACCEL_NOTEBOOK_SMALL", "1")
   monkeypatch.setenv("JAX_PLATFORMS", "cpu")
   # The sharding notebook asks for its own 8 simulated devices; the other
   # flags (conftest's compile-time one) stay.
-  monkeypatch.setenv("XLA_FLAGS", " ".join(
-      f for f in os.environ.get("XLA_FLAGS", "").split()
-      if not f.startswith("--xla_force_host_platform_device_count")))
+  monkeypatch.setenv("XLA_FLAGS", one_device_env["XLA_FLAGS"])
   if path.endswith("04_benchmark_report.ipynb"):
     monkeypatch.setenv("ACCEL_RESULTS", _tiny_results(tmp_path))
   nb = nbformat.read(path, as_version=4)

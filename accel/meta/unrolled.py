@@ -61,6 +61,9 @@ def _check_stream_rule(rule: str) -> None:
     raise ValueError(f"stream rule {rule!r} is not one of {STREAM_RULES}.")
 
 
+# One compiled program per rule and tree structure: op by op, each leaf's
+# few reductions dispatched separately (3 s of the debug run's 55 s).
+@functools.partial(jax.jit, static_argnames="rule")
 def combine_streams(grads, rule: str = "mean", outlier_factor: float = 10.0):
   """One estimate from S stream estimates (leading axis S on every leaf).
 
@@ -86,11 +89,6 @@ def combine_streams(grads, rule: str = "mean", outlier_factor: float = 10.0):
     g = jnp.where(keep_S.reshape((-1,) + (1,) * (g.ndim - 1)), g, 0.0)
     return jnp.tensordot(weight_S.astype(g.dtype), g, axes=1)
   return jax.tree.map(combine, grads), kept
-
-
-# Compiled once per rule and tree structure: op by op, each leaf's few
-# reductions dispatched separately (3 s of the debug run's 55 s).
-_combine_streams_jit = jax.jit(combine_streams, static_argnums=1)
 
 
 class Streams(NamedTuple):
@@ -198,8 +196,7 @@ class Runner:
     advanced streams, number of stream estimates kept)."""
     keys = jax.random.split(key, streams.step.shape[0])
     (meta, new), grads = self._grad(theta, streams, keys)
-    grad, kept = _combine_streams_jit(grads, self.stream_rule,
-                                      self.outlier_factor)
+    grad, kept = combine_streams(grads, self.stream_rule, self.outlier_factor)
     return jnp.mean(meta), grad, new, kept
 
   def _restart_impl(self, theta, streams: Streams, key):

@@ -12,7 +12,6 @@ after the colon is `schedule/reps_rel/weight_decay`:
 Output (2026-12-03, 2-core CPU) in dog_check.log.
 """
 
-import importlib.util
 import os
 
 from accel.train import config as config_lib
@@ -22,10 +21,7 @@ _DIGITS = os.path.join(os.path.dirname(__file__), "..", "..", "configs",
 
 
 def get_config(arg: str = "cosine/1e-6/1e-4"):
-  spec = importlib.util.spec_from_file_location("digits_cnn", _DIGITS)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  c = module.get_config("")
+  c = config_lib.load_file(_DIGITS)
   schedule, reps_rel, weight_decay = arg.split("/")
   c.optim = config_lib.optim_section(
       "dog", learning_rate=1.0, schedule=schedule,

@@ -150,7 +150,7 @@ def test_sigkill_mid_sweep_then_the_same_command_finishes_it(tmp_path,
              "--workdir", workdir,
              # longer trials than the debug config's 20 steps, so that the
              # kill lands inside one even with a warm compilation cache and
-             # one device's fast steps (about 1 ms each)
+             # one device's fast steps (a few ms each)
              "--config.total_steps=1000", "--config.eval_every=250",
              "--config.checkpoint_every=250",
              # a narrower CNN: half the step time, the same sweep semantics
@@ -162,9 +162,9 @@ def test_sigkill_mid_sweep_then_the_same_command_finishes_it(tmp_path,
     while time.time() < deadline and proc.poll() is None:
       states = _states(workdir)
       done = sum(s in ("COMPLETE", "PRUNED") for s in states)
-      # Kill once a running trial has trained to its first checkpoint (few
-      # of them: each orbax save costs about as much as 100 steps), so that the
-      # second run must resume it from there.
+      # Kill once a running trial has trained to its first checkpoint (every
+      # 250 steps: few saves keep the trials short), so that the second run
+      # must resume it from there.
       running = os.path.join(workdir, "trials", str(len(states) - 1),
                              "checkpoints", "250")
       if done >= 2 and states[-1] == "RUNNING" and os.path.isdir(running):
