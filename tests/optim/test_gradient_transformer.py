@@ -67,10 +67,14 @@ def test_a_silent_network_is_the_base(rows_per_step, weight_decay,
   want, _, _ = _run(optax.with_extra_args_support(orthogonal.hybrid(
       3e-3, rows_per_step=rows_per_step, weight_decay=weight_decay)),
                     params, 4)
-  # Float tolerance: XLA fuses the two programs differently.
+  # Float tolerance: XLA fuses the two programs differently, and with
+  # Muon on, Newton-Schulz's iterations grow the rounding differences
+  # (measured: up to 2e-8 absolute on updates of about 1e-3, with the
+  # tests' compile flags). A network that is not silent changes the update
+  # by a tenth of its size or more.
   for a, b in zip(got, want):
     jax.tree.map(lambda x, y: np.testing.assert_allclose(
-        x, y, rtol=1e-5, atol=1e-10), a, b)
+        x, y, rtol=1e-5, atol=1e-7), a, b)
 
 
 @pytest.mark.parametrize("grad_scale", [1e-12, 1.0, 1e12])

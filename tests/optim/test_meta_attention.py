@@ -249,7 +249,10 @@ def test_adapt_steps_freezes_the_network_after_them():
                                      value=1.0 / (i + 1))
     nets.append(jax.tree.leaves(state.net_params))
     if i < 3:  # learning on steps 1 and 2 (step 0 has no hypergradient)
-      jax.tree.map(np.testing.assert_array_equal, out, free_out)
+      # Two programs, fused differently: equal to a few float32 ulps
+      # (measured: 5e-7 relative).
+      jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=4e-6),
+                   out, free_out)
   # Learnt at steps 1 and 2; frozen from step 3 on, while the free one
   # goes on learning.
   assert not all(np.array_equal(a, b) for a, b in zip(nets[1], nets[2]))

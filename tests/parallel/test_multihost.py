@@ -26,9 +26,11 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _run_job(workdir, total_steps, processes=2, devices_each=2):
-  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=(
-      f"--xla_force_host_platform_device_count={devices_each}"))
+def _run_job(workdir, total_steps, env, processes=2, devices_each=2):
+  # conftest's compile-time flags stay; each process has its own devices.
+  env = dict(env, JAX_PLATFORMS="cpu", XLA_FLAGS=(
+      env["XLA_FLAGS"] +
+      f" --xla_force_host_platform_device_count={devices_each}"))
   env.pop("JAX_COMPILATION_CACHE_DIR", None)
   address = f"localhost:{_free_port()}"
   procs = [subprocess.Popen(
@@ -51,15 +53,15 @@ def _run_job(workdir, total_steps, processes=2, devices_each=2):
   return outputs
 
 
-def test_two_processes_train_checkpoint_and_resume(tmp_path):
+def test_two_processes_train_checkpoint_and_resume(tmp_path, one_device_env):
   workdir = str(tmp_path / "job")
-  first = _run_job(workdir, 8)
+  first = _run_job(workdir, 8, one_device_env)
   # Only process 0 reports; both took part in every step and save.
   assert "Final test accuracy" in first[0] and "step 8" in first[0]
   assert "Final test accuracy" not in first[1]
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["4", "8"]
 
-  second = _run_job(workdir, 12)
+  second = _run_job(workdir, 12, one_device_env)
   assert "Resuming from the checkpoint at step 8" in second[0], second[0]
   with open(os.path.join(workdir, "final_metrics.json")) as f:
     metrics = json.load(f)

@@ -151,8 +151,8 @@ def test_sigkill_mid_sweep_then_the_same_command_finishes_it(tmp_path,
              # longer trials than the debug config's 20 steps, so that the
              # kill lands inside one even with a warm compilation cache and
              # one device's fast steps (a few ms each)
-             "--config.total_steps=1000", "--config.eval_every=250",
-             "--config.checkpoint_every=250",
+             "--config.total_steps=400", "--config.eval_every=100",
+             "--config.checkpoint_every=100",
              # a narrower CNN: half the step time, the same sweep semantics
              "--config.model.channels=(16,16)"]
   proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
@@ -163,10 +163,10 @@ def test_sigkill_mid_sweep_then_the_same_command_finishes_it(tmp_path,
       states = _states(workdir)
       done = sum(s in ("COMPLETE", "PRUNED") for s in states)
       # Kill once a running trial has trained to its first checkpoint (every
-      # 250 steps: few saves keep the trials short), so that the second run
+      # 100 steps: few saves keep the trials short), so that the second run
       # must resume it from there.
       running = os.path.join(workdir, "trials", str(len(states) - 1),
-                             "checkpoints", "250")
+                             "checkpoints", "100")
       if done >= 2 and states[-1] == "RUNNING" and os.path.isdir(running):
         os.kill(proc.pid, signal.SIGKILL)
         break
@@ -190,7 +190,7 @@ def test_sigkill_mid_sweep_then_the_same_command_finishes_it(tmp_path,
   assert "Resuming interrupted trial" in again.stdout
   resumed_at = re.search(r"Resuming from the checkpoint at step (\d+)",
                          again.stdout)
-  assert resumed_at and int(resumed_at.group(1)) in (250, 500, 750)
+  assert resumed_at and int(resumed_at.group(1)) in (100, 200, 300)
   trials = sweep.load_study(workdir).get_trials()
   done = [t for t in trials if study_lib.is_finished(t)]
   assert len(done) == 6  # the sweep's trials, none repeated
