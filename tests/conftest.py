@@ -38,9 +38,12 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
   _cache = tempfile.mkdtemp(prefix="accel_test_jax_cache_")
   os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
-  # Programs that compile in under a second are cheaper to compile again
-  # than to write out.
-  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
+  # Programs that compile in under a quarter second are cheaper to compile
+  # again than to write out; with the flags above most train steps compile
+  # in under a second, so a 1 s floor cached few of them (tests/train and
+  # tests/test_configs.py, -n 2: 126 s with 1 s, 107 s and 110 s with
+  # 0.25 s, 113 s with 0.1 s; 2026-12-04).
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.25")
   os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
   atexit.register(shutil.rmtree, _cache, ignore_errors=True)
 

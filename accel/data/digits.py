@@ -1,7 +1,6 @@
 """scikit-learn's bundled 8x8 handwritten digits (1,797 images, no download)."""
 
 import numpy as np
-from sklearn import datasets as sk_datasets
 
 from accel.data import label_noise as label_noise_lib
 from accel.data import source
@@ -23,6 +22,9 @@ def make_digits(test_fraction: float = 0.2, split_seed: int = 0,
   """
   if not 0.0 < test_fraction < 1.0:
     raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction}.")
+  # Imported here: scikit-learn's import (scipy.stats with it) took 2.1 s
+  # of every process's start, most of which never read the digits.
+  from sklearn import datasets as sk_datasets  # pylint: disable=g-import-not-at-top
   d = sk_datasets.load_digits()
   x = (d.images / 16.0).astype(np.float32)[..., None]  # [N, 8, 8, 1]
   y = d.target.astype(np.int32)
