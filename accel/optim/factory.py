@@ -29,6 +29,7 @@ from accel.optim import diagnostics as diagnostics_lib
 from accel.optim import gt_transform
 from accel.optim import matrices
 from accel.optim import meta_attention
+from accel.optim import meta_attention_prodigy
 from accel.optim import orthogonal
 from accel.optim import schedules
 from accel.optim import state_lookup
@@ -261,6 +262,26 @@ def _meta_attention_adamw(lr, weight_decay, mask, mu_dtype, b1: float = 0.9,
       max_multiplier=max_multiplier, anchor=anchor, horizon=horizon,
       update_every=update_every, mu_dtype=mu_dtype, level_rate=level_rate,
       adapt_steps=adapt_steps, learn_groups=learn_groups)
+
+
+@OPTIMIZERS.register("meta_attention_prodigy")
+def _meta_attention_prodigy(lr, weight_decay, mask, b1: float = 0.9,
+                            b2: float = 0.999, eps: float = 1e-8,
+                            max_multiplier: float = 3.0,
+                            horizon: float = 100.0, level_rate: float = 1.0,
+                            adapt_fraction: float = 0.4, *,
+                            total_steps: int):
+  # learning_rate: a multiplier on Prodigy's estimate (normally 1.0);
+  # adapt_fraction as for meta_attention_adamw.
+  del mask  # optax's prodigy decays every parameter.
+  checks.check("adapt_fraction", adapt_fraction, lambda x: 0 <= x <= 1,
+               "in [0, 1]")
+  adapt_steps = (None if adapt_fraction >= 1
+                 else int(round(adapt_fraction * total_steps)))
+  return meta_attention_prodigy.meta_attention_prodigy(
+      lr, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay,
+      max_multiplier=max_multiplier, horizon=horizon, level_rate=level_rate,
+      adapt_steps=adapt_steps)
 
 
 def eval_params(opt_state, params):

@@ -17,7 +17,11 @@ same optimizer started 10x above and below its default. The update's cost
 against AdamW's is timed alone (overhead_rounds). Variant `horizon`: the
 same workloads and protocol for AdamW, today's defaults and the level over
 a 1,000-step trace (`horizon=1000`; `_h1000`, with its 10x and 0.1x
-starts).
+starts). Variant `prodigy_base`: the same workloads, self-tuning entries
+only (one rate each), for `meta_attention_prodigy` (the level on top of
+Prodigy's estimate, accel.optim.meta_attention_prodigy) at its default and
+started 10x and 0.1x off, against AdamW's grid, Prodigy and
+meta_attention_adamw at their defaults.
 
 The other variants compare earlier designs (their reports are in
 benchmarks/meta_attention*/): `meta_attention_network` is the first design
@@ -116,7 +120,7 @@ def _v2(c):
 
 def get_config(arg: str = ""):
   variants, _ = config_lib.parse_variant(
-      arg, names=("dog", "quick", "level", "v2", "horizon"))
+      arg, names=("dog", "quick", "level", "v2", "horizon", "prodigy_base"))
   c = ml_collections.ConfigDict()
   c.baseline = "adamw"
   c.seeds = (0, 1, 2)
@@ -158,8 +162,26 @@ def get_config(arg: str = ""):
     for name, lr in defaults.items():
       c.methods[name].default_lr = lr
     c.self_tuning = True
-  if "v2" in variants or "horizon" in variants:
+  if variants & {"v2", "horizon", "prodigy_base"}:
     _v2(c)
+  if "prodigy_base" in variants:
+    # The level on top of Prodigy's estimate (max 3x either way) at its
+    # default multiplier 1.0 and started 10x and 0.1x off, against AdamW's
+    # grid, Prodigy and today's meta_attention_adamw at their defaults
+    # (self-tuning entries only: one rate each).
+    ma_prodigy = {"name": "meta_attention_prodigy"}
+    c.methods = {
+        "adamw": c.methods.adamw,
+        "prodigy": dict(optim={"name": "prodigy"}, learning_rates=(1.0,),
+                        default_lr=1.0),
+        "meta_attention_adamw": dict(
+            optim={"name": "meta_attention_adamw"},
+            learning_rates=(meta_attention.DEFAULT_LEARNING_RATE,),
+            default_lr=meta_attention.DEFAULT_LEARNING_RATE),
+        **{name: dict(optim=ma_prodigy, learning_rates=(lr,), default_lr=lr)
+           for name, lr in (("meta_attention_prodigy", 1.0),
+                            ("meta_attention_prodigy_from_10x", 10.0),
+                            ("meta_attention_prodigy_from_tenth", 0.1))}}
   if "horizon" in variants:
     # The level over a 1,000-step trace against today's 100, with AdamW
     # (the target) and the same 10x / 0.1x starts.

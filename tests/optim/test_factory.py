@@ -27,6 +27,7 @@ LEARNING_RATES = {
     "schedule_free_adamw": 3e-3, "prodigy": 1.0, "mechanic": 3e-3,
     "gradient_transformer": 3e-3, "meta_attention_adamw": 3e-3,
     "dog": 1.0, "muon": 3e-3, "orthogonal_hybrid": 3e-3,
+    "meta_attention_prodigy": 1.0,
 }
 # Options an optimizer cannot do without on the problem below.
 OPTIONS = {"orthogonal_hybrid": {"rows_per_step": 64},
