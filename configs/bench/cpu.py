@@ -60,6 +60,11 @@ Prodigy, DoG, Mechanic, Lion; accel's gradient transformer (shipped weights),
 meta-attention learning rates, both chained; batch selection with 4x
 candidates by loss top-k and by the attention scorer (RHO-LOSS needs an
 irreducible-loss table per workload: configs/bench/selection.py runs it).
+DoG runs at optax's defaults, whose first step is 1e-6 of the parameters'
+scale (reps_rel): on the digits CNN it learns nothing in 400 steps at any
+schedule, and learns with reps_rel 1e-3 only without weight decay
+(benchmarks/cpu_full/dog_check.py and .log); its rows say how the default
+does on runs this short, not what a tuned first step would.
 After each workload, every optimizer's update alone and whole step are
 timed at its tuned learning rate as launch/bench_overhead.py does
 (interleaved rounds, median; suite.OVERHEAD_STEPS updates in one jitted
