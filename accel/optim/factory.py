@@ -267,6 +267,7 @@ def _meta_attention_adamw(lr, weight_decay, mask, mu_dtype, b1: float = 0.9,
 @OPTIMIZERS.register("meta_attention_prodigy")
 def _meta_attention_prodigy(lr, weight_decay, mask, b1: float = 0.9,
                             b2: float = 0.999, eps: float = 1e-8,
+                            estim_lr0: float = 1e-6,
                             max_multiplier: float = 3.0,
                             horizon: float = 100.0, level_rate: float = 1.0,
                             adapt_fraction: float = 0.4, *,
@@ -280,7 +281,8 @@ def _meta_attention_prodigy(lr, weight_decay, mask, b1: float = 0.9,
                  else int(round(adapt_fraction * total_steps)))
   return meta_attention_prodigy.meta_attention_prodigy(
       lr, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay,
-      max_multiplier=max_multiplier, horizon=horizon, level_rate=level_rate,
+      estim_lr0=estim_lr0, max_multiplier=max_multiplier, horizon=horizon,
+      level_rate=level_rate,
       adapt_steps=adapt_steps)
 
 

@@ -21,7 +21,9 @@ starts). Variant `prodigy_base`: the same workloads, self-tuning entries
 only (one rate each), for `meta_attention_prodigy` (the level on top of
 Prodigy's estimate, accel.optim.meta_attention_prodigy) at its default and
 started 10x and 0.1x off, against AdamW's grid, Prodigy and
-meta_attention_adamw at their defaults.
+meta_attention_adamw at their defaults. Variant `prodigy_start`: Prodigy
+with its first estimate (estim_lr0, optax's default 1e-6) at 1e-4 and 1e-3,
+and the level on Prodigy at 1e-4, against the same AdamW grid.
 
 The other variants compare earlier designs (their reports are in
 benchmarks/meta_attention*/): `meta_attention_network` is the first design
@@ -120,7 +122,8 @@ def _v2(c):
 
 def get_config(arg: str = ""):
   variants, _ = config_lib.parse_variant(
-      arg, names=("dog", "quick", "level", "v2", "horizon", "prodigy_base"))
+      arg, names=("dog", "quick", "level", "v2", "horizon", "prodigy_base",
+                       "prodigy_start"))
   c = ml_collections.ConfigDict()
   c.baseline = "adamw"
   c.seeds = (0, 1, 2)
@@ -162,7 +165,7 @@ def get_config(arg: str = ""):
     for name, lr in defaults.items():
       c.methods[name].default_lr = lr
     c.self_tuning = True
-  if variants & {"v2", "horizon", "prodigy_base"}:
+  if variants & {"v2", "horizon", "prodigy_base", "prodigy_start"}:
     _v2(c)
   if "prodigy_base" in variants:
     # The level on top of Prodigy's estimate (max 3x either way) at its
@@ -182,6 +185,19 @@ def get_config(arg: str = ""):
            for name, lr in (("meta_attention_prodigy", 1.0),
                             ("meta_attention_prodigy_from_10x", 10.0),
                             ("meta_attention_prodigy_from_tenth", 0.1))}}
+  if "prodigy_start" in variants:
+    # Prodigy's first estimate (estim_lr0, optax's default 1e-6) 100x and
+    # 1,000x larger, alone and under the level, at the default multiplier;
+    # against the same AdamW grid (its trials taken from prodigy_base's
+    # journal when copied into the workdir).
+    c.methods = {"adamw": c.methods.adamw}
+    for lr0, tag in ((1e-4, "1e-4"), (1e-3, "1e-3")):
+      c.methods[f"prodigy_lr0_{tag}"] = dict(
+          optim={"name": "prodigy", "estim_lr0": lr0}, learning_rates=(1.0,),
+          default_lr=1.0)
+    c.methods["meta_attention_prodigy_lr0_1e-4"] = dict(
+        optim={"name": "meta_attention_prodigy", "estim_lr0": 1e-4},
+        learning_rates=(1.0,), default_lr=1.0)
   if "horizon" in variants:
     # The level over a 1,000-step trace against today's 100, with AdamW
     # (the target) and the same 10x / 0.1x starts.

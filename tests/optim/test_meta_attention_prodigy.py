@@ -27,13 +27,15 @@ def _noisy_grads(params):
   return jax.tree.map(lambda p: jnp.sin(3.0 * p) + 0.1, params)
 
 
-def test_a_held_level_is_prodigy_exactly():
+@pytest.mark.parametrize("estim_lr0", [1e-6, 1e-3])
+def test_a_held_level_is_prodigy_exactly(estim_lr0):
   params = {"w": jnp.linspace(-1.0, 1.0, 12).reshape(3, 4),
             "b": jnp.zeros(4)}
-  got, _ = _run(map_lib.meta_attention_prodigy(1.0, level_rate=0.0,
-                                               weight_decay=0.01),
+  got, _ = _run(map_lib.meta_attention_prodigy(
+      1.0, level_rate=0.0, weight_decay=0.01, estim_lr0=estim_lr0),
                 _noisy_grads, params, 6)
-  want, _ = _run(contrib.prodigy(1.0, weight_decay=0.01), _noisy_grads,
+  want, _ = _run(contrib.prodigy(1.0, weight_decay=0.01,
+                                 estim_lr0=estim_lr0), _noisy_grads,
                  params, 6)
   jax.tree.map(np.testing.assert_array_equal, got, want)
 
