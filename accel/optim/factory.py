@@ -270,19 +270,26 @@ def _meta_attention_prodigy(lr, weight_decay, mask, b1: float = 0.9,
                             estim_lr0: float = 1e-6,
                             max_multiplier: float = 3.0,
                             horizon: float = 100.0, level_rate: float = 1.0,
-                            adapt_fraction: float = 0.4, *,
+                            adapt_fraction: float = 0.4,
+                            adapt_start_fraction: float = 0.0, *,
                             total_steps: int):
   # learning_rate: a multiplier on Prodigy's estimate (normally 1.0);
-  # adapt_fraction as for meta_attention_adamw.
+  # adapt_fraction as for meta_attention_adamw; the level is held until
+  # adapt_start_fraction of the run.
   del mask  # optax's prodigy decays every parameter.
   checks.check("adapt_fraction", adapt_fraction, lambda x: 0 <= x <= 1,
                "in [0, 1]")
+  checks.check("adapt_start_fraction", adapt_start_fraction,
+               lambda x: 0 <= x <= adapt_fraction,
+               f"in [0, adapt_fraction={adapt_fraction}]")
   adapt_steps = (None if adapt_fraction >= 1
                  else int(round(adapt_fraction * total_steps)))
   return meta_attention_prodigy.meta_attention_prodigy(
       lr, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay,
       estim_lr0=estim_lr0, max_multiplier=max_multiplier, horizon=horizon,
       level_rate=level_rate,
+      adapt_start=(int(round(adapt_start_fraction * total_steps))
+                   if adapt_start_fraction else None),
       adapt_steps=adapt_steps)
 
 

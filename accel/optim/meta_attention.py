@@ -280,6 +280,7 @@ def scale_by_meta_attention_lr(
     max_multiplier: float = 10.0, anchor: float = 1e-3,
     horizon: float = 100.0, update_every: int | None = None,
     seed: int | None = None, adapt_steps: int | None = None,
+    adapt_start: int | None = None,
     level_rate: float = 1.0, learn_groups: bool | None = None,
 ) -> optax.GradientTransformationExtraArgs:
   """-learning_rate(t) * exp(level) * multiplier_group * updates; see the
@@ -310,6 +311,11 @@ def scale_by_meta_attention_lr(
       (benchmarks/meta_attention_estimator), so with a decaying base the
       level is best settled before the decay and the decay left to the
       schedule (the factory's `adapt_fraction`).
+    adapt_start: ... and not before step `adapt_start` (None: 0; None
+      keeps it out of `optax.inject_hyperparams`' traced values): the level and
+      the network are held at their start until then, while the trace
+      fills (for a base whose own step size is still growing, as Prodigy's
+      estimate does early).
     level_rate: kappa of the level, the global log multiplier, which takes
       the signed, unnormalised step -kappa * cos every step while adapting,
       cos being the cosine between the whole gradient and the whole trace,
@@ -346,6 +352,8 @@ def scale_by_meta_attention_lr(
   checks.check("hyper_lr", hyper_lr, lambda x: x >= 0, ">= 0")
   checks.check("anchor", anchor, lambda x: x >= 0, ">= 0")
   checks.check("level_rate", level_rate, lambda x: x >= 0, ">= 0")
+  if adapt_start is not None:
+    checks.check("adapt_start", adapt_start, lambda x: x >= 0, ">= 0")
   if adapt_steps is not None:
     checks.check("adapt_steps", adapt_steps, lambda x: x >= 0,
                  ">= 0 (steps) or None")
@@ -389,8 +397,10 @@ def scale_by_meta_attention_lr(
 
   refresh = functools.partial(_refresh, log_multipliers, hyper_opt, anchor,
                               log_max, jnp.asarray(level_rate) > 0)
-  adapting_at = ((lambda count: jnp.array(True)) if adapt_steps is None
-                 else (lambda count: count < adapt_steps))
+  ends_at = ((lambda count: jnp.array(True)) if adapt_steps is None
+             else (lambda count: count < adapt_steps))
+  adapting_at = (ends_at if adapt_start is None
+                 else (lambda count: (count >= adapt_start) & ends_at(count)))
 
   def update_fn(updates, state, params=None, *, value=None, grad=None,
                 first_moment=None, second_moment=None, **extra):

@@ -23,7 +23,10 @@ Prodigy's estimate, accel.optim.meta_attention_prodigy) at its default and
 started 10x and 0.1x off, against AdamW's grid, Prodigy and
 meta_attention_adamw at their defaults. Variant `prodigy_start`: Prodigy
 with its first estimate (estim_lr0, optax's default 1e-6) at 1e-4 and 1e-3,
-and the level on Prodigy at 1e-4, against the same AdamW grid.
+and the level on Prodigy at 1e-4, against the same AdamW grid. Variant
+`prodigy_hold`: the level on Prodigy held until 10% of the run, then
+learning until 40% within [1/2, 2], at Prodigy's first estimate 1e-6 and
+1e-4.
 
 The other variants compare earlier designs (their reports are in
 benchmarks/meta_attention*/): `meta_attention_network` is the first design
@@ -123,7 +126,7 @@ def _v2(c):
 def get_config(arg: str = ""):
   variants, _ = config_lib.parse_variant(
       arg, names=("dog", "quick", "level", "v2", "horizon", "prodigy_base",
-                       "prodigy_start"))
+                       "prodigy_start", "prodigy_hold"))
   c = ml_collections.ConfigDict()
   c.baseline = "adamw"
   c.seeds = (0, 1, 2)
@@ -165,7 +168,8 @@ def get_config(arg: str = ""):
     for name, lr in defaults.items():
       c.methods[name].default_lr = lr
     c.self_tuning = True
-  if variants & {"v2", "horizon", "prodigy_base", "prodigy_start"}:
+  if variants & {"v2", "horizon", "prodigy_base", "prodigy_start",
+                  "prodigy_hold"}:
     _v2(c)
   if "prodigy_base" in variants:
     # The level on top of Prodigy's estimate (max 3x either way) at its
@@ -198,6 +202,17 @@ def get_config(arg: str = ""):
     c.methods["meta_attention_prodigy_lr0_1e-4"] = dict(
         optim={"name": "meta_attention_prodigy", "estim_lr0": 1e-4},
         learning_rates=(1.0,), default_lr=1.0)
+  if "prodigy_hold" in variants:
+    # The level on Prodigy held until 10% of the run (while Prodigy's
+    # estimate grows), then learning until 40% within [1/2, 2]; at optax's
+    # first estimate and at 1e-4.
+    c.methods = {"adamw": c.methods.adamw}
+    hold = {"name": "meta_attention_prodigy", "adapt_start_fraction": 0.1,
+            "max_multiplier": 2.0}
+    for lr0, tag in ((1e-6, "held"), (1e-4, "held_lr0_1e-4")):
+      c.methods[f"meta_attention_prodigy_{tag}"] = dict(
+          optim={**hold, "estim_lr0": lr0}, learning_rates=(1.0,),
+          default_lr=1.0)
   if "horizon" in variants:
     # The level over a 1,000-step trace against today's 100, with AdamW
     # (the target) and the same 10x / 0.1x starts.

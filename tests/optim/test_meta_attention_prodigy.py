@@ -9,8 +9,10 @@ import optax
 import pytest
 from optax import contrib
 
+from accel import optim
 from accel.optim import meta_attention
 from accel.optim import meta_attention_prodigy as map_lib
+from accel.train import config as config_lib
 
 
 def _run(tx, grad_fn, params, steps):
@@ -56,8 +58,25 @@ def test_the_level_falls_from_a_step_ten_times_too_large():
   assert float(meta_attention.find_state(state).level) == 0.0
 
 
+def test_the_level_is_held_until_adapt_start():
+  params = {"x": jnp.full((8,), 3.0)}
+  grad = lambda p: {"x": p["x"]}
+  tx = map_lib.meta_attention_prodigy(10.0, adapt_start=30, adapt_steps=60)
+  _, state = _run(tx, grad, params, 30)
+  assert float(meta_attention.find_state(state).level) == 0.0
+  _, state = _run(tx, grad, params, 60)
+  assert float(meta_attention.find_state(state).level) < 0.0
+
+
 def test_bad_options_are_named():
   with pytest.raises(ValueError, match="max_multiplier must be >= 1, got 0.5"):
     map_lib.meta_attention_prodigy(max_multiplier=0.5)
   with pytest.raises(ValueError, match="adapt_steps must be >= 0"):
     map_lib.meta_attention_prodigy(adapt_steps=-1)
+  with pytest.raises(ValueError, match="adapt_start must be >= 0, got -2"):
+    map_lib.meta_attention_prodigy(adapt_start=-2)
+  with pytest.raises(ValueError, match=r"adapt_start_fraction must be in "
+                     r"\[0, adapt_fraction=0.4\], got 0.5"):
+    optim.make(config_lib.optim_section("meta_attention_prodigy",
+                                        adapt_start_fraction=0.5),
+               total_steps=10)
