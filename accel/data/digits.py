@@ -24,8 +24,8 @@ def make_digits(test_fraction: float = 0.2, split_seed: int = 0,
     raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction}.")
   # Imported here: scikit-learn's import (scipy.stats with it) took 2.1 s
   # of every process's start, most of which never read the digits.
-  from sklearn import datasets as sk_datasets  # pylint: disable=g-import-not-at-top
-  d = sk_datasets.load_digits()
+  from sklearn import datasets  # pylint: disable=g-import-not-at-top
+  d = datasets.load_digits()
   x = (d.images / 16.0).astype(np.float32)[..., None]  # [N, 8, 8, 1]
   y = d.target.astype(np.int32)
   order = np.random.default_rng(split_seed).permutation(len(y))

@@ -41,8 +41,8 @@ def _generate(num_samples: int, train_split: float, data_seed: int) -> dict:
   benchmark grid or a meta-training task family builds the set many times)."""
   # Imported here: the package's import (scipy with it) took 0.6 s of
   # every process's start.
-  from mnist1d import data as mnist1d_data  # pylint: disable=g-import-not-at-top
-  args = mnist1d_data.get_dataset_args()
+  import mnist1d.data  # pylint: disable=g-import-not-at-top
+  args = mnist1d.data.get_dataset_args()
   args.num_samples, args.train_split, args.seed = (num_samples, train_split,
                                                    data_seed)
-  return mnist1d_data.make_dataset(args)
+  return mnist1d.data.make_dataset(args)

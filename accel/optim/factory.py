@@ -239,6 +239,16 @@ def _gradient_transformer(lr, weight_decay, mask, mu_dtype,
   return optax.chain(direction, scale)
 
 
+def _adapt_steps(adapt_fraction: float, total_steps: int) -> int | None:
+  """adapt_fraction: the share of the run during which the level (and the
+  network) learn, before the schedule's decay pulls the estimate up (1:
+  throughout; None steps). See meta_attention.scale_by_meta_attention_lr."""
+  checks.check("adapt_fraction", adapt_fraction, lambda x: 0 <= x <= 1,
+               "in [0, 1]")
+  return (None if adapt_fraction >= 1
+          else int(round(adapt_fraction * total_steps)))
+
+
 @OPTIMIZERS.register("meta_attention_adamw")
 def _meta_attention_adamw(lr, weight_decay, mask, mu_dtype, b1: float = 0.9,
                           b2: float = 0.999, eps: float = 1e-8,
@@ -249,13 +259,7 @@ def _meta_attention_adamw(lr, weight_decay, mask, mu_dtype, b1: float = 0.9,
                           update_every: int = 1, level_rate: float = 1.0,
                           learn_groups: bool = False,
                           adapt_fraction: float = 0.4, *, total_steps: int):
-  # adapt_fraction: the share of the run during which the level (and the
-  # network) learn, before the schedule's decay pulls the estimate up
-  # (1: throughout). See meta_attention.scale_by_meta_attention_lr.
-  checks.check("adapt_fraction", adapt_fraction, lambda x: 0 <= x <= 1,
-               "in [0, 1]")
-  adapt_steps = (None if adapt_fraction >= 1
-                 else int(round(adapt_fraction * total_steps)))
+  adapt_steps = _adapt_steps(adapt_fraction, total_steps)
   return meta_attention.meta_attention_adamw(
       lr, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay, mask=mask,
       num_heads=num_heads, window=window, width=width, hyper_lr=hyper_lr,
@@ -277,13 +281,10 @@ def _meta_attention_prodigy(lr, weight_decay, mask, b1: float = 0.9,
   # adapt_fraction as for meta_attention_adamw; the level is held until
   # adapt_start_fraction of the run.
   del mask  # optax's prodigy decays every parameter.
-  checks.check("adapt_fraction", adapt_fraction, lambda x: 0 <= x <= 1,
-               "in [0, 1]")
+  adapt_steps = _adapt_steps(adapt_fraction, total_steps)
   checks.check("adapt_start_fraction", adapt_start_fraction,
                lambda x: 0 <= x <= adapt_fraction,
                f"in [0, adapt_fraction={adapt_fraction}]")
-  adapt_steps = (None if adapt_fraction >= 1
-                 else int(round(adapt_fraction * total_steps)))
   return meta_attention_prodigy.meta_attention_prodigy(
       lr, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay,
       estim_lr0=estim_lr0, max_multiplier=max_multiplier, horizon=horizon,

@@ -311,11 +311,11 @@ def scale_by_meta_attention_lr(
       (benchmarks/meta_attention_estimator), so with a decaying base the
       level is best settled before the decay and the decay left to the
       schedule (the factory's `adapt_fraction`).
-    adapt_start: ... and not before step `adapt_start` (None: 0; None
-      keeps it out of `optax.inject_hyperparams`' traced values): the level and
-      the network are held at their start until then, while the trace
-      fills (for a base whose own step size is still growing, as Prodigy's
-      estimate does early).
+    adapt_start: ... and not before step `adapt_start`: the level and the
+      network are held at their start until then, while the trace fills
+      (for a base whose own step size is still growing, as Prodigy's
+      estimate does early). None means 0 and keeps it out of
+      `optax.inject_hyperparams`' traced values.
     level_rate: kappa of the level, the global log multiplier, which takes
       the signed, unnormalised step -kappa * cos every step while adapting,
       cos being the cosine between the whole gradient and the whole trace,

@@ -19,16 +19,19 @@ CNN it reaches the target on 2 of 3 seeds (Prodigy 1.27x). Started at 10x
 or 0.1x it misses the target on 3 and 4 of the 5 workloads: a level
 bounded at 3x cannot undo a 10x start. It is not the self-tuning optimizer
 issue 19 asks for (at most 1.2x everywhere); it is kept as the measured
-composition. Why (benchmarks/meta_attention_prodigy_base/levels.py): Prodigy's
-estimate alone ends within 0.6-1.8x of AdamW's tuned rate on all five
-workloads, and the level reaches its 3x bound within the first 10% of
-every run while that estimate is still growing from its tiny start.
-Starting that estimate higher (estim_lr0 1e-4, variant prodigy_start)
-made the level's runs worse, not better: 1.22-1.23x on the MNIST-1D MLP
-and CNN, 2 of 3 seeds on the digits CNN and the sequence Transformer.
-Holding the level until 10% of the run and bounding it to [1/2, 2]
-(`adapt_start`, variant prodigy_hold) was slower again: 1.18-1.72x, within
-1.2x on the synthetic task only.
+composition. Why (benchmarks/meta_attention_prodigy_base/levels.py):
+Prodigy's estimate alone ends within 0.6-1.8x of AdamW's tuned rate on
+all five workloads, and the level reaches its 3x bound within the first
+10% of every run while that estimate is still growing from its tiny
+start. Starting that estimate higher (estim_lr0 1e-4, variant
+prodigy_start) helped Prodigy alone (sequence Transformer 1.17x, MNIST-1D
+MLP 1.15x); the level on that start was slower than Prodigy at that start
+on 4 of 5 workloads (MNIST-1D MLP 1.22x against 1.15x, the digits CNN and
+the sequence Transformer 2 of 3 seeds, synthetic 0.85x against 0.77x) and
+level with it on the MNIST-1D CNN (1.23x against 1.22x). Holding the
+level until 10% of the run and bounding it to [1/2, 2] (`adapt_start`,
+variant prodigy_hold) was slower again: 1.18-1.72x, within 1.2x on the
+synthetic task only.
 """
 
 from __future__ import annotations
@@ -50,9 +53,9 @@ class MetaAttentionProdigyState(NamedTuple):
 def meta_attention_prodigy(
     learning_rate: optax.ScalarOrSchedule = 1.0, *, b1: float = 0.9,
     b2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0,
-    estim_lr0: float = 1e-6, max_multiplier: float = 3.0, horizon: float = 100.0,
-    level_rate: float = 1.0, adapt_steps: int | None = None,
-    adapt_start: int | None = None,
+    estim_lr0: float = 1e-6, max_multiplier: float = 3.0,
+    horizon: float = 100.0, level_rate: float = 1.0,
+    adapt_steps: int | None = None, adapt_start: int | None = None,
 ) -> optax.GradientTransformationExtraArgs:
   """Prodigy at `learning_rate` (a multiplier on its estimate, with the
   schedule's shape), times exp(level) learnt as in

@@ -69,6 +69,11 @@ NETWORK = {"name": "meta_attention_adamw", "learn_groups": True,
            "level_rate": 0.0, "hyper_lr": 1e-3, "adapt_fraction": 1.0}
 
 
+def _once(optim, lr):
+  """`optim` at one rate, which is also its self-tuning default."""
+  return dict(optim=optim, learning_rates=(lr,), default_lr=lr)
+
+
 def _with_starts(name, prefix, optim):
   """`name` (a 5-value grid, entering the self-tuning ruleset at
   meta_attention.DEFAULT_LEARNING_RATE) and the same optimizer started
@@ -76,12 +81,8 @@ def _with_starts(name, prefix, optim):
   and `prefix`_from_tenth."""
   default = meta_attention.DEFAULT_LEARNING_RATE
   return {name: dict(optim=optim, learning_rates=LRS, default_lr=default),
-          f"{prefix}_from_10x": dict(
-              optim=optim, learning_rates=(10 * default,),
-              default_lr=10 * default),
-          f"{prefix}_from_tenth": dict(
-              optim=optim, learning_rates=(0.1 * default,),
-              default_lr=0.1 * default)}
+          f"{prefix}_from_10x": _once(optim, 10 * default),
+          f"{prefix}_from_tenth": _once(optim, 0.1 * default)}
 
 
 def _v2(c):
@@ -126,7 +127,7 @@ def _v2(c):
 def get_config(arg: str = ""):
   variants, _ = config_lib.parse_variant(
       arg, names=("dog", "quick", "level", "v2", "horizon", "prodigy_base",
-                       "prodigy_start", "prodigy_hold"))
+                  "prodigy_start", "prodigy_hold"))
   c = ml_collections.ConfigDict()
   c.baseline = "adamw"
   c.seeds = (0, 1, 2)
@@ -179,40 +180,36 @@ def get_config(arg: str = ""):
     ma_prodigy = {"name": "meta_attention_prodigy"}
     c.methods = {
         "adamw": c.methods.adamw,
-        "prodigy": dict(optim={"name": "prodigy"}, learning_rates=(1.0,),
-                        default_lr=1.0),
-        "meta_attention_adamw": dict(
-            optim={"name": "meta_attention_adamw"},
-            learning_rates=(meta_attention.DEFAULT_LEARNING_RATE,),
-            default_lr=meta_attention.DEFAULT_LEARNING_RATE),
-        **{name: dict(optim=ma_prodigy, learning_rates=(lr,), default_lr=lr)
-           for name, lr in (("meta_attention_prodigy", 1.0),
-                            ("meta_attention_prodigy_from_10x", 10.0),
-                            ("meta_attention_prodigy_from_tenth", 0.1))}}
+        "prodigy": _once({"name": "prodigy"}, 1.0),
+        "meta_attention_adamw": _once({"name": "meta_attention_adamw"},
+                                      meta_attention.DEFAULT_LEARNING_RATE),
+        "meta_attention_prodigy": _once(ma_prodigy, 1.0),
+        "meta_attention_prodigy_from_10x": _once(ma_prodigy, 10.0),
+        "meta_attention_prodigy_from_tenth": _once(ma_prodigy, 0.1)}
   if "prodigy_start" in variants:
     # Prodigy's first estimate (estim_lr0, optax's default 1e-6) 100x and
     # 1,000x larger, alone and under the level, at the default multiplier;
-    # against the same AdamW grid (its trials taken from prodigy_base's
-    # journal when copied into the workdir).
-    c.methods = {"adamw": c.methods.adamw}
-    for lr0, tag in ((1e-4, "1e-4"), (1e-3, "1e-3")):
-      c.methods[f"prodigy_lr0_{tag}"] = dict(
-          optim={"name": "prodigy", "estim_lr0": lr0}, learning_rates=(1.0,),
-          default_lr=1.0)
-    c.methods["meta_attention_prodigy_lr0_1e-4"] = dict(
-        optim={"name": "meta_attention_prodigy", "estim_lr0": 1e-4},
-        learning_rates=(1.0,), default_lr=1.0)
+    # against the same AdamW grid.
+    c.methods = {
+        "adamw": c.methods.adamw,
+        "prodigy_lr0_1e-4": _once({"name": "prodigy", "estim_lr0": 1e-4},
+                                  1.0),
+        "prodigy_lr0_1e-3": _once({"name": "prodigy", "estim_lr0": 1e-3},
+                                  1.0),
+        "meta_attention_prodigy_lr0_1e-4": _once(
+            {"name": "meta_attention_prodigy", "estim_lr0": 1e-4}, 1.0)}
   if "prodigy_hold" in variants:
     # The level on Prodigy held until 10% of the run (while Prodigy's
     # estimate grows), then learning until 40% within [1/2, 2]; at optax's
     # first estimate and at 1e-4.
-    c.methods = {"adamw": c.methods.adamw}
     hold = {"name": "meta_attention_prodigy", "adapt_start_fraction": 0.1,
             "max_multiplier": 2.0}
-    for lr0, tag in ((1e-6, "held"), (1e-4, "held_lr0_1e-4")):
-      c.methods[f"meta_attention_prodigy_{tag}"] = dict(
-          optim={**hold, "estim_lr0": lr0}, learning_rates=(1.0,),
-          default_lr=1.0)
+    c.methods = {
+        "adamw": c.methods.adamw,
+        "meta_attention_prodigy_held": _once({**hold, "estim_lr0": 1e-6},
+                                             1.0),
+        "meta_attention_prodigy_held_lr0_1e-4": _once(
+            {**hold, "estim_lr0": 1e-4}, 1.0)}
   if "horizon" in variants:
     # The level over a 1,000-step trace against today's 100, with AdamW
     # (the target) and the same 10x / 0.1x starts.
