@@ -39,8 +39,10 @@ bench: $(STAMP)
 
 # The full CPU suite (many hours on 2 cores): five workloads where tuned
 # AdamW takes 20-120 s, both AlgoPerf rulesets. It continues from its
-# journal (benchmarks/cpu_full/trials.jsonl) when run again, on the same
-# machine; its report goes first in BENCHMARKS.md, the quick suite after.
+# journal (benchmarks/cpu_full/trials.jsonl) when run again; each workload's
+# trials all run on one machine (a workload begun on another CPU model waits
+# for it, the others go on). Its report goes first in BENCHMARKS.md, the
+# quick suite after.
 bench-full: $(STAMP)
 	$(PY) launch/bench.py --config configs/bench/cpu.py:full --workdir benchmarks/cpu_full --report BENCHMARKS.md --also benchmarks/cpu/results.json,$(OTHER_RUNS)
 

@@ -19,6 +19,12 @@ finished so far are written, marked as stopped, and the command exits with
 status 1; running it again continues. While a file W/PAUSE exists, no
 trial starts (`touch W/PAUSE` before loading the machine with other work,
 `rm W/PAUSE` to go on): trials are timed, and other work would slow them.
+
+Each workload's trials all run on one machine (the journal names it): a
+workload begun on another machine is left for that machine, the others go
+on here, and the command exits with status 1 until every workload is done.
+Run the same command on each machine in turn; the report names each
+workload's machine.
 """
 
 import datetime
@@ -108,29 +114,47 @@ def main(argv):
     order = split.held_out_first({
         w: split.family(trial_configs.workload_config(c.workloads[w]).data,
                         seen)["family"] for w in order})
+  waiting = {}  # workloads begun on another machine: {name: machine}
   try:
     for wname in order:
       workload = c.workloads[wname]
-      results["workloads"][wname] = suite.run_workload(
-          wname, workload, c.methods, list(c.seeds), c.baseline,
-          sensitivity=tuple(c.get("sensitivity", ())),
-          tuning_seeds=tuple(c.get("tuning_seeds", ())),
-          overhead_rounds=int(c.get("overhead_rounds", 0)), journal=trials,
-          self_tuning=bool(c.get("self_tuning", False)),
-          repeat_baseline=bool(c.get("repeat_baseline", False)),
-          meta_training_data=seen)
+      try:
+        results["workloads"][wname] = suite.run_workload(
+            wname, workload, c.methods, list(c.seeds), c.baseline,
+            sensitivity=tuple(c.get("sensitivity", ())),
+            tuning_seeds=tuple(c.get("tuning_seeds", ())),
+            overhead_rounds=int(c.get("overhead_rounds", 0)),
+            journal=trials, self_tuning=bool(c.get("self_tuning", False)),
+            repeat_baseline=bool(c.get("repeat_baseline", False)),
+            meta_training_data=seen)
+      except journal_lib.OtherMachine as e:
+        waiting[wname] = e.machine
+        print(f"{wname}: begun on {e.machine!r}; left for that machine.",
+              flush=True)
+        continue
       results["load_avg_end"] = os.getloadavg()
       _save(results, c.baseline, trials)
   except journal_lib.OutOfTime as e:
     left = [w for w in order if w not in results["workloads"]]
-    results["stopped"] = f"{e}; not finished: {', '.join(left)}"
-    _save(results, c.baseline, trials)
-    if results["workloads"]:
-      _write(results, c.baseline, others)
-    sys.exit(f"Stopped: {results['stopped']}. The finished trials are in "
-             f"{trials.path}: run the same command again to continue.")
+    _stop(results, c.baseline, trials, others,
+          f"{e}; not finished: {', '.join(left)}")
+  if waiting:
+    _stop(results, c.baseline, trials, others, "not finished: " + "; ".join(
+        f"{w} waits for the machine that began it, {m}"
+        for w, m in waiting.items()))
   trials.finish()
   _write(results, c.baseline, others)
+
+
+def _stop(results, baseline, trials, others, why: str) -> None:
+  """Saves and reports the workloads finished so far and exits (status 1):
+  the suite did not finish, for the reason `why`."""
+  results["stopped"] = why
+  _save(results, baseline, trials)
+  if results["workloads"]:
+    _write(results, baseline, others)
+  sys.exit(f"Stopped: {why}. The finished trials are in {trials.path}: run "
+           "the same command again to continue.")
 
 
 def _save(results, baseline, trials) -> None:

@@ -10,9 +10,14 @@ journal once the suite has finished, so a later run of the same command
 starts afresh. Code changes are not part of the key: after changing the code
 of an interrupted run, delete the journal (the launcher names it).
 
-Each line also names the machine that ran it: a journal written on another
-machine is refused (its timings, and on CPUs its step counts, would not
-compare with this machine's), not silently mixed in.
+Each line also names the machine that ran it and its scope (the workload
+it belongs to). A scope's trials all come from one machine: the numbers of
+a workload (its target, its ratios, its timings) are compared only with
+each other, so two machines may share a journal scope by scope, but a
+trial of a scope begun on another machine is refused (OtherMachine: its
+timings, and on CPUs its step counts, would not compare), not silently
+mixed in. The launcher then leaves that workload for its machine and goes
+on with the others.
 
 A pause file (`pause_path`) holds the suite between trials: while it
 exists, no trial starts, so other work on a shared machine does not load
@@ -38,6 +43,25 @@ class OutOfTime(Exception):
   """The suite's time budget ran out before a trial could start."""
 
 
+class OtherMachine(ConfigError):
+  """A trial of a scope (workload) whose stored trials another machine ran.
+  `scope`, `machine`: that scope and that machine."""
+
+  def __init__(self, message: str, scope: str | None, machine: str):
+    super().__init__(message)
+    self.scope, self.machine = scope, machine
+
+
+# Lines written before scopes were stored: a trial's scope is the first
+# word of its description (its workload); the update timings, which end a
+# workload, belong to the trial before them.
+_LEGACY_TIMINGS = "the optimizer update timings"
+
+
+def _legacy_scope(what: str, previous: str | None) -> str | None:
+  return previous if what == _LEGACY_TIMINGS else what.split(" ", 1)[0]
+
+
 def _plain(x):
   if isinstance(x, np.generic):
     return x.item()
@@ -59,8 +83,9 @@ class Journal:
 
   `budget_s`: wall-clock seconds from construction after which no new trial
   starts (`run` raises OutOfTime); None or 0: no budget. `machine`: this
-  machine in one line (accel.bench.host), stored with every trial; a
-  journal with trials of another machine raises ConfigError."""
+  machine in one line (accel.bench.host), stored with every trial; a new
+  trial of a scope with trials of another machine raises OtherMachine (a
+  trial without a scope: of a journal with any)."""
 
   def __init__(self, path: str, budget_s: float | None = None,
                clock: Callable[[], float] | None = None,
@@ -75,6 +100,8 @@ class Journal:
     self._start = self._clock()
     self.paused_s = 0.0
     self._done: dict[str, dict[str, Any]] = {}
+    # The machine of each scope's stored trials.
+    self._machines: dict[str | None, str] = {}
     # Hits on trials this process already ran (a sensitivity factor that
     # lands on a grid value).
     self.repeats = 0
@@ -82,6 +109,7 @@ class Journal:
     if os.path.exists(path):
       with open(path) as f:
         lines = f.read().splitlines()
+    scope = None
     for n, line in enumerate(lines, 1):
       if not line.strip():
         continue
@@ -89,6 +117,8 @@ class Journal:
         entry = json.loads(line)
         self._done[entry["key"]] = entry["record"]
         other = entry.get("machine")
+        scope = (entry["scope"] if "scope" in entry
+                 else _legacy_scope(entry["what"], scope))
       except (json.JSONDecodeError, KeyError, TypeError) as e:
         # A run killed while writing leaves a cut last line: that trial
         # runs again. A bad line elsewhere is not ours to skip.
@@ -98,11 +128,13 @@ class Journal:
             f"{path!r} line {n} is not a journal entry ({e}): it is not a "
             "launch/bench.py trial journal, or it was edited. Delete it to "
             "start the suite afresh.") from e
-      if machine and other and other != machine:
-        raise ConfigError(
-            f"{path!r} holds trials run on {other!r}; this machine is "
-            f"{machine!r}. Their timings would not compare: continue on "
-            "that machine, or delete the journal to start afresh here.")
+      if other:
+        first = self._machines.setdefault(scope, other)
+        if first != other:
+          raise ConfigError(
+              f"{path!r} line {n}: scope {scope!r} holds trials of two "
+              f"machines, {first!r} and {other!r}; it was edited or "
+              "merged. Delete it to start the suite afresh.")
     self._earlier = frozenset(self._done)
     self._taken: set[str] = set()
 
@@ -115,6 +147,27 @@ class Journal:
   def reused(self) -> int:
     """Trials of an earlier process this run has taken (each once)."""
     return len(self._taken)
+
+  def machine_of(self, scope: str | None) -> str | None:
+    """The machine that ran `scope`'s stored trials, else this one."""
+    return self._machines.get(scope, self.machine)
+
+  def check_machine(self, scope: str | None, what: str) -> None:
+    """Raises OtherMachine if another machine began `scope` (None: if
+    another machine ran any stored trial)."""
+    if not self.machine:
+      return
+    if scope is None:
+      others = self._machines
+    else:
+      others = {s: m for s, m in self._machines.items() if s == scope}
+    for s, other in others.items():
+      if other != self.machine:
+        raise OtherMachine(
+            f"{self.path!r} holds trials of {s!r} run on {other!r}; this "
+            f"machine is {self.machine!r}, so {what} waits for that "
+            "machine: their timings would not compare. Continue there, or "
+            "delete the journal to start afresh here.", s, other)
 
   def elapsed_s(self) -> float:
     """Seconds since construction, less the time held by the pause file."""
@@ -137,10 +190,11 @@ class Journal:
           f"time budget of {self.budget_s / 60:g} min spent "
           f"({self.elapsed_s() / 60:.1f} min) before {what}")
 
-  def run(self, k: str, what: str, fn: Callable[[], Any]) -> tuple[Any, bool]:
+  def run(self, k: str, what: str, fn: Callable[[], Any],
+          scope: str | None = None) -> tuple[Any, bool]:
     """(the stored record of key `k`, True) if there is one, else checks
-    the budget, runs `fn` and stores its result: (result as stored,
-    False)."""
+    the machine of `scope` (check_machine) and the budget, runs `fn` and
+    stores its result: (result as stored, False)."""
     if k in self._done:
       if k in self._earlier:
         self._taken.add(k)
@@ -148,11 +202,14 @@ class Journal:
         self.repeats += 1
       # A fresh copy: callers annotate the records they get.
       return copy.deepcopy(self._done[k]), True
+    self.check_machine(scope, what)
     self.wait_while_paused(what)
     self.check_time(what)
     entry = {"key": k, "what": what, "record": fn()}
+    entry["scope"] = scope
     if self.machine:
       entry["machine"] = self.machine
+      self._machines.setdefault(scope, self.machine)
     line = json.dumps(entry, default=_plain)
     with open(self.path, "a") as f:
       f.write(line + "\n")

@@ -259,12 +259,19 @@ def _protocol(results: dict[str, Any]) -> str:
 
 
 def _run_status(results: dict[str, Any]) -> list[str]:
-  """Lines for a run that stopped at its time budget or continued an
-  interrupted one (launch/bench.py); none for a plain run."""
+  """Lines for a run that stopped before its end (time budget, workloads
+  left for another machine) or continued an interrupted one
+  (launch/bench.py), and each workload's machine where they are not all
+  the run's; none for a plain run."""
   out = []
   if results.get("stopped"):
-    out.append(f"- **stopped at its time budget**: {results['stopped']} "
+    out.append(f"- **not finished**: {results['stopped']} "
                "(the same command continues it)")
+  machines = {w: r["machine"] for w, r in results["workloads"].items()
+              if r.get("machine")}
+  if set(machines.values()) - {results["machine"]}:
+    out.append("- machines (each workload's trials all ran on one): " +
+               "; ".join(f"{w} on {m}" for w, m in machines.items()))
   if results.get("trials_from_earlier_run"):
     out.append(f"- continued an interrupted run: "
                f"{results['trials_from_earlier_run']} trials, timings "

@@ -151,7 +151,7 @@ def _run(workload, wname, mname, method, lr, seed, log, journal=None,
   else:
     r, stored = journal.run(trial_key(wname, mname, c, workload.eval_every,
                                       "il_table_s" in method, repeat),
-                            what, train)
+                            what, train, scope=wname)
   # The trial's wall time, without a wait on W/PAUSE before it.
   wall = time.perf_counter() - t0 - (
       0.0 if journal is None else journal.paused_s - paused0)
@@ -338,7 +338,8 @@ OVERHEAD_STEPS = 100
 
 
 def update_overhead(workload, methods, summary, baseline: str,
-                    rounds: int, journal=None) -> list[dict[str, Any]]:
+                    rounds: int, journal=None,
+                    wname: str | None = None) -> list[dict[str, Any]]:
   """The optimizer update alone and the whole step, per method, timed as
   accel.bench.overhead does (interleaved rounds, median), at
   each method's chosen learning rate. Methods that differ from another
@@ -359,7 +360,8 @@ def update_overhead(workload, methods, summary, baseline: str,
   else:
     rows, _ = journal.run(journal_lib.key(
         "update_overhead", c, sections, OVERHEAD_STEPS, rounds),
-                          "the optimizer update timings", measure)
+                          f"{wname} optimizer update timings", measure,
+                          scope=wname)
   return [{k: v for k, v in r.items() if k != "workload"} | {
       "steps_per_timing": OVERHEAD_STEPS}
           for r in overhead.ratios(rows, baseline)]
@@ -545,12 +547,13 @@ def run_workload(wname: str, workload, methods, seeds, baseline: str,
   timings = None
   if overhead_rounds:
     timings = update_overhead(workload, methods, summary, baseline,
-                              overhead_rounds, journal)
+                              overhead_rounds, journal, wname)
     log(f"{wname}: optimizer update times measured", flush=True)
   family = (None if meta_training_data is None else split.family(
       config.data, meta_training_data))
   return {"target": float(target), "budget_steps": int(budget),
           "family": family,
+          "machine": None if journal is None else journal.machine_of(wname),
           "summary": summary, "excluded": excluded, "tuning": tuning,
           "self_tuning": self_tuned,
           "update_overhead": timings,

@@ -35,7 +35,8 @@ steps instead of 200. The attention scorer does not run on the LM (it
 needs class labels).
 
 Variant `full` is the suite that decides (`make bench-full`; hours,
-continued from its journal across invocations on the same machine): five
+continued from its journal across invocations, each workload on one
+machine: launch/bench.py leaves a workload begun on another for it): five
 workloads sized so that tuned AdamW needs 20-120 s (about 25-35 s) to
 reach the target here, each step's jitted part far above its dispatch
 (accel.bench.workloads); held-out workloads run first:

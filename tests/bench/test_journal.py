@@ -1,4 +1,6 @@
-"""The suite journal refuses to mix machines."""
+"""The suite journal keeps each workload's trials to one machine."""
+
+import json
 
 import pytest
 
@@ -7,17 +9,55 @@ from accel.bench import journal
 from accel.errors import ConfigError
 
 
-def test_a_journal_of_another_machine_is_refused(tmp_path):
+def test_a_scope_begun_on_another_machine_is_refused(tmp_path):
   path = str(tmp_path / "trials.jsonl")
   here = journal.Journal(path, machine="cpu A")
-  here.run("k", "trial", lambda: {"x": 1})
+  here.run("k", "a trial", lambda: {"x": 1}, scope="a")
   # The same machine continues; a journal without machine names too.
-  assert journal.Journal(path, machine="cpu A").run("k", "t", None) == (
-      {"x": 1}, True)
-  assert journal.Journal(path).stored == 1
-  with pytest.raises(ConfigError, match="holds trials run on 'cpu A'; this "
-                     "machine is 'cpu B'"):
-    journal.Journal(path, machine="cpu B")
+  assert journal.Journal(path, machine="cpu A").run(
+      "k2", "t", lambda: {"x": 2}, scope="a") == ({"x": 2}, False)
+  assert journal.Journal(path).stored == 2
+  other = journal.Journal(path, machine="cpu B")
+  # Stored trials are served to any machine; new ones of scope a are not.
+  assert other.run("k", "t", None, scope="a") == ({"x": 1}, True)
+  with pytest.raises(journal.OtherMachine, match="holds trials of 'a' run "
+                     "on 'cpu A'; this machine is 'cpu B', so a trial 3 "
+                     "waits for that machine") as e:
+    other.run("k3", "a trial 3", lambda: {"x": 3}, scope="a")
+  assert (e.value.scope, e.value.machine) == ("a", "cpu A")
+  # Another scope runs here, and is this machine's from then on.
+  assert other.run("k4", "b trial", lambda: {"x": 4}, scope="b")[1] is False
+  assert other.machine_of("a") == "cpu A" and other.machine_of("b") == (
+      "cpu B") and other.machine_of("c") == "cpu B"
+  with pytest.raises(journal.OtherMachine, match="trials of 'b' run on "
+                     "'cpu B'"):
+    journal.Journal(path, machine="cpu A").run("k5", "b", dict, scope="b")
+  # A trial without a scope needs the whole journal to be this machine's.
+  with pytest.raises(journal.OtherMachine):
+    journal.Journal(path, machine="cpu B").run("k6", "t", dict)
+
+
+def test_lines_without_scopes_take_their_workload_from_the_description(
+    tmp_path):
+  # As written before scopes were stored: the update timings end their
+  # workload.
+  path = tmp_path / "trials.jsonl"
+  lines = [("w1 adamw lr=0.1 seed=0", "A"), ("the optimizer update timings",
+                                             "A"),
+           ("w2 adamw lr=0.1 seed=0", "B")]
+  path.write_text("".join(json.dumps({"key": str(i), "what": w, "record": i,
+                                      "machine": m}) + "\n"
+                          for i, (w, m) in enumerate(lines)))
+  j = journal.Journal(str(path), machine="B")
+  assert j.machine_of("w1") == "A" and j.machine_of("w2") == "B"
+  with pytest.raises(journal.OtherMachine):
+    j.run("new", "w1 timings", dict, scope="w1")
+  # Two machines in one workload: the file was edited or merged.
+  path.write_text(path.read_text() + json.dumps(
+      {"key": "9", "what": "w2 nadamw", "record": 9, "machine": "A"}) + "\n")
+  with pytest.raises(ConfigError, match="line 4: scope 'w2' holds trials "
+                     "of two machines, 'B' and 'A'"):
+    journal.Journal(str(path))
 
 
 def test_host_names_the_cpu():

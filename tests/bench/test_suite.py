@@ -313,7 +313,7 @@ def test_launcher_stops_at_its_budget_and_the_same_command_continues(
     stopped = json.load(f)
   assert list(stopped["workloads"]) == ["a"] and "b" in stopped["stopped"]
   assert stopped["trials_from_earlier_run"] == 0
-  assert "- **stopped at its time budget**: time budget of 5.5 min" in (
+  assert "- **not finished**: time budget of 5.5 min" in (
       report_md.read_text())
   # The budget counts from each run's start: the second run trains the two
   # trials left, finishes and deletes the journal.
@@ -331,6 +331,71 @@ def test_launcher_stops_at_its_budget_and_the_same_command_continues(
   # Workloads a and b are the same fake: the same choices and numbers.
   workloads = done["workloads"]
   assert _outcomes(workloads["b"]) == _outcomes(workloads["a"])
+
+
+def test_launcher_leaves_a_workload_to_the_machine_that_began_it(
+    fakes, monkeypatch, tmp_path):
+  """Machine A stops in workload b; machine B takes a from the journal,
+  leaves b to A and runs c; A then finishes b. Each workload's trials all
+  ran on one machine, and the report names them."""
+  from accel.bench import journal  # pylint: disable=g-import-not-at-top
+  from launch import bench  # pylint: disable=g-import-not-at-top
+  clock, calls = fakes.Clock(), []
+  monkeypatch.setattr(suite.trial_lib, "run_trial",
+                      fakes.counting(clock, calls))
+  monkeypatch.setattr(journal.time, "monotonic", clock)
+  fakes.name_methods()
+  machine = ["cpu A"]
+  monkeypatch.setattr(bench.host, "describe", lambda *_: machine[0])
+  config = tmp_path / "suite.py"
+  config.write_text(
+      "import ml_collections\n\n"
+      "def get_config():\n"
+      "  w = dict(config='mnist1d_mlp', eval_every=10, target_fraction=0.9,"
+      " overrides={'total_steps': 100})\n"
+      "  return ml_collections.ConfigDict(dict(\n"
+      "      baseline='slow', seeds=(0, 1), time_budget_minutes=5.5,\n"
+      "      workloads={'a': w, 'b': w, 'c': w},\n"
+      "      methods={'slow': dict(optim={'name': 'adamw'},"
+      " learning_rates=(1e-2,)),\n"
+      "               'fast': dict(optim={'name': 'nadamw'},"
+      " learning_rates=(1e-2,))}))\n")
+  workdir, report_md = tmp_path / "out", tmp_path / "BENCHMARKS.md"
+  flags = bench.flags.FLAGS
+
+  def run(on):
+    machine[0] = on
+    calls.clear()
+    flags(["bench", f"--config={config}", f"--workdir={workdir}",
+           f"--report={report_md}"])
+    try:
+      bench.main(["bench"])
+    finally:
+      flags.unparse_flags()
+
+  with pytest.raises(SystemExit, match="not finished: b, c"):
+    run("cpu A")  # a, then 2 of b's 4 trials
+  assert len(calls) == 6
+  with pytest.raises(SystemExit, match="Stopped: not finished: b waits for "
+                     "the machine that began it, cpu A. The finished trials"):
+    run("cpu B")
+  assert len(calls) == 4  # c's trials; a's came from the journal
+  with open(workdir / "results.json") as f:
+    partial = json.load(f)
+  assert list(partial["workloads"]) == ["a", "c"]
+  assert {w: r["machine"] for w, r in partial["workloads"].items()} == {
+      "a": "cpu A", "c": "cpu B"}
+  assert "- **not finished**: not finished: b waits" in report_md.read_text()
+  run("cpu A")
+  assert len(calls) == 2  # b's last two
+  assert not os.path.exists(workdir / "trials.jsonl")
+  with open(workdir / "results.json") as f:
+    done = json.load(f)
+  assert "stopped" not in done and done["machine"] == "cpu A"
+  assert [r["machine"] for r in done["workloads"].values()] == [
+      "cpu A", "cpu A", "cpu B"]
+  assert ("- machines (each workload's trials all ran on one): a on cpu A; "
+          "b on cpu A; c on cpu B") in report_md.read_text()
 
 
 def test_schedules_are_part_of_the_grid_and_the_sweep_is_timed(
