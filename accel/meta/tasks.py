@@ -43,7 +43,9 @@ class Task(NamedTuple):
   loss: Callable[[Any, dict[str, jax.Array]], jax.Array]
   arrays: dict[str, jax.Array]  # the training split, passed to batch()
   eval_arrays: dict[str, jax.Array] | None = None  # the test split
-  rows_per_step: int = 0  # examples (or tokens) through a layer a step
+  # Rows each kernel multiplies a step ({path: rows}, accel.train.build.
+  # kernel_rows), or one count for every kernel.
+  rows_per_step: Any = 0
 
 
 def _teacher_targets(x_NxD: np.ndarray, outputs: int, seed: int = 0):
@@ -123,4 +125,5 @@ def make_task(spec: dict[str, Any]) -> Task:
     return jnp.sum(losses * w) / jnp.maximum(jnp.sum(w), 1.0)
 
   return Task(spec["name"], init, batch, loss, arrays, eval_arrays,
-              build_lib.rows_per_step(batch_size, model_spec))
+              build_lib.kernel_rows(model, model_spec, batch_size)
+              or build_lib.rows_per_step(batch_size, model_spec))

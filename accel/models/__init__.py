@@ -21,6 +21,7 @@ from accel.models.attention import MultiHeadAttention
 from accel.models.attention import SelfAttentionAdapter
 from accel.models import remat as remat_lib
 from accel.models.cnn import CNN
+from accel.models.kernel_rows import kernel_rows
 from accel.models.mlp import MLP
 from accel.models.resnet import ResNet
 from accel.models.rnn import RNNClassifier

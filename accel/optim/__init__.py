@@ -2,6 +2,7 @@
 
 from accel.optim.factory import eval_params
 from accel.optim.factory import make
+from accel.optim.factory import needs_rows
 from accel.optim.factory import Optimizer
 from accel.optim.factory import OPTIMIZERS
 from accel.optim.gt_transform import gradient_transformer

@@ -197,13 +197,15 @@ def _muon(lr, weight_decay, mask, mu_dtype, beta: float = 0.95,
           p, adam_params))
 
 
-def _rows(rows_per_step: int, name: str) -> int:
-  if rows_per_step < 1:
+def _rows(rows_per_step, name: str):
+  """The rows a Newton-Schulz cost rule weighs: a count, or a mapping of
+  kernel paths to counts (accel.optim.orthogonal)."""
+  if not rows_per_step:
     raise ConfigError(
         f"optimizer {name!r} needs config.optim.rows_per_step: the examples "
         "(or, for a sequence model, tokens) through each layer a step, for "
         f"its Newton-Schulz cost rule; got {rows_per_step}.")
-  return rows_per_step
+  return orthogonal.check_rows(rows_per_step)
 
 
 @OPTIMIZERS.register("orthogonal_hybrid")
@@ -308,15 +310,26 @@ def _takes(fn, name: str) -> bool:
   return name in inspect.signature(fn).parameters
 
 
+def needs_rows(config) -> bool:
+  """Whether optimizer section `config` has a Newton-Schulz cost rule that
+  waits for the rows a step (`make`'s `rows_per_step`): its builder takes
+  them and the section does not set them."""
+  fn = OPTIMIZERS.get(config.get("name")) if config.get("name") in (
+      OPTIMIZERS.names) else None
+  return (fn is not None and _takes(fn, "rows_per_step")
+          and not config.get("rows_per_step"))
+
+
 def make(config, total_steps: int, *, mu_dtype: Any = None,
-         rows_per_step: int = 0) -> Optimizer:
+         rows_per_step: orthogonal.Rows = 0) -> Optimizer:
   """The optimizer named by `config.name`, with schedule, clipping and decay.
 
   `mu_dtype` (from the precision policy) is the first moment's dtype for the
   optimizers that keep one as Adam does; None keeps the parameters' dtype.
   `rows_per_step` (examples, or tokens for a sequence model, through each
-  layer a step) goes to the optimizers with a Newton-Schulz cost rule whose
-  section leaves its own `rows_per_step` at 0.
+  layer a step; or per kernel path, accel.models.kernel_rows) goes to the
+  optimizers with a Newton-Schulz cost rule whose section leaves its own
+  `rows_per_step` at 0.
   """
   options = dict(config)
   name = options.pop("name", None)

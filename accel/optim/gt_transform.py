@@ -152,9 +152,9 @@ def mixed_scales(sums_7xT, mix_TxK):
 
 
 def scale_by_gradient_transformer(
-    weights: Any = "default", *, rows_per_step: int, max_cost: float = 0.5,
-    ns_steps: int = 5, beta: float = 0.95, b1: float = 0.9,
-    b2: float = 0.999, b3: float = 0.99, eps: float = 1e-8,
+    weights: Any = "default", *, rows_per_step: orthogonal.Rows,
+    max_cost: float = 0.5, ns_steps: int = 5, beta: float = 0.95,
+    b1: float = 0.9, b2: float = 0.999, b3: float = 0.99, eps: float = 1e-8,
     eps_root: float = 0.0, consistent_rms: float = 0.2, max_mix: float = 1.0,
     weight_decay: float = 0.0, mask: Any = None, learning_rate: Any = None,
     mu_dtype: Any = None, fixed_mix: Any = None,
@@ -259,7 +259,7 @@ def scale_by_gradient_transformer(
 
 
 def gradient_transformer(
-    learning_rate: optax.ScalarOrSchedule, *, rows_per_step: int,
+    learning_rate: optax.ScalarOrSchedule, *, rows_per_step: orthogonal.Rows,
     weight_decay: float = 0.0, mask: Any = None, weights: Any = "default",
     max_cost: float = 0.5, ns_steps: int = 5, beta: float = 0.95,
     b1: float = 0.9, b2: float = 0.999, b3: float = 0.99, eps: float = 1e-8,

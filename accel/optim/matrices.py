@@ -27,7 +27,9 @@ INPUT_OUTPUT = (r"(^|/)(embed|patch_embed|stem|conv0|dense0|in|ir|iz|"
 _IN_PROJECTIONS = ("query", "key", "value")
 
 
-def _path(keys) -> str:
+def path(keys) -> str:
+  """A leaf's path as "module/.../name", as `exclude` patterns and rows
+  mappings name it."""
   return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in keys)
 
 
@@ -52,9 +54,9 @@ def hidden_matrices(params, exclude: str = INPUT_OUTPUT):
   pattern = re.compile(exclude)
 
   def spec(keys, leaf):
-    path = _path(keys)
-    if (path.rsplit("/", 1)[-1] != "kernel" or leaf.ndim < 2
-        or pattern.search(path.rsplit("/", 1)[0])):
+    leaf_path = path(keys)
+    if (leaf_path.rsplit("/", 1)[-1] != "kernel" or leaf.ndim < 2
+        or pattern.search(leaf_path.rsplit("/", 1)[0])):
       return None
-    return dimension_numbers(path, leaf.ndim)
+    return dimension_numbers(leaf_path, leaf.ndim)
   return jax.tree_util.tree_map_with_path(spec, params)

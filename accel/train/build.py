@@ -36,6 +36,7 @@ from accel import parallel
 from accel import selection
 from accel.errors import ConfigError
 from accel.errors import MissingFileError
+from accel.optim import matrices
 from accel.optim import Optimizer
 from accel.spec import DataSpec
 from accel.train import checkpoint
@@ -192,7 +193,7 @@ def load_teacher(config, spec: DataSpec, mesh: jax.sharding.Mesh) -> Teacher:
     distill_lib.check_specs(data.make_source(teacher_config.data).spec, spec,
                             workdir)
   model = make_model(teacher_config, spec)
-  optimizer = make_optimizer(teacher_config, spec)
+  optimizer = make_optimizer(teacher_config, spec, model)
   steps = compile_steps(teacher_config, model, optimizer, spec, mesh=mesh)
   ckpt = checkpoint.Checkpointer(
       workdir, checkpoint.run_meta(teacher_config,
@@ -236,19 +237,45 @@ def make_model(config, spec: DataSpec) -> nn.Module:
 
 def rows_per_step(batch_size: int, spec: DataSpec) -> int:
   """Examples through each layer a step, tokens for a model of token
-  sequences: what a Newton-Schulz cost rule weighs against."""
+  sequences: what a Newton-Schulz cost rule weighs against, for a model
+  whose kernels each act once per example or token (see `kernel_rows`)."""
   tokens = (int(np.prod(spec.input_shape)) if spec.input_dtype == "int32"
             else 1)
   return int(batch_size) * tokens
 
 
-def make_optimizer(config, spec: DataSpec) -> Optimizer:
+def kernel_rows(model: nn.Module, spec: DataSpec,
+                batch_size: int) -> dict[str, int]:
+  """{kernel path: rows it multiplies in a forward pass of `batch_size`
+  examples of `spec`} (accel.models.kernel_rows: a convolution's output
+  positions and a recurrence's steps included), for the parameters a
+  kernel multiplies; traced, nothing computed."""
+  variables = jax.eval_shape(
+      lambda: model.init(jax.random.PRNGKey(0), models.dummy_inputs(spec),
+                         train=False))
+  variables = nn.meta.unbox(variables)
+  params = variables.pop("params")
+  x = jax.ShapeDtypeStruct((int(batch_size),) + tuple(spec.input_shape),
+                           np.dtype(spec.input_dtype))
+  rows = models.kernel_rows(
+      lambda p, rest, x: model.apply({"params": p, **rest}, x, train=False),
+      params, variables, x)
+  return {matrices.path(keys): r for keys, r in
+          jax.tree_util.tree_leaves_with_path(rows) if r}
+
+
+def make_optimizer(config, spec: DataSpec,
+                   model: nn.Module | None = None) -> Optimizer:
   """`config.optim` over `config.total_steps`, with the precision policy's
-  first-moment dtype and the rows a step of `spec`'s batches."""
+  first-moment dtype and the rows a step of `spec`'s batches: per kernel
+  (`kernel_rows`) when `model` is given and the optimizer has a
+  Newton-Schulz cost rule, else one count (`rows_per_step`)."""
   policy = parallel.policy(config.precision)
+  rows = rows_per_step(config.batch_size, spec)
+  if model is not None and optim.needs_rows(config.optim):
+    rows = kernel_rows(model, spec, config.batch_size) or rows
   return optim.make(config.optim, config.total_steps,
-                    mu_dtype=policy.mu_dtype,
-                    rows_per_step=rows_per_step(config.batch_size, spec))
+                    mu_dtype=policy.mu_dtype, rows_per_step=rows)
 
 
 def make_selector(config, model: nn.Module, source: data.Source,
@@ -282,7 +309,7 @@ def build(config, mesh: jax.sharding.Mesh | None = None, *,
   """
   source = data.make_source(config.data)
   model = make_model(config, source.spec)
-  optimizer = make_optimizer(config, source.spec)
+  optimizer = make_optimizer(config, source.spec, model)
   mesh = mesh if mesh is not None else parallel.make_mesh(config.mesh)
   selector = make_selector(config, model, source, mesh)
   teacher = (load_teacher(config, source.spec, mesh)

@@ -1,6 +1,8 @@
 """The orthogonalised-momentum base: its cost rule, and its updates leaf by
 leaf against optax's NAdamW and optax.contrib's Muon."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -42,6 +44,26 @@ def test_the_rule_keeps_the_matrices_whose_cost_is_small_enough():
   assert picked["square"]["kernel"] is None
   assert picked["dense0"]["kernel"] is None  # the input layer: AdamW
   assert picked["classifier"]["head"]["kernel"] is None
+
+
+def test_rows_per_kernel_path_decide_each_matrix_alone():
+  params = _params()
+  # square (64) at 1,000 rows costs 0.32: kept; narrow (8) at 10 rows 4.0,
+  # wide unnamed (no rows known): NAdamW.
+  picked = orthogonal.orthogonalised(
+      params, rows_per_step={"square/kernel": 1000, "narrow/kernel": 10},
+      max_cost=0.5)
+  assert picked["square"]["kernel"] is not None
+  assert picked["narrow"]["kernel"] is None
+  assert picked["wide"]["kernel"] is None
+  assert picked["dense0"]["kernel"] is None  # still the input layer
+  # A count for every kernel and the mapping that names it for each agree.
+  flat = orthogonal.orthogonalised(params, rows_per_step=100, max_cost=0.5)
+  named = orthogonal.orthogonalised(
+      params, rows_per_step={p: 100 for p in (
+          "dense0/kernel", "narrow/kernel", "wide/kernel", "square/kernel",
+          "classifier/head/kernel")}, max_cost=0.5)
+  assert flat == named
 
 
 def _updates(tx, params, steps=4):
@@ -98,7 +120,10 @@ def test_max_cost_zero_is_nadamw_and_infinity_is_muon_everywhere():
 
 
 def test_bad_arguments_are_named():
-  with pytest.raises(ValueError, match="rows_per_step must be >= 1"):
-    orthogonal.hybrid(1e-2, rows_per_step=0)
+  for bad in (0, 2.5, {}, {"a/kernel": -1}, {"a/kernel": 1.5}):
+    with pytest.raises(ValueError, match=r"rows_per_step must be the "
+                       r"examples .* >= 1, or a mapping of kernel paths to "
+                       rf"their rows; got {re.escape(repr(bad))}\."):
+      orthogonal.hybrid(1e-2, rows_per_step=bad)
   with pytest.raises(ValueError, match="max_cost is a share"):
     orthogonal.hybrid(1e-2, rows_per_step=8, max_cost=-1.0)
