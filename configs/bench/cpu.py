@@ -58,7 +58,9 @@ edge of its grid.
 Methods: AdamW (baseline), NAdamW, SGD with momentum, schedule-free AdamW,
 optax.contrib's Muon (hybrid: Muon on hidden kernels, AdamW on the rest),
 Prodigy, DoG, Mechanic, Lion; accel's gradient transformer (shipped weights),
-meta-attention learning rates, both chained; batch selection with 4x
+meta-attention learning rates, both chained (the full suite also runs
+the gradient transformer's base alone, `orthogonal_hybrid`); batch
+selection with 4x
 candidates by loss top-k and by the attention scorer (RHO-LOSS needs an
 irreducible-loss table per workload: configs/bench/selection.py runs it).
 DoG runs at optax's defaults, whose first step is 1e-6 of the parameters'
@@ -101,12 +103,15 @@ FULL_ADAM_LRS = ADAM_LRS + (1e-1,)
 FULL_SCALE_LRS = SCALE_LRS + (30.0,)
 # The full suite's methods: the peers issue 20 names (AdamW, NAdamW,
 # schedule-free AdamW, Muon, Prodigy, DoG), Mechanic (the third step-size
-# estimator the self-tuning ruleset compares), and accel's three methods.
+# estimator the self-tuning ruleset compares), and accel's methods: the
+# gradient transformer with its hand-designed base alone
+# (orthogonal_hybrid: Muon where Newton-Schulz pays, NAdamW elsewhere; the
+# ablation issue 18 asks for), meta-attention and loss top-k.
 # SGD, Lion, the chained GT + meta-attention and the attention scorer run
 # in the quick suite only: each trial here costs half a minute.
 FULL_METHODS = ("adamw", "nadamw", "schedule_free_adamw", "muon", "prodigy",
                 "dog", "mechanic", "gradient_transformer",
-                "meta_attention_adamw", "loss_topk")
+                "orthogonal_hybrid", "meta_attention_adamw", "loss_topk")
 
 
 def _select(scorer):
@@ -209,6 +214,9 @@ def get_config(arg: str = ""):
     # and linear decay to zero (a grid twice the others' size: it can only
     # flatter the baselines).
     c.self_tuning = True
+    c.methods["orthogonal_hybrid"] = dict(
+        optim={"name": "orthogonal_hybrid"}, learning_rates=ADAM_LRS,
+        default_lr=1e-3)
     c.methods = {m: c.methods[m] for m in FULL_METHODS}
     for m in c.methods.values():
       m.learning_rates = {ADAM_LRS: FULL_ADAM_LRS, SCALE_LRS: FULL_SCALE_LRS}[
