@@ -173,8 +173,10 @@ class Selector:
     if table is None:
       raise ConfigError("The stale_loss scorer needs its table: pass the "
                         "train state's `selection` (Selector.init_state).")
-    return self._sign * stale.scores(table, candidates["example_id"], step,
-                                     self.staleness_steps, self.groups)
+    # An untrusted candidate gets the score most readily selected.
+    return self._sign * stale.scores(
+        table, candidates["example_id"], step, self.staleness_steps,
+        self.groups, untrusted="highest" if self._sign > 0 else "lowest")
 
   def __call__(self, params, candidates, rng, step, table=None):
     """(batch, metrics); `table` is the train state's selection state

@@ -10,7 +10,10 @@ et al. 2019, arXiv 1910.00762, which reports that stale scores lose little).
 An example never trained on, or last trained on more than `staleness` steps
 ago, has no score worth trusting: it gets the highest score among its
 group's trusted candidates (0 when none is trusted), so every selection
-method draws it at least as readily as the hardest known one. Early in a
+method draws it at least as readily as the hardest known one; for a
+selector that prefers low scores (a filter that drops the highest losses,
+suspected corrupted labels) it gets the lowest instead, for the same
+reason. Early in a
 run nearly every candidate is unknown, so selection starts out uniform; an
 entry that goes stale is drawn and measured again.
 
@@ -56,14 +59,21 @@ def trusted(table: StaleTable, ids_N: jax.Array, step: jax.Array,
 
 
 def scores(table: StaleTable, ids_N: jax.Array, step: jax.Array,
-           staleness: int, groups: int = 1) -> jax.Array:
+           staleness: int, groups: int = 1,
+           untrusted: str = "highest") -> jax.Array:
   """[N] float32: each candidate's stale loss; an untrusted one gets the
-  highest trusted score of its group (the candidates split into `groups`
-  equal, consecutive groups, as the selector splits them), or 0 in a group
-  with none trusted."""
+  `untrusted` ("highest" or "lowest") trusted score of its group (the
+  candidates split into `groups` equal, consecutive groups, as the
+  selector splits them), or 0 in a group with none trusted."""
+  if untrusted not in ("highest", "lowest"):
+    raise ValueError(f"untrusted must be 'highest' or 'lowest', got "
+                     f"{untrusted!r}.")
   n = ids_N.shape[0]
   ok_GxM = trusted(table, ids_N, step, staleness).reshape(groups, -1)
   loss_GxM = table.loss_N[ids_N].reshape(groups, -1)
-  top_G = jnp.max(jnp.where(ok_GxM, loss_GxM, -jnp.inf), axis=1)
-  top_G = jnp.where(jnp.isfinite(top_G), top_G, 0.0)
-  return jnp.where(ok_GxM, loss_GxM, top_G[:, None]).reshape(n)
+  if untrusted == "highest":
+    fill_G = jnp.max(jnp.where(ok_GxM, loss_GxM, -jnp.inf), axis=1)
+  else:
+    fill_G = jnp.min(jnp.where(ok_GxM, loss_GxM, jnp.inf), axis=1)
+  fill_G = jnp.where(jnp.isfinite(fill_G), fill_G, 0.0)
+  return jnp.where(ok_GxM, loss_GxM, fill_G[:, None]).reshape(n)

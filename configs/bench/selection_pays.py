@@ -29,12 +29,20 @@ Methods:
   attention_filter           the attention scorer preferring LOW scores:
                              of 1.25x candidates, drops the fifth whose
                              labels agree least with their features;
-  attention_filter_always    the same without the controller.
+  attention_filter_always    the same without the controller;
+  stale_filter               the stale_loss scorer preferring LOW scores
+                             (the small-loss trick): of 1.25x candidates,
+                             drops the fifth with the highest last training
+                             loss (unmeasured ones are kept); no scoring
+                             pass;
+  stale_filter_always        the same without the controller.
 Variant `quick`: the noisy digits only, 2 rates, 1 seed (a smoke run).
 Options `workloads=a+b` and `methods=a+b` keep those (and the baseline);
 `probe_trim=x` sets every controller's probe trim
 (config.selection.controller_probe_trim, default 0.25) and `probe=heldout`
-its probe's examples (config.selection.controller_probe, default train).
+its probe's examples (config.selection.controller_probe, default train);
+`eval_every=n` evaluates every n steps (times to target are read at the
+evaluations: the workloads' own 100 steps make them coarse).
 """
 
 import os
@@ -57,7 +65,7 @@ def _select(scorer, method="topk", ratio=4.0, **options):
 def get_config(arg: str = ""):
   variants, options = config_lib.parse_variant(
       arg, names=("quick",),
-      options=("methods", "workloads", "probe_trim", "probe"))
+      options=("methods", "workloads", "probe_trim", "probe", "eval_every"))
   c = ml_collections.ConfigDict()
   c.baseline = "adamw"
   c.tuning_seeds = (100,)
@@ -89,6 +97,13 @@ def get_config(arg: str = ""):
           optim=adamw, learning_rates=LRS,
           overrides=_select("attention", ratio=1.25, prefer="low",
                             controller="off")),
+      "stale_filter": dict(optim=adamw, learning_rates=LRS,
+                           overrides=_select("stale_loss", ratio=1.25,
+                                             prefer="low")),
+      "stale_filter_always": dict(
+          optim=adamw, learning_rates=LRS,
+          overrides=_select("stale_loss", ratio=1.25, prefer="low",
+                            controller="off")),
   }
   probe = {}
   if options.get("probe_trim"):
@@ -98,6 +113,10 @@ def get_config(arg: str = ""):
   for m in c.methods.values():
     if "overrides" in m:
       m.overrides.selection.update(probe)
+  if options.get("eval_every"):
+    # A finer grid of evaluations: times to target are read at them.
+    for w in c.workloads.values():
+      w.eval_every = int(options["eval_every"])
   if options.get("workloads"):
     workloads.keep_workloads(c, options["workloads"])
   if options.get("methods"):

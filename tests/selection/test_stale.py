@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from accel import train
+from accel.selection import selector
 from accel.selection import stale
 from accel.train import build as build_lib
 from accel.train import config as config_lib
@@ -58,6 +59,28 @@ def test_unknown_and_stale_candidates_get_the_groups_top_score():
   # Past the staleness limit nothing is trusted: all get the floor 0.
   np.testing.assert_allclose(stale.scores(table, ids, jnp.int32(16), 5),
                              [0.0, 0.0, 0.0, 0.0])
+  # For a filter that keeps low scores, the unknown one gets the lowest.
+  np.testing.assert_allclose(
+      stale.scores(table, ids, jnp.int32(12), 5, untrusted="lowest"),
+      [0.5, 2.0, 1.0, 0.5])
+  with pytest.raises(ValueError, match="untrusted must be 'highest' or "
+                     "'lowest', got 'max'"):
+    stale.scores(table, ids, jnp.int32(12), 5, untrusted="max")
+
+
+def test_a_low_score_filter_keeps_the_unknown_candidates():
+  """prefer='low' top-k drops the highest stale losses (suspected corrupted
+  labels) and keeps candidates it has not measured yet."""
+  table = stale.record(stale.init_table(8), jnp.arange(6),
+                       jnp.asarray([0.1, 5.0, 0.2, 4.0, 0.3, 0.4]),
+                       jnp.int32(0))
+  candidates = {"example_id": jnp.arange(8), "label": jnp.zeros(8, jnp.int32),
+                "inputs": jnp.arange(8.0)[:, None]}
+  sel = selector.Selector(None, 6, method="topk", staleness_steps=100,
+                          prefer="low")
+  batch, _ = sel({}, candidates, jax.random.PRNGKey(0), jnp.int32(5), table)
+  assert sorted(np.asarray(batch["example_id"]).tolist()) == [0, 2, 4, 5,
+                                                              6, 7]
 
 
 def _stale_config(**selection):
