@@ -19,6 +19,13 @@ other scorers, which keep no state).
 `prefer="low"` selects the lowest scores instead of the highest: with the
 attention scorer, whose high scores flag labels that disagree with the
 example, it drops suspected corrupted labels rather than seeking them.
+With a loss scorer (`loss`, `stale_loss`) and `drop_above_chance=f > 0`,
+a low-preferring top-k drops only the candidates whose loss exceeds f
+times the chance level log(C) (the model gives their label less than a
+chance share: label-inconsistent), as many as there are up to the surplus
+of candidates, and keeps the others in their (random) stream order: on
+clean data, where few losses pass the line, the batch is close to a
+uniform one.
 
 On a device mesh the candidates are split over the batch shards, and by
 default (`groups=0`) each shard selects its own k / shards of its own
@@ -59,7 +66,7 @@ DEFAULTS = {"scorer": "none", "method": "topk", "ratio": 4.0,
             "controller": "auto", "controller_window": 0,
             "controller_margin": 0.03, "controller_confirm": 2,
             "controller_probe_trim": 0.25, "controller_probe": "train",
-            "score_dtype": "float32"}
+            "score_dtype": "float32", "drop_above_chance": 0.0}
 SCORE_DTYPES = ("float32", "bfloat16")
 PREFER = ("high", "low")
 
@@ -81,10 +88,13 @@ class Selector:
                mesh: jax.sharding.Mesh | None = None,
                batch_axes: tuple[str, ...] = (),
                staleness_steps: int | None = None,
-               rank_pressure: float = 10.0, prefer: str = "high"):
+               rank_pressure: float = 10.0, prefer: str = "high",
+               drop_above: float | None = None):
     """`groups=0`: one group per batch shard of `mesh` (1 without one).
     `scorer=None` with `staleness_steps` scores from the stale-loss table
-    (entries older than that many steps are not trusted)."""
+    (entries older than that many steps are not trusted). `drop_above`:
+    scores above it count as 1 and the others as 0 (with prefer="low",
+    top-k then keeps the candidates below it in stream order)."""
     if (scorer is None) == (staleness_steps is None):
       raise ConfigError("A selector scores with a scorer or with the stale-"
                         "loss table (staleness_steps), not both or neither.")
@@ -105,6 +115,7 @@ class Selector:
                                     min_prob=min_prob)
     self.staleness_steps = staleness_steps
     self._sign = 1.0 if prefer == "high" else -1.0
+    self.drop_above = drop_above
     self.warmup_steps = warmup_steps
     self.num_classes = num_classes
     self._select = functools.partial(
@@ -168,15 +179,18 @@ class Selector:
 
   def _scores(self, params, candidates, step, table):
     if self.scorer is not None:
-      return self._sign * jax.lax.stop_gradient(
-          self.scorer(params, candidates))
-    if table is None:
+      raw = jax.lax.stop_gradient(self.scorer(params, candidates))
+    elif table is None:
       raise ConfigError("The stale_loss scorer needs its table: pass the "
                         "train state's `selection` (Selector.init_state).")
-    # An untrusted candidate gets the score most readily selected.
-    return self._sign * stale.scores(
-        table, candidates["example_id"], step, self.staleness_steps,
-        self.groups, untrusted="highest" if self._sign > 0 else "lowest")
+    else:
+      # An untrusted candidate gets the score most readily selected.
+      raw = stale.scores(
+          table, candidates["example_id"], step, self.staleness_steps,
+          self.groups, untrusted="highest" if self._sign > 0 else "lowest")
+    if self.drop_above is not None:
+      raw = (raw > self.drop_above).astype(jnp.float32)
+    return self._sign * raw
 
   def __call__(self, params, candidates, rng, step, table=None):
     """(batch, metrics); `table` is the train state's selection state
@@ -292,6 +306,16 @@ def make_selector(section, *, batch_size: int, seed: int, source, model,
     raise ConfigError("config.selection.controller_confirm (probes that "
                       "must agree before selection switches on) must be "
                       f">= 1; got {c.controller_confirm}.")
+  if c.drop_above_chance < 0 or (c.drop_above_chance and (
+      c.scorer not in ("loss", "stale_loss") or c.prefer != "low"
+      or c.method != "topk" or source.spec.task != "classification")):
+    raise ConfigError(
+        "config.selection.drop_above_chance (0: off) drops the candidates "
+        "whose loss exceeds that multiple of the chance level log(C): it "
+        "needs scorer 'loss' or 'stale_loss', prefer='low', method='topk' "
+        f"and a classification task; got drop_above_chance="
+        f"{c.drop_above_chance}, scorer {c.scorer!r}, prefer {c.prefer!r}, "
+        f"method {c.method!r}, task {source.spec.task!r}.")
   if c.staleness_steps < 0:
     raise ConfigError("config.selection.staleness_steps must be >= 0 (0: "
                       "two passes over the training data); got "
@@ -341,7 +365,9 @@ def make_selector(section, *, batch_size: int, seed: int, source, model,
       class_weights=class_weights, class_quota=c.class_quota,
       num_classes=spec.num_classes if classification else None,
       staleness_steps=staleness, rank_pressure=c.rank_pressure,
-      prefer=c.prefer)
+      prefer=c.prefer, drop_above=(
+          float(c.drop_above_chance) * float(np.log(spec.num_classes))
+          if c.drop_above_chance else None))
   n = candidate_batch_size(c, batch_size)
   if n % selector.groups:
     raise ConfigError(

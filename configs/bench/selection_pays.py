@@ -35,7 +35,12 @@ Methods:
                              drops the fifth with the highest last training
                              loss (unmeasured ones are kept); no scoring
                              pass;
-  stale_filter_always        the same without the controller.
+  stale_filter_always        the same without the controller;
+  stale_drop                 the same filter dropping only candidates
+                             whose stale loss exceeds the chance level
+                             log(C) (drop_above_chance=1): on clean data
+                             few do, so the batch stays near uniform;
+  stale_drop_always          the same without the controller.
 Variant `quick`: the noisy digits only, 2 rates, 1 seed (a smoke run).
 Options `workloads=a+b` and `methods=a+b` keep those (and the baseline);
 `probe_trim=x` sets every controller's probe trim
@@ -104,6 +109,14 @@ def get_config(arg: str = ""):
           optim=adamw, learning_rates=LRS,
           overrides=_select("stale_loss", ratio=1.25, prefer="low",
                             controller="off")),
+      "stale_drop": dict(optim=adamw, learning_rates=LRS,
+                         overrides=_select("stale_loss", ratio=1.25,
+                                           prefer="low",
+                                           drop_above_chance=1.0)),
+      "stale_drop_always": dict(
+          optim=adamw, learning_rates=LRS,
+          overrides=_select("stale_loss", ratio=1.25, prefer="low",
+                            drop_above_chance=1.0, controller="off")),
   }
   probe = {}
   if options.get("probe_trim"):

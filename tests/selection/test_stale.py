@@ -83,6 +83,21 @@ def test_a_low_score_filter_keeps_the_unknown_candidates():
                                                               6, 7]
 
 
+def test_dropping_above_the_chance_loss_keeps_the_rest_in_stream_order():
+  table = stale.record(stale.init_table(8), jnp.arange(6),
+                       jnp.asarray([0.1, 5.0, 0.2, 4.0, 0.3, 0.4]),
+                       jnp.int32(0))
+  candidates = {"example_id": jnp.asarray([1, 0, 7, 2, 3, 4, 6, 5]),
+                "label": jnp.zeros(8, jnp.int32),
+                "inputs": jnp.arange(8.0)[:, None]}
+  sel = selector.Selector(None, 5, method="topk", staleness_steps=100,
+                          prefer="low", drop_above=2.3)
+  batch, _ = sel({}, candidates, jax.random.PRNGKey(0), jnp.int32(5), table)
+  # Ids 1 and 3 lie above the line; of the rest, the first five in stream
+  # order (the unmeasured 7 and 6 included), not the five lowest losses.
+  assert np.asarray(batch["example_id"]).tolist() == [0, 7, 2, 4, 6]
+
+
 def _stale_config(**selection):
   c = config_lib.base_config()
   c.data = config_lib.data_section("synthetic", num_train=256, num_test=64,
@@ -153,4 +168,10 @@ def test_stale_selection_errors_are_named():
     build_lib.build(c)
   c = _stale_config(prefer="middle")
   with pytest.raises(ValueError, match="prefer is 'high'"):
+    build_lib.build(c)
+  c = _stale_config(drop_above_chance=1.0)  # prefers high scores
+  with pytest.raises(ValueError, match="drop_above_chance .* needs scorer "
+                     "'loss' or 'stale_loss', prefer='low', method='topk'"
+                     ".*got drop_above_chance=1.0, scorer 'stale_loss', "
+                     "prefer 'high', method 'rank'"):
     build_lib.build(c)
