@@ -67,6 +67,18 @@ def _select(scorer, method="topk", ratio=4.0, **options):
                         "warmup_steps": 50, **options}}
 
 
+def _filters(name, scorer, **options):
+  """`name`: of 1.25x candidates, drop the fifth with the highest scores
+  (prefer low), under the controller; `name`_always: the same without
+  it."""
+  adamw = {"name": "adamw"}
+  on = _select(scorer, ratio=1.25, prefer="low", **options)
+  off = _select(scorer, ratio=1.25, prefer="low", controller="off", **options)
+  return {name: dict(optim=adamw, learning_rates=LRS, overrides=on),
+          f"{name}_always": dict(optim=adamw, learning_rates=LRS,
+                                 overrides=off)}
+
+
 def get_config(arg: str = ""):
   variants, options = config_lib.parse_variant(
       arg, names=("quick",),
@@ -95,28 +107,9 @@ def get_config(arg: str = ""):
       "grad_norm_importance": dict(
           optim=adamw, learning_rates=LRS,
           overrides=_select("grad_norm_bound", "importance", min_prob=0.1)),
-      "attention_filter": dict(optim=adamw, learning_rates=LRS,
-                               overrides=_select("attention", ratio=1.25,
-                                                 prefer="low")),
-      "attention_filter_always": dict(
-          optim=adamw, learning_rates=LRS,
-          overrides=_select("attention", ratio=1.25, prefer="low",
-                            controller="off")),
-      "stale_filter": dict(optim=adamw, learning_rates=LRS,
-                           overrides=_select("stale_loss", ratio=1.25,
-                                             prefer="low")),
-      "stale_filter_always": dict(
-          optim=adamw, learning_rates=LRS,
-          overrides=_select("stale_loss", ratio=1.25, prefer="low",
-                            controller="off")),
-      "stale_drop": dict(optim=adamw, learning_rates=LRS,
-                         overrides=_select("stale_loss", ratio=1.25,
-                                           prefer="low",
-                                           drop_above_chance=1.0)),
-      "stale_drop_always": dict(
-          optim=adamw, learning_rates=LRS,
-          overrides=_select("stale_loss", ratio=1.25, prefer="low",
-                            drop_above_chance=1.0, controller="off")),
+      **_filters("attention_filter", "attention"),
+      **_filters("stale_filter", "stale_loss"),
+      **_filters("stale_drop", "stale_loss", drop_above_chance=1.0),
   }
   probe = {}
   if options.get("probe_trim"):

@@ -267,8 +267,11 @@ def test_interrupted_suite_continues_from_its_journal(fakes, monkeypatch,
     journal.Journal(path)
 
 
-def test_launcher_stops_at_its_budget_and_the_same_command_continues(
-    fakes, monkeypatch, tmp_path):
+def _launcher(fakes, monkeypatch, tmp_path, workloads: str):
+  """A suite of fake trials (a fake minute each; 4 a workload, all alike)
+  over `workloads` (one letter each) with a 5.5-minute budget: (the
+  launcher module, run() that runs it once, the trials each run trained,
+  its workdir, its report's path)."""
   from accel.bench import journal  # pylint: disable=g-import-not-at-top
   from launch import bench  # pylint: disable=g-import-not-at-top
   clock, calls = fakes.Clock(), []
@@ -277,6 +280,7 @@ def test_launcher_stops_at_its_budget_and_the_same_command_continues(
   monkeypatch.setattr(journal.time, "monotonic", clock)
   fakes.name_methods()
   config = tmp_path / "suite.py"
+  names = ", ".join(f"{w!r}: w" for w in workloads)
   config.write_text(
       "import ml_collections\n\n"
       "def get_config():\n"
@@ -284,24 +288,28 @@ def test_launcher_stops_at_its_budget_and_the_same_command_continues(
       " overrides={'total_steps': 100})\n"
       "  return ml_collections.ConfigDict(dict(\n"
       "      baseline='slow', seeds=(0, 1), time_budget_minutes=5.5,\n"
-      "      workloads={'a': w, 'b': w},\n"
+      f"      workloads={{{names}}},\n"
       "      methods={'slow': dict(optim={'name': 'adamw'},"
       " learning_rates=(1e-2,)),\n"
       "               'fast': dict(optim={'name': 'nadamw'},"
       " learning_rates=(1e-2,))}))\n")
-  workdir = tmp_path / "out"
-  flags = bench.flags.FLAGS
-
-  report_md = tmp_path / "BENCHMARKS.md"
+  workdir, report_md = tmp_path / "out", tmp_path / "BENCHMARKS.md"
 
   def run():
+    flags = bench.flags.FLAGS
     flags(["bench", f"--config={config}", f"--workdir={workdir}",
            f"--report={report_md}"])
     try:
       bench.main(["bench"])
     finally:
       flags.unparse_flags()
+  return bench, run, calls, workdir, report_md
 
+
+def test_launcher_stops_at_its_budget_and_the_same_command_continues(
+    fakes, monkeypatch, tmp_path):
+  _, run, calls, workdir, report_md = _launcher(fakes, monkeypatch,
+                                                tmp_path, "ab")
   # 4 trials a workload, a fake minute each: the budget of 5.5 minutes
   # ends the first run in workload b, after its second trial.
   with pytest.raises(SystemExit, match="Stopped: time budget of 5.5 min "
@@ -338,40 +346,15 @@ def test_launcher_leaves_a_workload_to_the_machine_that_began_it(
   """Machine A stops in workload b; machine B takes a from the journal,
   leaves b to A and runs c; A then finishes b. Each workload's trials all
   ran on one machine, and the report names them."""
-  from accel.bench import journal  # pylint: disable=g-import-not-at-top
-  from launch import bench  # pylint: disable=g-import-not-at-top
-  clock, calls = fakes.Clock(), []
-  monkeypatch.setattr(suite.trial_lib, "run_trial",
-                      fakes.counting(clock, calls))
-  monkeypatch.setattr(journal.time, "monotonic", clock)
-  fakes.name_methods()
+  bench, run_once, calls, workdir, report_md = _launcher(
+      fakes, monkeypatch, tmp_path, "abc")
   machine = ["cpu A"]
   monkeypatch.setattr(bench.host, "describe", lambda *_: machine[0])
-  config = tmp_path / "suite.py"
-  config.write_text(
-      "import ml_collections\n\n"
-      "def get_config():\n"
-      "  w = dict(config='mnist1d_mlp', eval_every=10, target_fraction=0.9,"
-      " overrides={'total_steps': 100})\n"
-      "  return ml_collections.ConfigDict(dict(\n"
-      "      baseline='slow', seeds=(0, 1), time_budget_minutes=5.5,\n"
-      "      workloads={'a': w, 'b': w, 'c': w},\n"
-      "      methods={'slow': dict(optim={'name': 'adamw'},"
-      " learning_rates=(1e-2,)),\n"
-      "               'fast': dict(optim={'name': 'nadamw'},"
-      " learning_rates=(1e-2,))}))\n")
-  workdir, report_md = tmp_path / "out", tmp_path / "BENCHMARKS.md"
-  flags = bench.flags.FLAGS
 
   def run(on):
     machine[0] = on
     calls.clear()
-    flags(["bench", f"--config={config}", f"--workdir={workdir}",
-           f"--report={report_md}"])
-    try:
-      bench.main(["bench"])
-    finally:
-      flags.unparse_flags()
+    run_once()
 
   with pytest.raises(SystemExit, match="not finished: b, c"):
     run("cpu A")  # a, then 2 of b's 4 trials
