@@ -5,6 +5,13 @@ and Muon (rates from the full suite's tuning, benchmarks/cpu_full).
 
   .venv/bin/python launch/bench.py --config benchmarks/conv_rows/suite.py \
       --workdir benchmarks/conv_rows
+
+Variant `small_mix`: AdamW and the gradient transformer with its
+coefficients bounded to +-0.25 instead of +-1 (max_mix), same rate:
+
+  .venv/bin/python launch/bench.py \
+      --config benchmarks/conv_rows/suite.py:small_mix \
+      --workdir benchmarks/conv_rows/small_mix
 """
 
 import os
@@ -17,7 +24,7 @@ _CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
                            "..", "configs")
 
 
-def get_config():
+def get_config(variant: str = ""):
   c = ml_collections.ConfigDict()
   c.baseline = "adamw"
   c.seeds = (0, 1, 2)
@@ -32,5 +39,11 @@ def get_config():
       "gradient_transformer": dict(optim={"name": "gradient_transformer"},
                                    learning_rates=(0.03,)),
   }
+  if variant == "small_mix":
+    c.methods = {"adamw": c.methods["adamw"], "gt_small_mix": dict(
+        optim={"name": "gradient_transformer", "max_mix": 0.25},
+        learning_rates=(0.03,))}
+  elif variant:
+    raise ValueError(f"unknown variant {variant!r}; expected 'small_mix'.")
   workloads.set_config_dir(c, _CONFIG_DIR)
   return c
