@@ -125,5 +125,4 @@ def make_task(spec: dict[str, Any]) -> Task:
     return jnp.sum(losses * w) / jnp.maximum(jnp.sum(w), 1.0)
 
   return Task(spec["name"], init, batch, loss, arrays, eval_arrays,
-              build_lib.kernel_rows(model, model_spec, batch_size)
-              or build_lib.rows_per_step(batch_size, model_spec))
+              build_lib.optimizer_rows(model, model_spec, batch_size))

@@ -78,12 +78,16 @@ class Steps:
     return parallel.replicated_batch(batch, self.mesh, self.rules)
 
 
-def boxed_param_shapes(model: nn.Module, spec: DataSpec) -> Any:
-  """The parameters' shapes, still boxed with their logical axis names."""
-  variables = jax.eval_shape(
+def _variable_shapes(model: nn.Module, spec: DataSpec) -> Any:
+  """Every variable collection's shapes, boxed with their axis names."""
+  return jax.eval_shape(
       lambda: model.init(jax.random.PRNGKey(0), models.dummy_inputs(spec),
                          train=False))
-  return variables["params"]
+
+
+def boxed_param_shapes(model: nn.Module, spec: DataSpec) -> Any:
+  """The parameters' shapes, still boxed with their logical axis names."""
+  return _variable_shapes(model, spec)["params"]
 
 
 class _WithTeacher:
@@ -250,10 +254,7 @@ def kernel_rows(model: nn.Module, spec: DataSpec,
   examples of `spec`} (accel.models.kernel_rows: a convolution's output
   positions and a recurrence's steps included), for the parameters a
   kernel multiplies; traced, nothing computed."""
-  variables = jax.eval_shape(
-      lambda: model.init(jax.random.PRNGKey(0), models.dummy_inputs(spec),
-                         train=False))
-  variables = nn.meta.unbox(variables)
+  variables = nn.meta.unbox(_variable_shapes(model, spec))
   params = variables.pop("params")
   x = jax.ShapeDtypeStruct((int(batch_size),) + tuple(spec.input_shape),
                            np.dtype(spec.input_dtype))
@@ -264,6 +265,14 @@ def kernel_rows(model: nn.Module, spec: DataSpec,
           jax.tree_util.tree_leaves_with_path(rows) if r}
 
 
+def optimizer_rows(model: nn.Module, spec: DataSpec, batch_size: int):
+  """What a Newton-Schulz cost rule weighs: each kernel's rows
+  (`kernel_rows`), or one count (`rows_per_step`) for a model with no
+  kernel found."""
+  return (kernel_rows(model, spec, batch_size)
+          or rows_per_step(batch_size, spec))
+
+
 def make_optimizer(config, spec: DataSpec,
                    model: nn.Module | None = None) -> Optimizer:
   """`config.optim` over `config.total_steps`, with the precision policy's
@@ -271,9 +280,10 @@ def make_optimizer(config, spec: DataSpec,
   (`kernel_rows`) when `model` is given and the optimizer has a
   Newton-Schulz cost rule, else one count (`rows_per_step`)."""
   policy = parallel.policy(config.precision)
-  rows = rows_per_step(config.batch_size, spec)
   if model is not None and optim.needs_rows(config.optim):
-    rows = kernel_rows(model, spec, config.batch_size) or rows
+    rows = optimizer_rows(model, spec, config.batch_size)
+  else:
+    rows = rows_per_step(config.batch_size, spec)
   return optim.make(config.optim, config.total_steps,
                     mu_dtype=policy.mu_dtype, rows_per_step=rows)
 
