@@ -23,14 +23,22 @@ measures online:
 
 The probe loss is the eval-mode loss of a fixed set of training examples,
 averaged over the lowest (1 - `trim`) share of their losses: a corrupted
-label sits in the high tail, so fitting it earns no progress.
+label sits in the high tail, so fitting it earns no progress. Or (`clip`)
+each loss capped at a multiple of the chance level log(C) before the mean:
+a label the model disagrees with counts as "wrong" however confident the
+disagreement, while the hard, correctly labelled examples that a trim
+would leave out still count (a filter that gives up on them shows its
+cost). Capping suits a probe held out of training, where fitting a
+corrupted label cannot pass for progress.
 
 Each decision rests on a probe of four windows in ABBA order (selecting,
 plain, plain, selecting; the next probe BAAB), so a loss that falls more
 slowly as training goes on favours neither. The decision then holds for
 `hold_windows` windows; each time a probe confirms the last decision the
 hold doubles, up to `max_hold_windows`, so a run where selection never
-pays spends a shrinking share of its steps probing it.
+pays spends a shrinking share of its steps probing it. Only a probe's windows
+are measured (their seconds and the probe loss at their ends); a hold
+window runs without a probe pass or a wait for the device.
 
 Switching selection on takes `confirm` probes in a row that find it pays
 (the next probe follows at once while one is pending): a single probe's
@@ -61,7 +69,7 @@ _PROBE = (True, False, False, True)
 class Window:
   on: bool
   steps: int
-  seconds: float
+  seconds: float | None  # None: a hold window, which nothing measures
   progress: float | None = None  # probe-loss decrease over the window
   tau: float | None = None       # mean variance reduction (selecting)
 
@@ -115,6 +123,13 @@ class BreakEven:
   def on(self) -> bool:
     """The mode of the window under way (or next)."""
     return self._plan[0][0]
+
+  @property
+  def probing(self) -> bool:
+    """Whether the window under way (or next) is part of a probe: only
+    those need their seconds and probe losses (a hold window's go unused,
+    so the switch leaves them unmeasured and pays no probe pass)."""
+    return self._plan[0][1]
 
   def selecting(self, step: int) -> bool:
     return step >= self.start_step and self.on
@@ -194,9 +209,13 @@ class BreakEven:
     return out
 
 
-def trimmed_mean(losses_P: np.ndarray, trim: float) -> float:
-  """The mean of the lowest (1 - trim) share of `losses_P` (at least one)."""
+def trimmed_mean(losses_P: np.ndarray, trim: float,
+                 clip: float | None = None) -> float:
+  """The mean of the lowest (1 - trim) share of `losses_P` (at least one),
+  each loss first capped at `clip` (None: not capped)."""
   x = np.sort(np.asarray(losses_P, np.float64))
+  if clip is not None:
+    x = np.minimum(x, clip)
   keep = max(1, int(round(len(x) * (1.0 - trim))))
   return float(x[:keep].mean())
 

@@ -66,6 +66,7 @@ DEFAULTS = {"scorer": "none", "method": "topk", "ratio": 4.0,
             "controller": "auto", "controller_window": 0,
             "controller_margin": 0.03, "controller_confirm": 2,
             "controller_probe_trim": 0.25, "controller_probe": "train",
+            "controller_probe_clip": 0.0,
             "score_dtype": "float32", "drop_above_chance": 0.0}
 SCORE_DTYPES = ("float32", "bfloat16")
 PREFER = ("high", "low")
@@ -299,6 +300,13 @@ def make_selector(section, *, batch_size: int, seed: int, source, model,
     raise ConfigError("config.selection.controller_probe_trim (the share of "
                       "the probe's highest losses left out) must be in "
                       f"[0, 1); got {c.controller_probe_trim}.")
+  if c.controller_probe_clip < 0 or (
+      c.controller_probe_clip and source.spec.task != "classification"):
+    raise ConfigError("config.selection.controller_probe_clip (0: off) caps "
+                      "each probe loss at that multiple of the chance level "
+                      "log(C): it must be >= 0 and needs a classification "
+                      f"task; got {c.controller_probe_clip} on a "
+                      f"{source.spec.task} task.")
   if c.controller_probe not in controller_lib.PROBES:
     raise ConfigError(f"config.selection.controller_probe is one of "
                       f"{controller_lib.PROBES}; got {c.controller_probe!r}.")

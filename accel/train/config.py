@@ -83,9 +83,10 @@ def selection_section(**overrides) -> ml_collections.ConfigDict:
   not pay, deciding every controller_window steps (0 = a 50th of the run)
   with controller_margin, switching on only after controller_confirm
   probes in a row find that it pays, each probe averaging the losses of a
-  fixed probe batch less its highest controller_probe_trim share, drawn
-  from the training split (controller_probe "train") or held out of
-  training ("heldout"); score_dtype: float32 | bfloat16, the
+  fixed probe batch less its highest controller_probe_trim share, each
+  first capped at controller_probe_clip times log(classes) (0 = not
+  capped), drawn from the training split (controller_probe "train") or
+  held out of training ("heldout"); score_dtype: float32 | bfloat16, the
   scoring pass's compute dtype;
   temperature, min_prob: the sampling distribution; class_rebalance:
   power of the inverse class frequency that weights scores (0 = off);

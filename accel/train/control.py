@@ -2,7 +2,8 @@
 selecting program or the plain one (accel.selection.controller), and at the
 end of each controller window the switch measures what the controller
 decides on: the window's train seconds, the probe loss, and the selecting
-steps' variance reduction.
+steps' variance reduction, for the windows of its probes (a hold window is
+not measured: no probe pass, no wait for the device).
 
 Used by the train loop and the benchmark trials alike, so a benchmark pays
 what a user pays: the probe's forward pass runs inside the timed steps.
@@ -24,9 +25,10 @@ class SelectionSwitch:
 
   def __init__(self, controller: controller_lib.BreakEven,
                train_on: Callable, train_off: Callable,
-               probe: Callable[[Any], jax.Array], probe_trim: float):
+               probe: Callable[[Any], jax.Array], probe_trim: float,
+               probe_clip: float | None = None):
     self.controller = controller
-    self._probe_trim = probe_trim
+    self._probe_trim, self._probe_clip = probe_trim, probe_clip
     self._train = {True: train_on, False: train_off}
     self._probe = probe
     self._window = None  # (start time, probe loss at start, taus)
@@ -38,18 +40,24 @@ class SelectionSwitch:
 
   def _probe_loss(self, state) -> float:
     losses = jax.device_get(self._probe(state))
-    return controller_lib.trimmed_mean(np.asarray(losses), self._probe_trim)
+    return controller_lib.trimmed_mean(np.asarray(losses), self._probe_trim,
+                                       self._probe_clip)
 
   def __call__(self, state, batch, step: int):
     c = self.controller
-    if step >= c.start_step and self._window is None:
+    if step >= c.start_step and self._window is None and c.probing:
       jax.block_until_ready(state)
       self._window = (time.perf_counter(), self._probe_loss(state), [])
     on = c.selecting(step)
     state, metrics = self._train[on](state, batch)
-    if on and "selection/variance_reduction" in metrics:
+    measured = self._window is not None
+    if measured and on and "selection/variance_reduction" in metrics:
       self._window[2].append(metrics["selection/variance_reduction"])
     if c.window_ends(step + 1):
+      if not measured:  # a hold window: nothing to measure
+        c.window_done(controller_lib.Window(on=on, steps=c.window_steps,
+                                            seconds=None))
+        return state, metrics
       jax.block_until_ready(state)
       seconds = time.perf_counter() - self._window[0]
       loss = self._probe_loss(state)
@@ -58,7 +66,8 @@ class SelectionSwitch:
           on=on, steps=c.window_steps, seconds=seconds,
           progress=self._window[1] - loss,
           tau=float(np.mean(taus)) if taus else None))
-      self._window = (time.perf_counter(), loss, [])
+      # The next window starts from this probe loss if it is a probe's too.
+      self._window = (time.perf_counter(), loss, []) if c.probing else None
     return state, metrics
 
   def scalars(self) -> dict[str, float]:
@@ -107,5 +116,8 @@ def make_switch(config, model, source, optimizer, train_on: Callable,
       start_step=max(int(section.warmup_steps), start_step),
       margin=float(section.controller_margin),
       confirm=int(section.controller_confirm))
+  clip = (float(section.controller_probe_clip)
+          * float(np.log(source.spec.num_classes))
+          if section.controller_probe_clip else None)
   return SelectionSwitch(c, train_on, train_off, probe,
-                         float(section.controller_probe_trim))
+                         float(section.controller_probe_trim), clip)

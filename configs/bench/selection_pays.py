@@ -46,6 +46,7 @@ Options `workloads=a+b` and `methods=a+b` keep those (and the baseline);
 `probe_trim=x` sets every controller's probe trim
 (config.selection.controller_probe_trim, default 0.25) and `probe=heldout`
 its probe's examples (config.selection.controller_probe, default train);
+`probe_clip=x` caps each probe loss at x log(C) (controller_probe_clip);
 `eval_every=n` evaluates every n steps (times to target are read at the
 evaluations: the workloads' own 100 steps make them coarse).
 """
@@ -82,7 +83,8 @@ def _filters(name, scorer, **options):
 def get_config(arg: str = ""):
   variants, options = config_lib.parse_variant(
       arg, names=("quick",),
-      options=("methods", "workloads", "probe_trim", "probe", "eval_every"))
+      options=("methods", "workloads", "probe_trim", "probe", "probe_clip",
+               "eval_every"))
   c = ml_collections.ConfigDict()
   c.baseline = "adamw"
   c.tuning_seeds = (100,)
@@ -116,6 +118,8 @@ def get_config(arg: str = ""):
     probe["controller_probe_trim"] = float(options["probe_trim"])
   if options.get("probe"):
     probe["controller_probe"] = options["probe"]
+  if options.get("probe_clip"):
+    probe["controller_probe_clip"] = float(options["probe_clip"])
   for m in c.methods.values():
     if "overrides" in m:
       m.overrides.selection.update(probe)

@@ -139,10 +139,17 @@ def test_trimmed_mean_ignores_the_high_tail():
   losses = np.array([0.1, 0.2, 0.3, 0.4, 9.0])
   assert ctl.trimmed_mean(losses, 0.2) == pytest.approx(0.25)
   assert ctl.trimmed_mean(losses, 0.0) == pytest.approx(np.mean(losses))
+  # Capped at 1.0 first: the outlier counts as 1.0, and a trim then drops
+  # the highest of the capped losses.
+  assert ctl.trimmed_mean(losses, 0.0, clip=1.0) == pytest.approx(2.0 / 5)
+  assert ctl.trimmed_mean(losses, 0.2, clip=0.35) == pytest.approx(
+      (0.1 + 0.2 + 0.3 + 0.35) / 4)
 
 
-@pytest.mark.parametrize("trim", [0.0, 0.25])
-def test_the_switch_measures_progress_on_the_trimmed_probe(trim):
+@pytest.mark.parametrize("trim,clip,progress", [
+    (0.0, None, 0.0), (0.25, None, 2.0), (0.0, 50.0, 1.5)])
+def test_the_switch_measures_progress_on_the_trimmed_probe(trim, clip,
+                                                           progress):
   from accel.train import control  # pylint: disable=g-import-not-at-top
   # Four probe losses: three fall by 1 a step; the fourth, the highest,
   # rises by 3 a step (an example a method gives up on).
@@ -158,13 +165,45 @@ def test_the_switch_measures_progress_on_the_trimmed_probe(trim):
 
   c = Recorder(window_steps=2, rule="progress")
   step = lambda state, batch: (state + 1.0, {})
-  switch = control.SelectionSwitch(c, step, step, probe, probe_trim=trim)
+  switch = control.SelectionSwitch(c, step, step, probe, probe_trim=trim,
+                                   probe_clip=clip)
   state = 0.0
   for i in range(2):
     state, _ = switch(state, None, i)
   # Trimmed: the three falling losses, down by 1 each over 2 steps = 2.
-  # Untrimmed: their -6 with the fourth's +6 = no progress.
-  assert seen[0].progress == pytest.approx(2.0 if trim else 0.0)
+  # Untrimmed: their -6 with the fourth's +6 = no progress. Capped at 50:
+  # the fourth stays at 50, the three give 6 / 4.
+  assert seen[0].progress == pytest.approx(progress)
+
+
+def test_the_switch_probes_only_the_windows_of_a_probe():
+  from accel.train import control  # pylint: disable=g-import-not-at-top
+  calls = []
+
+  def probe(state):
+    calls.append(state)
+    return np.ones(4)  # no progress: selection never pays
+
+  seen = []
+
+  class Recorder(ctl.BreakEven):
+    def window_done(self, window):
+      seen.append((window, self.probing))
+      return super().window_done(window)
+
+  c = Recorder(window_steps=2, rule="progress", hold_windows=8)
+  step = lambda state, batch: (state + 1, {})
+  switch = control.SelectionSwitch(c, step, step, probe, probe_trim=0.0)
+  state = 0
+  for i in range(2 * (4 + 8 + 4)):  # a probe, its hold, the next probe
+    state, _ = switch(state, None, i)
+  assert [d.on for d in c.decisions] == [False, False]
+  probing = [p for _, p in seen]
+  assert probing == [True] * 4 + [False] * 8 + [True] * 4
+  # Hold windows are neither timed nor probed.
+  assert all((w.seconds is None) == (not p) for w, p in seen)
+  # Each probe: its first window's start and each of its four ends.
+  assert calls == [0, 2, 4, 6, 8, 24, 26, 28, 30, 32]
 
 
 def test_controller_errors_are_named():
