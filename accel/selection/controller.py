@@ -19,7 +19,12 @@ measures online:
            progress per second against uniform batches, the decrease of a
            probe loss over a window divided by its train seconds; it pays
            while the selecting windows' rate beats the plain windows' by
-           the margin.
+           the margin and by `z` standard errors. The standard error comes
+           from the probe itself: the two windows of each mode differ only
+           by noise (and the trend, which makes the test stricter), so
+           their spread estimates the noise of one window's rate. Late in a
+           run a probe loss barely moves, and a sign-only comparison of two
+           noisy rates would call "pays" half the time.
 
 The probe loss is the eval-mode loss of a fixed set of training examples,
 averaged over the lowest (1 - `trim`) share of their losses: a corrupted
@@ -63,6 +68,8 @@ RULES = ("progress", "variance")
 PROBES = ("train", "heldout")
 # ABBA: a linear trend in the loss's rate of decrease cancels.
 _PROBE = (True, False, False, True)
+# Probes whose within-mode spreads make the progress rule's standard error.
+_POOLED = 4
 
 
 @dataclasses.dataclass
@@ -82,6 +89,7 @@ class Decision:
   benefit: float        # tau (variance) or progress rate ratio (progress)
   rate_on: float | None = None
   rate_off: float | None = None
+  z: float | None = None  # (rate_on - rate_off) over its standard error
   pays: bool | None = None  # this probe's verdict (on needs confirm in a row)
 
 
@@ -92,17 +100,19 @@ class BreakEven:
 
   def __init__(self, *, window_steps: int, rule: str, start_step: int = 0,
                margin: float = 0.03, hold_windows: int = 8,
-               max_hold_windows: int = 64, confirm: int = 2):
+               max_hold_windows: int = 64, confirm: int = 2,
+               z: float = 0.5):
     if rule not in RULES:
       raise ConfigError(f"Unknown controller rule {rule!r}; expected one of "
                         f"{RULES}.")
-    if window_steps < 1 or hold_windows < 1 or margin < 0 or confirm < 1:
+    if (window_steps < 1 or hold_windows < 1 or margin < 0 or confirm < 1
+        or z < 0):
       raise ConfigError(
           f"The controller needs window_steps >= 1, hold_windows >= 1, "
-          f"margin >= 0 and confirm >= 1; got {window_steps}, "
-          f"{hold_windows}, {margin} and {confirm}.")
+          f"margin >= 0, confirm >= 1 and z >= 0; got {window_steps}, "
+          f"{hold_windows}, {margin}, {confirm} and {z}.")
     self.window_steps, self.rule = window_steps, rule
-    self.start_step, self.margin = start_step, margin
+    self.start_step, self.margin, self.z = start_step, margin, z
     self.hold_windows, self.max_hold = hold_windows, max_hold_windows
     self._hold = hold_windows
     self.confirm = confirm
@@ -110,6 +120,7 @@ class BreakEven:
     self._probes = 0
     self._plan = self._next_probe()
     self._probe: list[Window] = []
+    self._variances: list[float] = []  # recent probes' (_rate_variances)
     self._windows = 0
     self.decisions: list[Decision] = []
 
@@ -176,11 +187,21 @@ class BreakEven:
       rate = lambda ws: (sum(w.progress or 0.0 for w in ws)
                          / max(sum(w.seconds for w in ws), 1e-12))
       r_on, r_off = rate(on), rate(off)
-      pays = r_on > 0 and r_on > r_off + self.margin * abs(r_off)
+      # The last `_POOLED` probes' estimates, pooled: one probe's two
+      # pairs give a noisy standard error, and the noise changes slowly.
+      self._variances = (self._variances + _rate_variances(windows))[
+          -2 * _POOLED:]
+      # Var(mean of the 2 on) + Var(mean of the 2 off) = variance.
+      se = float(np.sqrt(np.mean(self._variances)))
+      diff = r_on - r_off
+      z = (diff / se if se > 0 else 0.0 if diff == 0
+           else float(np.copysign(np.inf, diff)))
+      pays = bool(r_on > 0 and diff > self.margin * abs(r_off)
+                  and diff > self.z * se)
       ratio = (r_on / r_off if r_off > 0
                else float("inf") if r_on > 0 else 0.0)
       d = Decision(step=step, on=False, cost=cost, benefit=ratio,
-                   rate_on=r_on, rate_off=r_off, pays=pays)
+                   rate_on=r_on, rate_off=r_off, z=float(z), pays=pays)
     was_on = bool(self.decisions) and self.decisions[-1].on
     self._streak = self._streak + 1 if d.pays else 0
     d.on = d.pays and (was_on or self._streak >= self.confirm)
@@ -206,7 +227,20 @@ class BreakEven:
     if d.rate_on is not None:
       out["selection/controller/progress_per_s_selecting"] = d.rate_on
       out["selection/controller/progress_per_s_plain"] = d.rate_off
+      out["selection/controller/z"] = d.z
     return out
+
+
+def _rate_variances(windows: list[Window]) -> list[float]:
+  """Estimates of one window's rate variance from a probe's pairs of
+  same-mode windows: (rate_a - rate_b)**2 / 2 for each pair."""
+  rate = lambda w: (w.progress or 0.0) / max(w.seconds, 1e-12)
+  out = []
+  for mode in (True, False):
+    r = [rate(w) for w in windows if w.on == mode]
+    if len(r) == 2:
+      out.append((r[0] - r[1]) ** 2 / 2)
+  return out
 
 
 def trimmed_mean(losses_P: np.ndarray, trim: float,

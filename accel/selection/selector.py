@@ -65,6 +65,7 @@ DEFAULTS = {"scorer": "none", "method": "topk", "ratio": 4.0,
             "staleness_steps": 0, "rank_pressure": 10.0, "prefer": "high",
             "controller": "auto", "controller_window": 0,
             "controller_margin": 0.03, "controller_confirm": 2,
+            "controller_z": 0.5,
             "controller_probe_trim": 0.25, "controller_probe": "train",
             "controller_probe_clip": 0.0,
             "score_dtype": "float32", "drop_above_chance": 0.0}
@@ -310,6 +311,10 @@ def make_selector(section, *, batch_size: int, seed: int, source, model,
   if c.controller_probe not in controller_lib.PROBES:
     raise ConfigError(f"config.selection.controller_probe is one of "
                       f"{controller_lib.PROBES}; got {c.controller_probe!r}.")
+  if c.controller_z < 0:
+    raise ConfigError("config.selection.controller_z (standard errors by "
+                      "which selecting must beat plain windows) must be "
+                      f">= 0; got {c.controller_z}.")
   if c.controller_confirm < 1:
     raise ConfigError("config.selection.controller_confirm (probes that "
                       "must agree before selection switches on) must be "

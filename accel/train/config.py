@@ -81,7 +81,8 @@ def selection_section(**overrides) -> ml_collections.ConfigDict:
   controller: auto | off | progress | variance, the break-even controller
   (accel.selection.controller) that switches selection off while it does
   not pay, deciding every controller_window steps (0 = a 50th of the run)
-  with controller_margin, switching on only after controller_confirm
+  with controller_margin and (progress rule) by controller_z standard
+  errors of its probe, switching on only after controller_confirm
   probes in a row find that it pays, each probe averaging the losses of a
   fixed probe batch less its highest controller_probe_trim share, each
   first capped at controller_probe_clip times log(classes) (0 = not

@@ -115,7 +115,8 @@ def make_switch(config, model, source, optimizer, train_on: Callable,
       window_steps=window_steps(section, config.total_steps), rule=rule,
       start_step=max(int(section.warmup_steps), start_step),
       margin=float(section.controller_margin),
-      confirm=int(section.controller_confirm))
+      confirm=int(section.controller_confirm),
+      z=float(section.controller_z))
   clip = (float(section.controller_probe_clip)
           * float(np.log(source.spec.num_classes))
           if section.controller_probe_clip else None)

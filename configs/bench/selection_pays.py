@@ -47,6 +47,8 @@ Options `workloads=a+b` and `methods=a+b` keep those (and the baseline);
 (config.selection.controller_probe_trim, default 0.25) and `probe=heldout`
 its probe's examples (config.selection.controller_probe, default train);
 `probe_clip=x` caps each probe loss at x log(C) (controller_probe_clip);
+`z=x` sets the standard errors by which selecting must beat plain windows
+(controller_z, default 0.5);
 `eval_every=n` evaluates every n steps (times to target are read at the
 evaluations: the workloads' own 100 steps make them coarse).
 """
@@ -84,7 +86,7 @@ def get_config(arg: str = ""):
   variants, options = config_lib.parse_variant(
       arg, names=("quick",),
       options=("methods", "workloads", "probe_trim", "probe", "probe_clip",
-               "eval_every"))
+               "z", "eval_every"))
   c = ml_collections.ConfigDict()
   c.baseline = "adamw"
   c.tuning_seeds = (100,)
@@ -120,6 +122,8 @@ def get_config(arg: str = ""):
     probe["controller_probe"] = options["probe"]
   if options.get("probe_clip"):
     probe["controller_probe_clip"] = float(options["probe_clip"])
+  if options.get("z"):
+    probe["controller_z"] = float(options["z"])
   for m in c.methods.values():
     if "overrides" in m:
       m.overrides.selection.update(probe)

@@ -101,6 +101,34 @@ def test_variance_rule_compares_tau_with_the_measured_cost(tau, cost, on):
   assert c.scalars()["selection/controller/on"] == float(on)
 
 
+def _noisy(gain, rng, sd=3.0):
+  """Per-step progress about 1 (`gain` times that while selecting) plus
+  noise of `sd` per step: a window's rate has about 40% noise."""
+  return lambda step, on: ((1.0 - step / 200000) * (gain if on else 1.0)
+                           + rng.normal(0.0, sd))
+
+
+def _on_share(z, gain, seeds=range(10)):
+  """The mean share of selecting windows after the first 100, by seed."""
+  shares = []
+  for seed in seeds:
+    c = ctl.BreakEven(window_steps=W, rule="progress", z=z)
+    modes, _ = _run(c, 300, progress=_noisy(gain,
+                                            np.random.default_rng(seed)))
+    shares.append(np.mean(modes[100:]))
+  return float(np.mean(shares))
+
+
+def test_noise_alone_rarely_switches_selection_on():
+  # Equal rates: a sign-only comparison (z = 0) switches on after two
+  # lucky probes; one standard error of the probes' own noise keeps
+  # selection off but for the probes themselves.
+  assert _on_share(z=1.0, gain=1.0) < 0.07
+  assert _on_share(z=0.0, gain=1.0) > 0.12
+  # A gain the noise cannot hide still switches it on.
+  assert _on_share(z=1.0, gain=2.0) > 0.85
+
+
 def test_switching_on_takes_agreeing_probes():
   # A noisy benefit: each probe's verdict is "pays" with probability 0.3
   # while selection buys nothing. One probe switches on 30% of the time;
@@ -209,6 +237,8 @@ def test_the_switch_probes_only_the_windows_of_a_probe():
 def test_controller_errors_are_named():
   with pytest.raises(ValueError, match="Unknown controller rule 'fast'"):
     ctl.BreakEven(window_steps=W, rule="fast")
+  with pytest.raises(ValueError, match="z >= 0; got .* and -1.0"):
+    ctl.BreakEven(window_steps=W, rule="progress", z=-1.0)
   with pytest.raises(ValueError, match="controller is 'auto', 'off'"):
     ctl.rule_for("topk", "sometimes")
   assert ctl.rule_for("importance", "auto") == "variance"

@@ -73,6 +73,10 @@ def test_selection_config_errors_are_named(tmp_path, noisy_config):
   with pytest.raises(ValueError, match=r"controller_probe_trim .* must be "
                      r"in \[0, 1\); got 1.0"):
     train.run(c, str(tmp_path / "c"))
+  c = noisy_config(scorer="loss", controller_z=-0.5)
+  with pytest.raises(ValueError, match=r"controller_z .* must be >= 0; got "
+                     r"-0.5"):
+    train.run(c, str(tmp_path / "z"))
   c = noisy_config(scorer="loss", controller_probe_clip=-1.0)
   with pytest.raises(ValueError, match=r"controller_probe_clip \(0: off\) "
                      r"caps .* got -1.0 on a classification task"):
