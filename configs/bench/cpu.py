@@ -36,18 +36,23 @@ needs class labels).
 
 Variant `full` is the suite that decides (`make bench-full`; hours,
 continued from its journal across invocations, each workload on one
-machine: launch/bench.py leaves a workload begun on another for it): five
+machine: launch/bench.py leaves a workload begun on another for it): six
 workloads sized so that tuned AdamW needs 20-120 s (about 25-35 s) to
 reach the target here, each step's jitted part far above its dispatch
 (accel.bench.workloads); held-out workloads run first:
   text_lm            byte-level decoder Transformer on the CPython standard
-                     library's sources, 4,096 tokens a step (held out);
+                     library's sources, 4,096 tokens a step (held out;
+                     without stale_drop, whose chance level is a
+                     classifier's);
   resnet20_textures  ResNet-20 on the CIFAR-sized textures (held out);
   mnist1d_cnn        the MNIST-1D CNN at 128 channels, batch 512;
   synthetic          the 1:20 imbalanced, 20%-noisy task at 100 classes;
   digits_cnn         the digits CNN at 64 and 128 channels, batch 512
                      (without loss top-k: its 2,048 candidates a step
                      exceed the 1,438 training images);
+  digits_noisy       the same with 20% of its training labels flipped,
+                     AdamW and stale_drop only (batch selection's noisy
+                     real data set, issue 21);
 with both AlgoPerf rulesets (self-tuning: every method once per seed at
 its library default, `default_lr` below, and every tuned method with its
 sweep's time), AdamW and NAdamW tuned over cosine and linear decay, the
@@ -62,7 +67,10 @@ meta-attention learning rates, both chained (the full suite also runs
 the gradient transformer's base alone, `orthogonal_hybrid`); batch
 selection with 4x
 candidates by loss top-k and by the attention scorer (RHO-LOSS needs an
-irreducible-loss table per workload: configs/bench/selection.py runs it).
+irreducible-loss table per workload: configs/bench/selection.py runs it);
+the full suite also runs `stale_drop`, the stale-loss filter under the
+break-even controller (of 1.25x candidates it drops those whose last
+training loss is above log(C); no scoring pass).
 DoG runs at optax's defaults, whose first step is 1e-6 of the parameters'
 scale (reps_rel): on the digits CNN it learns nothing in 400 steps at any
 schedule, and learns with reps_rel 1e-3 only without weight decay
@@ -111,7 +119,11 @@ FULL_SCALE_LRS = SCALE_LRS + (30.0,)
 # in the quick suite only: each trial here costs half a minute.
 FULL_METHODS = ("adamw", "nadamw", "schedule_free_adamw", "muon", "prodigy",
                 "dog", "mechanic", "gradient_transformer",
-                "orthogonal_hybrid", "meta_attention_adamw", "loss_topk")
+                "orthogonal_hybrid", "meta_attention_adamw", "loss_topk",
+                "stale_drop")
+# The noisy digits measure batch selection only (issue 21): uniform AdamW
+# against the stale-loss filter.
+NOISY_DIGITS_METHODS = ("adamw", "stale_drop")
 
 
 def _select(scorer):
@@ -163,7 +175,15 @@ def get_config(arg: str = ""):
             workloads.digits_cnn_wide(),
             exclude_methods={"loss_topk": "4x candidates of batch 512 "
                              "(2,048) exceed the 1,438 training images"}),
+        "digits_noisy": workloads.digits_cnn_wide(),
     }
+    c.workloads.digits_noisy.overrides.data = {"label_noise": 0.2}
+    c.workloads.digits_noisy.exclude_methods = {
+        m: "the noisy digits measure batch selection only"
+        for m in FULL_METHODS if m not in NOISY_DIGITS_METHODS}
+    c.workloads.text_lm.exclude_methods = {
+        "stale_drop": "it drops losses above chance, log(C): a "
+                      "classification task's"}
   adamw = {"name": "adamw"}
   # default_lr: the library default each method enters the self-tuning
   # ruleset with (AdamW and its relatives 1e-3, meta-attention its own
@@ -217,6 +237,14 @@ def get_config(arg: str = ""):
     c.methods["orthogonal_hybrid"] = dict(
         optim={"name": "orthogonal_hybrid"}, learning_rates=ADAM_LRS,
         default_lr=1e-3)
+    # The small-loss filter on free scores under the break-even controller
+    # (configs/bench/selection_pays.py's stale_drop): of 1.25x candidates
+    # it drops those whose last training loss is above log(C).
+    c.methods["stale_drop"] = dict(
+        optim=adamw, learning_rates=ADAM_LRS, default_lr=1e-3,
+        overrides={"selection": {
+            "scorer": "stale_loss", "method": "topk", "ratio": 1.25,
+            "prefer": "low", "drop_above_chance": 1.0, "warmup_steps": 50}})
     c.methods = {m: c.methods[m] for m in FULL_METHODS}
     for m in c.methods.values():
       m.learning_rates = {ADAM_LRS: FULL_ADAM_LRS, SCALE_LRS: FULL_SCALE_LRS}[
