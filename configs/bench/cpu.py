@@ -239,12 +239,15 @@ def get_config(arg: str = ""):
         default_lr=1e-3)
     # The small-loss filter on free scores under the break-even controller
     # (configs/bench/selection_pays.py's stale_drop): of 1.25x candidates
-    # it drops those whose last training loss is above log(C).
+    # it drops those whose last training loss is above log(C). Its 20
+    # plain steps before the controller's first probe are a tenth of the
+    # shortest run (the digits CNN's 200 steps, where the first probe's
+    # windows are 10 steps long).
     c.methods["stale_drop"] = dict(
         optim=adamw, learning_rates=ADAM_LRS, default_lr=1e-3,
         overrides={"selection": {
             "scorer": "stale_loss", "method": "topk", "ratio": 1.25,
-            "prefer": "low", "drop_above_chance": 1.0, "warmup_steps": 50}})
+            "prefer": "low", "drop_above_chance": 1.0, "warmup_steps": 20}})
     c.methods = {m: c.methods[m] for m in FULL_METHODS}
     for m in c.methods.values():
       m.learning_rates = {ADAM_LRS: FULL_ADAM_LRS, SCALE_LRS: FULL_SCALE_LRS}[
