@@ -184,9 +184,7 @@ class BreakEven:
       d = Decision(step=step, on=False, cost=cost, benefit=benefit,
                    pays=benefit > cost * (1.0 + self.margin))
     else:
-      rate = lambda ws: (sum(w.progress or 0.0 for w in ws)
-                         / max(sum(w.seconds for w in ws), 1e-12))
-      r_on, r_off = rate(on), rate(off)
+      r_on, r_off = _rate(on), _rate(off)
       # The last `_POOLED` probes' estimates, pooled: one probe's two
       # pairs give a noisy standard error, and the noise changes slowly.
       self._variances = (self._variances + _rate_variances(windows))[
@@ -231,13 +229,18 @@ class BreakEven:
     return out
 
 
+def _rate(windows: list[Window]) -> float:
+  """Probe-loss decrease per train second over `windows`."""
+  return (sum(w.progress or 0.0 for w in windows)
+          / max(sum(w.seconds for w in windows), 1e-12))
+
+
 def _rate_variances(windows: list[Window]) -> list[float]:
   """Estimates of one window's rate variance from a probe's pairs of
   same-mode windows: (rate_a - rate_b)**2 / 2 for each pair."""
-  rate = lambda w: (w.progress or 0.0) / max(w.seconds, 1e-12)
   out = []
   for mode in (True, False):
-    r = [rate(w) for w in windows if w.on == mode]
+    r = [_rate([w]) for w in windows if w.on == mode]
     if len(r) == 2:
       out.append((r[0] - r[1]) ** 2 / 2)
   return out
