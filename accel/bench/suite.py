@@ -6,7 +6,9 @@ target; for each method, an optimizer section and a learning-rate grid of
 the same size as every other method's. The protocol:
 
   1. every (workload, method, learning rate, seed) trial trains the same
-     number of steps (`run_trial`);
+     number of steps (`run_trial`), or stops at the workload's maximum
+     runtime, `max_train_s` (AlgoPerf's: a target not reached by then is
+     missed);
   2. the target of a workload is `target` if given, else `target_fraction`
      x the best mean final accuracy that the baseline method reaches over
      its grid (or, with `target_rule="worst_seed_best"`, x the lowest best
@@ -139,8 +141,10 @@ def _run(workload, wname, mname, method, lr, seed, log, journal=None,
   t0 = time.perf_counter()
   paused0 = 0.0 if journal is None else journal.paused_s
 
+  limit = workload.get("max_train_s")
   def train():
-    r = trial_lib.run_trial(c, eval_every=workload.eval_every)
+    r = trial_lib.run_trial(c, eval_every=workload.eval_every,
+                            max_train_s=limit)
     r["seed"], r["learning_rate"] = seed, lr
     r["load_avg_1m"] = os.getloadavg()[0]
     return r
@@ -152,6 +156,8 @@ def _run(workload, wname, mname, method, lr, seed, log, journal=None,
     r, stored = journal.run(trial_key(wname, mname, c, workload.eval_every,
                                       "il_table_s" in method, repeat),
                             what, train, scope=wname)
+  # A record stored before the workload had its limit, held to it.
+  r = trial_lib.cut(r, limit)
   # The trial's wall time, without a wait on W/PAUSE before it.
   wall = time.perf_counter() - t0 - (
       0.0 if journal is None else journal.paused_s - paused0)
@@ -410,6 +416,9 @@ def _summary(by_lr, method, target: float, budget: int) -> dict[str, Any]:
       "final_diagnostics": _final_diagnostics(runs),
       "total_steps": int(runs[0]["steps"]),
   }
+  stopped = [t["steps"] for t in runs if t.get("stopped_at_s")]
+  if stopped:
+    out["stopped_at_steps"] = stopped
   if all("worst_class_accuracy" in t["curve"][-1] for t in runs):
     out["final_worst_class_accuracy"] = _stats(
         [t["curve"][-1]["worst_class_accuracy"] for t in runs])
@@ -552,7 +561,7 @@ def run_workload(wname: str, workload, methods, seeds, baseline: str,
   family = (None if meta_training_data is None else split.family(
       config.data, meta_training_data))
   return {"target": float(target), "budget_steps": int(budget),
-          "family": family,
+          "max_train_s": workload.get("max_train_s"), "family": family,
           "machine": None if journal is None else journal.machine_of(wname),
           "summary": summary, "excluded": excluded, "tuning": tuning,
           "self_tuning": self_tuned,

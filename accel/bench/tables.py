@@ -60,6 +60,14 @@ def markdown(results: dict[str, Any], baseline: str) -> str:
           f"{fmt(s['seconds_to_target'], 2)} | {interval_text(iv)} | "
           f"{fmt(s.get('seconds_with_sweep'), 1)} | "
           f"{fmt(s['final_accuracy'], 4)} | {s['step_ms']:.2f} |")
+  stopped = [f"{w} {m} (at steps {s['stopped_at_steps']} of "
+             f"{wl['budget_steps']}, {wl['max_train_s']:g} s)"
+             for w, wl in results["workloads"].items()
+             for m, s in wl["summary"].items() if s.get("stopped_at_steps")]
+  if stopped:
+    lines += ["", "Stopped at the workload's maximum runtime (AlgoPerf's; "
+              "final acc is the accuracy there): " + "; ".join(stopped)
+              + "."]
   extra = [(w, m, s) for w, wl in results["workloads"].items()
            for m, s in wl["summary"].items()
            if "final_worst_class_accuracy" in s or "irreducible_table_s" in s]

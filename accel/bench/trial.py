@@ -8,7 +8,10 @@ Bookkeeping rules (AlgoPerf-like):
   - `train_s` counts only training (input pipeline + steps, blocked at each
     evaluation point), never evaluation;
   - the target is reached at the first evaluation whose metric is >= target;
-    steps and train seconds to target are those at that evaluation.
+    steps and train seconds to target are those at that evaluation;
+  - a workload may set a maximum runtime (`max_train_s`, AlgoPerf's): a
+    trial stops at the first evaluation at or past it, and what it has not
+    reached by then it misses.
 """
 
 from __future__ import annotations
@@ -54,9 +57,37 @@ def examples_forwarded(config, steps: int) -> int:
   return n
 
 
+def _summary(curve: list[dict[str, Any]]) -> dict[str, Any]:
+  return {"final_accuracy": curve[-1]["accuracy"],
+          "final_loss": curve[-1]["loss"],
+          "best_accuracy": max(p["accuracy"] for p in curve),
+          "steps": curve[-1]["step"]}
+
+
+def cut(record: dict[str, Any], max_train_s: float | None) -> dict[str, Any]:
+  """`record` (run_trial's) as if it had stopped at `max_train_s`: its
+  curve up to the first evaluation at or past that many train seconds, the
+  final numbers taken there, and `stopped_at_s` set; unchanged when it
+  never got there (or no limit). A trial run under the limit and one run
+  without it and cut give the same record."""
+  if not max_train_s:
+    return record
+  curve = record["curve"]
+  over = next((i for i, p in enumerate(curve)
+               if p["train_s"] >= max_train_s), None)
+  if over is None:
+    return record
+  kept = curve[:over + 1]
+  return {**record, "curve": kept, **_summary(kept),
+          "stopped_at_s": float(max_train_s)}
+
+
 def run_trial(config, *, eval_every: int, target: float | None = None,
-              stop_at_target: bool = False) -> dict[str, Any]:
-  """Trains `config` (no checkpoints, no logging) and returns its curve.
+              stop_at_target: bool = False,
+              max_train_s: float | None = None) -> dict[str, Any]:
+  """Trains `config` (no checkpoints, no logging) and returns its curve;
+  with `max_train_s`, stops at the first evaluation at or past that many
+  train seconds (`cut`).
 
   Returns a dict with `curve` (step, train_s, accuracy, loss per eval, and
   `train`: the train-step metrics of the step before the eval),
@@ -119,6 +150,8 @@ def run_trial(config, *, eval_every: int, target: float | None = None,
       reached = reached or curve[-1]
       if stop_at_target:
         break
+    if max_train_s and train_s >= max_train_s:
+      break
   steps_done = curve[-1]["step"]
   step_ms = 1e3 * train_s / max(steps_done, 1)
   flops = flops_lib.step_flops(train_fn)
@@ -126,11 +159,11 @@ def run_trial(config, *, eval_every: int, target: float | None = None,
                               config.precision.compute)
   controller = None if switch is None else [
       dataclasses.asdict(d) for d in switch.controller.decisions]
-  return {"curve": curve, "final_accuracy": curve[-1]["accuracy"],
+  return {"curve": curve, **_summary(curve),
           "controller": controller,
-          "final_loss": curve[-1]["loss"],
-          "best_accuracy": max(p["accuracy"] for p in curve),
-          "compile_s": compile_s, "steps": steps_done,
+          "stopped_at_s": float(max_train_s) if (
+              max_train_s and train_s >= max_train_s) else None,
+          "compile_s": compile_s,
           "memory": memory_lib.memory_stats(train_fn),
           "step_ms": step_ms, "flops_per_step": flops,
           "mfu": flops_lib.mfu(flops, step_ms / 1e3, peak),

@@ -133,6 +133,12 @@ def _select(scorer):
                         "warmup_steps": 50, "controller": "off"}}
 
 
+# Tuned-grid AdamW's mean whole-run train seconds per full-suite workload
+# (its trials in benchmarks/cpu_full/trials.jsonl, on each one's machine).
+FULL_ADAMW_S = {"text_lm": 32, "resnet20_textures": 40, "mnist1d_cnn": 35,
+                "synthetic": 32, "digits_cnn": 48, "digits_noisy": 55}
+
+
 def get_config(arg: str = ""):
   variants, options = config_lib.parse_variant(
       arg, names=("full", "more", "quick"), options=("methods", "workloads"))
@@ -181,6 +187,12 @@ def get_config(arg: str = ""):
     c.workloads.digits_noisy.exclude_methods = {
         m: "the noisy digits measure batch selection only"
         for m in FULL_METHODS if m not in NOISY_DIGITS_METHODS}
+    # AlgoPerf's maximum runtime: 5x tuned-grid AdamW's mean whole run on
+    # its machine (benchmarks/cpu_full/trials.jsonl); no method but Muon
+    # on the synthetic MLP (540 s: Newton-Schulz on its 1024x1024 layer at
+    # batch 256) comes near it.
+    for wname, adamw_s in FULL_ADAMW_S.items():
+      c.workloads[wname].max_train_s = 5 * adamw_s
     c.workloads.text_lm.exclude_methods = {
         "stale_drop": "it drops losses above chance, log(C): a "
                       "classification task's"}

@@ -11,8 +11,9 @@ from accel.bench import trial as time_to_target
 from accel.bench import trial_configs
 
 
-def _fake_trial(config, *, eval_every):
-  """Accuracy rises linearly at a speed set by the method and lr."""
+def _fake_trial(config, *, eval_every, max_train_s=None):
+  """Accuracy rises linearly at a speed set by the method and lr; a
+  "fast" step takes 15 ms, a "slow" one 10."""
   speed = {"fast": 2.0, "slow": 1.0}[config.optim.name]
   speed *= 0.5 if config.optim.learning_rate < 5e-3 else 1.0
   # A linear decay (the workload's schedule is cosine) is a quarter faster.
@@ -23,11 +24,13 @@ def _fake_trial(config, *, eval_every):
     curve.append({"step": step, "train_s": 0.01 * step * (
         1.5 if config.optim.name == "fast" else 1.0), "accuracy": acc,
                   "loss": 1 - acc})
-  return {"curve": curve, "final_accuracy": curve[-1]["accuracy"],
-          "best_accuracy": curve[-1]["accuracy"], "compile_s": 0.0,
-          "steps": curve[-1]["step"],
-          "step_ms": 15.0 if config.optim.name == "fast" else 10.0,
-          **time_to_target.first_reach(curve, None)}
+  return time_to_target.cut({
+      "curve": curve, "final_accuracy": curve[-1]["accuracy"],
+      "final_loss": curve[-1]["loss"],
+      "best_accuracy": curve[-1]["accuracy"], "compile_s": 0.0,
+      "steps": curve[-1]["step"],
+      "step_ms": 15.0 if config.optim.name == "fast" else 10.0,
+      **time_to_target.first_reach(curve, None)}, max_train_s)
 
 
 def _name_fake_methods(monkeypatch):
@@ -65,11 +68,12 @@ class _Clock:
 
 
 def _counting_fake(clock, calls):
-  def fake(config, *, eval_every):
+  def fake(config, *, eval_every, max_train_s=None):
     calls.append((config.optim.name, config.optim.learning_rate,
                   config.seed))
     clock.now += 60.0
-    return _fake_trial(config, eval_every=eval_every)
+    return _fake_trial(config, eval_every=eval_every,
+                       max_train_s=max_train_s)
   return fake
 
 
@@ -79,9 +83,10 @@ def _record_trials(monkeypatch, what):
   from accel.bench import suite  # pylint: disable=g-import-not-at-top
   ran = []
 
-  def trial(config, *, eval_every):
+  def trial(config, *, eval_every, max_train_s=None):
     ran.append(what(config))
-    return _fake_trial(config, eval_every=eval_every)
+    return _fake_trial(config, eval_every=eval_every,
+                       max_train_s=max_train_s)
   monkeypatch.setattr(suite.trial_lib, "run_trial", trial)
   return ran
 

@@ -83,9 +83,10 @@ def test_method_overrides_batch_multiplier_and_matched_wallclock(
   # the baseline's 10 ms/step: 150.
   seen = []
 
-  def fake(config, *, eval_every):
+  def fake(config, *, eval_every, max_train_s=None):
     seen.append(config.total_steps)
-    return fakes.trial(config, eval_every=eval_every)
+    return fakes.trial(config, eval_every=eval_every,
+                       max_train_s=max_train_s)
   monkeypatch.setattr(suite.trial_lib, "run_trial", fake)
   fakes.name_methods()
   methods = ml_collections.ConfigDict({
@@ -265,6 +266,43 @@ def test_interrupted_suite_continues_from_its_journal(fakes, monkeypatch,
     f.write("not json\n{}\n")
   with pytest.raises(ValueError, match="line 1 is not a journal entry"):
     journal.Journal(path)
+
+
+def test_maximum_runtime_stops_trials_and_holds_stored_ones_to_it(
+    fakes, monkeypatch, tmp_path):
+  """At 0.6 train seconds a "slow" trial (10 ms a step) stops at step 60,
+  a "fast" one (15 ms) at step 40; records a journal stored without the
+  limit are held to it, and give the same results."""
+  from accel.bench import journal  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(suite.trial_lib, "run_trial", fakes.trial)
+  fakes.name_methods()
+  workload, methods = fakes.suite((1e-2,))
+  quiet = lambda *_, **__: None
+  path = str(tmp_path / "trials.jsonl")
+  unlimited = suite.run_workload("w", workload, methods, [0, 1], "slow",
+                                 log=quiet, journal=journal.Journal(path))
+  assert "stopped_at_steps" not in unlimited["summary"]["slow"]
+  with workload.unlocked():
+    workload.max_train_s = 0.6
+  fresh = suite.run_workload("w", workload, methods, [0, 1], "slow",
+                             log=quiet)
+  s = fresh["summary"]
+  assert s["slow"]["stopped_at_steps"] == [60, 60]
+  assert s["fast"]["stopped_at_steps"] == [40, 40]
+  # The baseline ends at 0.6 there: target 0.54, which "fast" (twice the
+  # speed) reaches at step 30, 0.45 s, and "slow" at step 54 -> 60, 0.6 s.
+  assert fresh["target"] == pytest.approx(0.54)
+  assert s["slow"]["final_accuracy"]["mean"] == pytest.approx(0.6)
+  assert s["fast"]["steps_to_target"]["values"] == [30, 30]
+  assert s["slow"]["steps_to_target"]["values"] == [60, 60]
+  stored = suite.run_workload("w", workload, methods, [0, 1], "slow",
+                              log=quiet, journal=journal.Journal(path))
+  assert _outcomes(stored) == _outcomes(fresh)
+  assert stored["summary"]["fast"]["stopped_at_steps"] == [40, 40]
+  table = tables.markdown({"workloads": {"w": fresh}}, "slow")
+  assert ("maximum runtime (AlgoPerf's; final acc is the accuracy there): "
+          "w fast (at steps [40, 40] of 100, 0.6 s); w slow (at steps "
+          "[60, 60] of 100, 0.6 s).") in table
 
 
 def _launcher(fakes, monkeypatch, tmp_path, workloads: str):

@@ -1,5 +1,6 @@
 """One benchmark trial: first reach of a target, a real trial's timing
-fields and curve, and what it counts as forwarded examples."""
+fields and curve, its maximum runtime, and what it counts as forwarded
+examples."""
 
 import ml_collections
 import pytest
@@ -21,6 +22,26 @@ def test_first_reach_takes_the_first_eval_at_or_above_target():
       "examples_to_target": None}
   curve[1]["examples"] = 640
   assert time_to_target.first_reach(curve, 0.8)["examples_to_target"] == 640
+
+
+def test_cut_stops_a_record_at_the_first_eval_past_the_limit():
+  curve = [{"step": 10 * i, "train_s": float(i), "accuracy": a, "loss": l}
+           for i, a, l in ((1, 0.5, 2.0), (2, 0.8, 1.0), (3, 0.7, 1.5),
+                           (4, 0.9, 0.5))]
+  record = {"curve": curve, "final_accuracy": 0.9, "final_loss": 0.5,
+            "best_accuracy": 0.9, "steps": 40, "step_ms": 100.0}
+  cut = time_to_target.cut(record, 2.5)
+  assert [p["step"] for p in cut["curve"]] == [10, 20, 30]
+  assert (cut["final_accuracy"], cut["final_loss"], cut["best_accuracy"],
+          cut["steps"], cut["stopped_at_s"]) == (0.7, 1.5, 0.8, 30, 2.5)
+  assert cut["step_ms"] == 100.0
+  assert time_to_target.cut(cut, 2.5) == cut  # held to it twice: the same
+  # At exactly the limit, that evaluation is the last one.
+  assert time_to_target.cut(record, 2.0)["steps"] == 20
+  assert time_to_target.cut(record, 4.0)["stopped_at_s"] == 4.0
+  # Never got there, or no limit: unchanged.
+  assert time_to_target.cut(record, 4.5) is record
+  assert time_to_target.cut(record, None) is record
 
 
 @pytest.mark.slow
@@ -55,6 +76,14 @@ def test_real_trial_reports_timings_and_curve(tmp_path):
       {k: v if k != "train" else {n: float(x) for n, x in v.items()}
        for k, v in p.items()} for p in r["curve"]]
   assert reread["memory"] == r["memory"]
+  assert r["stopped_at_s"] is None
+  # A maximum runtime shorter than the first evaluation: it stops there.
+  short = time_to_target.run_trial(c, eval_every=10, target=0.0,
+                                   max_train_s=1e-6)
+  assert [p["step"] for p in short["curve"]] == [10]
+  assert short["stopped_at_s"] == 1e-6 and short["steps"] == 10
+  assert short["final_accuracy"] == short["curve"][0]["accuracy"]
+  assert time_to_target.cut(r, 1e-6)["curve"] == r["curve"][:1]
 
 
 def test_scoring_passes_count_as_forwarded_examples():
