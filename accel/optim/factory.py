@@ -224,7 +224,8 @@ def _orthogonal_hybrid(lr, weight_decay, mask, mu_dtype,
 @OPTIMIZERS.register("gradient_transformer")
 def _gradient_transformer(lr, weight_decay, mask, mu_dtype,
                           rows_per_step: int = 0, weights: str = "default",
-                          max_cost: float = 0.5, max_mix: float = 1.0,
+                          max_cost: float = 0.5,
+                          max_mix: float = gt_transform.DEFAULT_MAX_MIX,
                           b3: float = 0.99, meta_lr: bool = False):
   # The orthogonal hybrid with the learned direction correction
   # (accel.optim.gt_transform); weights: "default" (shipped), a weights

@@ -82,7 +82,10 @@ def get_config(arg: str = ""):
   # eps_root > 0: the derivative through Adam's second moment stays finite
   # where a gradient entry is exactly zero (a dead unit), for both the
   # learned optimizer and its base (1e-16 is far below any v here).
-  c.optimizer = dict(max_mix=1.0, b3=0.99, eps_root=1e-16)
+  # max_mix: the bound the optimizer ships with (gt_transform.
+  # DEFAULT_MAX_MIX), so that the network learns at the bound it is used at
+  # (the shipped weights were meta-trained at 1.0).
+  c.optimizer = dict(max_mix=0.25, b3=0.99, eps_root=1e-16)
   c.architecture = dict(history=8, width=16, num_heads=2, mlp_ratio=2)
   # A weights file to start from ("" = a fresh initialisation): a run on a
   # wider family may continue an earlier run's network (its architecture

@@ -103,6 +103,15 @@ def test_every_tensor_keeps_the_base_rms_and_coefficients_are_bounded(
   assert changed  # ... and the direction differs from the base's
 
 
+def test_the_shipped_network_acts_within_the_default_bound():
+  """By default the shipped network's coefficients are held to
+  DEFAULT_MAX_MIX (0.25), under huge gradients too."""
+  tx = gt_transform.gradient_transformer(1e-2, rows_per_step=4)
+  _, state, _ = _run(tx, _params(), 5, grad_scale=1e3)
+  top = float(jnp.max(jnp.abs(gt_transform.find_mix(state))))
+  assert 0 < top <= gt_transform.DEFAULT_MAX_MIX == 0.25
+
+
 def test_a_tensor_larger_than_the_sample_keeps_about_the_base_rms():
   params = {"w": 0.1 * jax.random.normal(jax.random.PRNGKey(0), (300, 200))}
   tx = gt_transform.gradient_transformer(1e-2, rows_per_step=4, weights=_random_weights())
