@@ -108,14 +108,11 @@ _UNSET = object()
 _NAMED = ("data", "model", "optim")
 
 
-def trial_key(wname: str, mname: str, config, eval_every: int,
-              made_table: bool = False, repeat: int = 0) -> str:
-  """A trial's journal key: its names and its training config less every
-  top-level key and section option at its base_config() default (so a new
-  option, at its default, leaves an unfinished run's journal valid); the
-  data, model and optimizer sections count whole. `made_table`: the
-  irreducible-loss table is made afresh in each process, so its path is
-  not part of the key."""
+def _keyed(config) -> dict[str, Any]:
+  """What of a training config counts in a journal key: every top-level key
+  and section option not at its base_config() default (so a new option, at
+  its default, leaves an unfinished run's journal valid); the data, model
+  and optimizer sections count whole."""
   base = config_lib.base_config().to_dict()
   keyed = {}
   for k, v in config.to_dict().items():
@@ -126,6 +123,15 @@ def trial_key(wname: str, mname: str, config, eval_every: int,
       keyed[k] = {o: x for o, x in v.items() if default.get(o, _UNSET) != x}
     elif v != default:
       keyed[k] = v
+  return keyed
+
+
+def trial_key(wname: str, mname: str, config, eval_every: int,
+              made_table: bool = False, repeat: int = 0) -> str:
+  """A trial's journal key: its names and its training config (`_keyed`).
+  `made_table`: the irreducible-loss table is made afresh in each process,
+  so its path is not part of the key."""
+  keyed = _keyed(config)
   if made_table:
     keyed.setdefault("selection", {})["irreducible_table"] = "auto"
   return journal_lib.key(wname, mname, keyed, eval_every,
@@ -365,7 +371,7 @@ def update_overhead(workload, methods, summary, baseline: str,
     rows = measure()
   else:
     rows, _ = journal.run(journal_lib.key(
-        "update_overhead", c, sections, OVERHEAD_STEPS, rounds),
+        "update_overhead", _keyed(c), sections, OVERHEAD_STEPS, rounds),
                           f"{wname} optimizer update timings", measure,
                           scope=wname)
   return [{k: v for k, v in r.items() if k != "workload"} | {

@@ -202,6 +202,34 @@ def test_update_overhead_times_each_optimizer_at_its_rate():
   assert rows[1]["state_ratio"] == pytest.approx(0.5, rel=0.05)
 
 
+def test_stored_update_timings_survive_a_new_option_at_its_default(
+    monkeypatch, tmp_path):
+  from accel import selection  # pylint: disable=g-import-not-at-top
+  from accel.bench import journal  # pylint: disable=g-import-not-at-top
+  measured = []
+
+  def measure(configs, sections, steps, rounds):
+    measured.append(sorted(sections))
+    return [{"workload": "w", "method": m, "update_ms": 1.0, "step_ms": 2.0,
+             "state_bytes": 8} for m in sections]
+  monkeypatch.setattr(suite.overhead, "measure", measure)
+  workload = ml_collections.ConfigDict(dict(
+      config="mnist1d_mlp:debug", eval_every=10, target_fraction=0.9))
+  methods = ml_collections.ConfigDict({
+      "adamw": dict(optim={"name": "adamw"}, learning_rates=(1e-3,))})
+  summary = {"adamw": {"learning_rate": 1e-3}}
+  path = str(tmp_path / "trials.jsonl")
+  timed = lambda: suite.update_overhead(workload, methods, summary, "adamw",
+                                        1, journal.Journal(path), "w")
+  first = timed()
+  monkeypatch.setitem(selection.DEFAULTS, "new_option", 0.5)
+  assert timed() == first and len(measured) == 1
+  with workload.unlocked():
+    workload.overrides = {"selection": {"new_option": 0.7}}
+  timed()
+  assert len(measured) == 2  # a value other than the default counts
+
+
 def _outcomes(workload_results):
   """What a fake suite decides and measures, per method: not the load
   average and process memory recorded beside it, which are the machine's
