@@ -12,7 +12,6 @@ Writes benchmarks/gt_mix_lm/results.md and results.json. Run it alone on
 the CPU (the full suite paused): its times are compared with the suite's.
 """
 
-import importlib.util
 import json
 import os
 
@@ -22,6 +21,7 @@ import numpy as np
 from accel.bench import host
 from accel.bench import trial as trial_lib
 from accel.bench import trial_configs
+from accel.train import config as config_lib
 
 OUT = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(OUT))
@@ -46,11 +46,8 @@ def main():
   target = suite["target"]
   adamw_s = float(np.mean(
       suite["summary"]["adamw"]["seconds_to_target"]["values"]))
-  spec = importlib.util.spec_from_file_location(
-      "bench_cpu", os.path.join(ROOT, "configs", "bench", "cpu.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  bench = module.get_config("full")
+  bench = config_lib.load_file(
+      os.path.join(ROOT, "configs", "bench", "cpu.py") + ":full")
   workload = bench.workloads.text_lm
   rows = [
       _row("base alone (orthogonal_hybrid), suite", 0.03,

@@ -1,0 +1,85 @@
+"""Is the break-even controller what keeps the stale-loss filter from
+paying on the full suite's noisy digits? There the target falls at steps
+60-80, before the controller's first "on" (step 100). This runs
+`stale_drop` (configs/bench/cpu.py:full) with the controller off, the
+filter on from its 20th step, at the rate the suite tuned for it (0.03),
+seeds 0-2, against the suite's own stored trials of AdamW and of
+stale_drop under the controller (same machine model,
+benchmarks/cpu_full/partial/results.json; the suite's target).
+
+  .venv/bin/python benchmarks/selection_full_noisy/measure.py
+
+Writes results.md and results.json beside this file. Run it alone on the
+CPU (the full suite paused): its times are compared with the suite's.
+"""
+
+import json
+import os
+
+import jax
+import numpy as np
+
+from accel.bench import host
+from accel.bench import trial as trial_lib
+from accel.bench import trial_configs
+from accel.train import config as config_lib
+
+OUT = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(OUT))
+SUITE = os.path.join(ROOT, "benchmarks", "cpu_full", "partial",
+                     "results.json")
+LR = 0.03
+
+
+def _row(name, runs, target):
+  reach = [trial_lib.first_reach(r["curve"], target) for r in runs]
+  return {"variant": name,
+          "steps_to_target": [x["steps_to_target"] for x in reach],
+          "seconds_to_target": [x["seconds_to_target"] for x in reach],
+          "final_accuracy": [r["final_accuracy"] for r in runs],
+          "worst_class": [r["curve"][-1]["worst_class_accuracy"]
+                          for r in runs],
+          "step_ms": float(np.mean([r["step_ms"] for r in runs]))}
+
+
+def main():
+  suite = json.load(open(SUITE))["workloads"]["digits_noisy"]
+  target = suite["target"]
+  bench = config_lib.load_file(
+      os.path.join(ROOT, "configs", "bench", "cpu.py") + ":full")
+  workload = bench.workloads.digits_noisy
+  method = bench.methods.stale_drop.copy_and_resolve_references()
+  with method.unlocked():
+    method.overrides.selection.controller = "off"
+  runs = []
+  for seed in (0, 1, 2):
+    c = trial_configs.trial_config(workload, method, LR, seed)
+    runs.append(trial_lib.run_trial(c, eval_every=workload.eval_every))
+    print(seed, runs[-1]["final_accuracy"], runs[-1]["step_ms"], flush=True)
+  rows = [_row("AdamW, uniform batches (suite)",
+               suite["trials"]["adamw"][str(LR)], target),
+          _row("stale_drop under the controller (suite)",
+               suite["trials"]["stale_drop"][str(LR)], target),
+          _row("stale_drop, controller off", runs, target)]
+  base = np.mean(rows[0]["seconds_to_target"])
+  lines = [f"digits_noisy, target accuracy {target:.4f} (the full suite's),"
+           f" lr {LR:g}, seeds 0-2. "
+           f"{host.describe(jax.__version__, jax.devices()[0].device_kind)}",
+           "", "| variant | steps to target | x AdamW (mean s) | final acc "
+           "| worst class | ms/step |", "|---" * 6 + "|"]
+  for r in rows:
+    s = r["seconds_to_target"]
+    ratio = "miss on a seed" if None in s else f"{np.mean(s) / base:.2f}"
+    lines.append(
+        f"| {r['variant']} | {r['steps_to_target']} | {ratio} | "
+        + ", ".join(f"{a:.4f}" for a in r["final_accuracy"]) + " | "
+        + ", ".join(f"{a:.3f}" for a in r["worst_class"])
+        + f" | {r['step_ms']:.1f} |")
+  open(os.path.join(OUT, "results.md"), "w").write("\n".join(lines) + "\n")
+  json.dump({"target": target, "rows": rows},
+            open(os.path.join(OUT, "results.json"), "w"), indent=1)
+  print("\n".join(lines))
+
+
+if __name__ == "__main__":
+  main()
