@@ -93,7 +93,8 @@ def run_trial(config, *, eval_every: int, target: float | None = None,
   `train`: the train-step metrics of the step before the eval),
   `final_*`, `best_accuracy`, `compile_s`, `step_ms` (mean train time per
   step), `flops_per_step` and `mfu` (accel.bench.flops; None where not
-  known), `memory` (memory_stats) and the first-reach numbers for `target`.
+  known), `memory` (memory_stats), `stopped_at_s` (the limit where it
+  stopped there, else None) and the first-reach numbers for `target`.
   """
   parts = build_lib.build(config)
   source, steps = parts.source, parts.steps
@@ -125,7 +126,7 @@ def run_trial(config, *, eval_every: int, target: float | None = None,
   def evaluate(st):
     return loop_lib.evaluate(compiled, st, source, config)
 
-  curve, train_s, reached = [], 0.0, None
+  curve, train_s, reached, stopped = [], 0.0, None, False
   for start in range(0, config.total_steps, eval_every):
     n = min(eval_every, config.total_steps - start)
     t0 = time.perf_counter()
@@ -150,7 +151,8 @@ def run_trial(config, *, eval_every: int, target: float | None = None,
       reached = reached or curve[-1]
       if stop_at_target:
         break
-    if max_train_s and train_s >= max_train_s:
+    stopped = bool(max_train_s) and train_s >= max_train_s
+    if stopped:
       break
   steps_done = curve[-1]["step"]
   step_ms = 1e3 * train_s / max(steps_done, 1)
@@ -161,8 +163,7 @@ def run_trial(config, *, eval_every: int, target: float | None = None,
       dataclasses.asdict(d) for d in switch.controller.decisions]
   return {"curve": curve, **_summary(curve),
           "controller": controller,
-          "stopped_at_s": float(max_train_s) if (
-              max_train_s and train_s >= max_train_s) else None,
+          "stopped_at_s": float(max_train_s) if stopped else None,
           "compile_s": compile_s,
           "memory": memory_lib.memory_stats(train_fn),
           "step_ms": step_ms, "flops_per_step": flops,
