@@ -5,7 +5,7 @@ paying on the full suite's noisy digits? There the target falls at steps
 filter on from its 20th step, at the rate the suite tuned for it (0.03),
 seeds 0-2, against the suite's own stored trials of AdamW and of
 stale_drop under the controller (same machine model,
-benchmarks/cpu_full/partial/results.json; the suite's target).
+benchmarks/cpu_full/results.json; the suite's target).
 
   .venv/bin/python benchmarks/selection_full_noisy/measure.py
 
@@ -26,8 +26,7 @@ from accel.train import config as config_lib
 
 OUT = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(OUT))
-SUITE = os.path.join(ROOT, "benchmarks", "cpu_full", "partial",
-                     "results.json")
+SUITE = os.path.join(ROOT, "benchmarks", "cpu_full", "results.json")
 LR = 0.03
 
 
