@@ -29,13 +29,14 @@ test: $(STAMP)
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5)" >&2; exit 1; fi; \
 	exit $$rc
 
-# The CPU benchmark suite (under 20 minutes on 2 cores): results, table and
-# figures in benchmarks/cpu/, the report in BENCHMARKS.md. The report also
+# The quick CPU suite (under 20 minutes on 2 cores): results, table,
+# figures and report in benchmarks/cpu/ (BENCHMARKS.md is the full
+# suite's, which carries these results after its own). The report also
 # carries the stored results of the suite's longer CPU part
 # (configs/bench/cpu.py:more) and of the GPU suite, each with its command.
 OTHER_RUNS = benchmarks/cpu_more/results.json,benchmarks/cpu_more_sequences/results.json,benchmarks/gpu/suite_ngram_lm/results.json,benchmarks/gpu/suite_textures_resnet/results.json
 bench: $(STAMP)
-	$(PY) launch/bench.py --config configs/bench/cpu.py --workdir benchmarks/cpu --report BENCHMARKS.md --also $(OTHER_RUNS)
+	$(PY) launch/bench.py --config configs/bench/cpu.py --workdir benchmarks/cpu --report benchmarks/cpu/report.md --also $(OTHER_RUNS)
 
 # The full CPU suite (many hours on 2 cores): five workloads where tuned
 # AdamW takes 20-120 s, both AlgoPerf rulesets. It continues from its

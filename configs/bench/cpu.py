@@ -3,7 +3,7 @@ instead of accel, and each accel component, on small workloads, with the
 same tuning budget for every method.
 
   python launch/bench.py --config configs/bench/cpu.py \
-      --workdir benchmarks/cpu --report BENCHMARKS.md
+      --workdir benchmarks/cpu --report benchmarks/cpu/report.md
 
 Protocol: 5 learning rates per method, tuned on seed 100 (the learning rate
 reaching the target in the fewest steps); then seeds 0, 1, 2 at the tuned
@@ -16,7 +16,7 @@ Workloads (short budgets so the suite fits in 20 minutes on 2 CPU cores;
 steps are jitted one per call, batches as below). Time outside the jitted
 step (input pipeline, dispatch) is counted alike for every method, so it
 dilutes a method's extra step cost in its time to target; the report's
-update table gives its share per workload (BENCHMARKS.md):
+update table gives its share per workload (benchmarks/cpu/report.md):
   mnist1d_mlp    MLP on MNIST-1D, 600 steps, batch 128;
   mnist1d_cnn    32-channel 1-D CNN on MNIST-1D, 600 steps, batch 64;
   synthetic      MLP on 1:20 imbalanced Gaussian clusters, 20% corrupted
