@@ -23,8 +23,7 @@ import jax
 import numpy as np
 
 from accel.bench import host
-from accel.bench import trial as trial_lib
-from accel.bench import trial_configs
+from accel.bench import variants
 from accel.train import config as config_lib
 
 OUT = os.path.dirname(os.path.abspath(__file__))
@@ -33,19 +32,15 @@ SUITE = os.path.join(ROOT, "benchmarks", "cpu_full", "results.json")
 
 
 def _row(name, lr, runs, target):
-  reach = [trial_lib.first_reach(r["curve"], target) for r in runs]
-  secs = [x["seconds_to_target"] for x in reach]
-  slow = [r["curve"][-1]["train"].get("direction/slow_mean") for r in runs]
-  return {"variant": name, "learning_rate": lr,
-          "steps_to_target": [x["steps_to_target"] for x in reach],
-          "seconds_to_target": secs,
-          "final_accuracy": [r["final_accuracy"] for r in runs],
-          "step_ms": float(np.mean([r["step_ms"] for r in runs])),
-          "final_slow_mean": slow}
+  out = variants.row(name, runs, target)
+  out["learning_rate"] = lr
+  out["final_slow_mean"] = [r["curve"][-1]["train"].get("direction/slow_mean")
+                            for r in runs]
+  return out
 
 
 def main():
-  suite = json.load(open(SUITE))["workloads"]["text_lm"]
+  suite = variants.stored_workload(SUITE, "text_lm")
   target = suite["target"]
   adamw_s = float(np.mean(
       suite["summary"]["adamw"]["seconds_to_target"]["values"]))
@@ -60,12 +55,7 @@ def main():
   for lr in (0.01, 0.03):
     method = bench.methods.gradient_transformer.copy_and_resolve_references()
     method.optim.max_mix = 0.25
-    runs = []
-    for seed in (0, 1, 2):
-      c = trial_configs.trial_config(workload, method, lr, seed)
-      runs.append(trial_lib.run_trial(c, eval_every=workload.eval_every))
-      print(lr, seed, runs[-1]["final_accuracy"], runs[-1]["step_ms"],
-            flush=True)
+    runs = variants.run(workload, method, lr, (0, 1, 2))
     rows.append(_row("gradient transformer, max_mix 0.25", lr, runs, target))
   lines = [f"text_lm, target accuracy {target:.4f} (the full suite's); "
            f"tuned AdamW's mean {adamw_s:.1f} s to it. "
@@ -74,9 +64,7 @@ def main():
            "| final acc | ms/step | slow coefficient, mean over tensors at "
            "the end |", "|---" * 7 + "|"]
   for r in rows:
-    s = r["seconds_to_target"]
-    ratio = ("miss on a seed" if None in s
-             else f"{np.mean(s) / adamw_s:.2f}")
+    ratio = variants.ratio_text(r["seconds_to_target"], adamw_s)
     slow = ", ".join("-" if x is None else f"{x:+.2f}"
                      for x in r["final_slow_mean"])
     lines.append(f"| {r['variant']} | {r['learning_rate']:g} | "

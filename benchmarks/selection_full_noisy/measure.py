@@ -20,8 +20,7 @@ import jax
 import numpy as np
 
 from accel.bench import host
-from accel.bench import trial as trial_lib
-from accel.bench import trial_configs
+from accel.bench import variants
 from accel.train import config as config_lib
 
 OUT = os.path.dirname(os.path.abspath(__file__))
@@ -30,19 +29,8 @@ SUITE = os.path.join(ROOT, "benchmarks", "cpu_full", "results.json")
 LR = 0.03
 
 
-def _row(name, runs, target):
-  reach = [trial_lib.first_reach(r["curve"], target) for r in runs]
-  return {"variant": name,
-          "steps_to_target": [x["steps_to_target"] for x in reach],
-          "seconds_to_target": [x["seconds_to_target"] for x in reach],
-          "final_accuracy": [r["final_accuracy"] for r in runs],
-          "worst_class": [r["curve"][-1]["worst_class_accuracy"]
-                          for r in runs],
-          "step_ms": float(np.mean([r["step_ms"] for r in runs]))}
-
-
 def main():
-  suite = json.load(open(SUITE))["workloads"]["digits_noisy"]
+  suite = variants.stored_workload(SUITE, "digits_noisy")
   target = suite["target"]
   bench = config_lib.load_file(
       os.path.join(ROOT, "configs", "bench", "cpu.py") + ":full")
@@ -50,16 +38,12 @@ def main():
   method = bench.methods.stale_drop.copy_and_resolve_references()
   with method.unlocked():
     method.overrides.selection.controller = "off"
-  runs = []
-  for seed in (0, 1, 2):
-    c = trial_configs.trial_config(workload, method, LR, seed)
-    runs.append(trial_lib.run_trial(c, eval_every=workload.eval_every))
-    print(seed, runs[-1]["final_accuracy"], runs[-1]["step_ms"], flush=True)
-  rows = [_row("AdamW, uniform batches (suite)",
-               suite["trials"]["adamw"][str(LR)], target),
-          _row("stale_drop under the controller (suite)",
-               suite["trials"]["stale_drop"][str(LR)], target),
-          _row("stale_drop, controller off", runs, target)]
+  runs = variants.run(workload, method, LR, (0, 1, 2))
+  rows = [variants.row("AdamW, uniform batches (suite)",
+                       suite["trials"]["adamw"][str(LR)], target),
+          variants.row("stale_drop under the controller (suite)",
+                       suite["trials"]["stale_drop"][str(LR)], target),
+          variants.row("stale_drop, controller off", runs, target)]
   base = np.mean(rows[0]["seconds_to_target"])
   lines = [f"digits_noisy, target accuracy {target:.4f} (the full suite's),"
            f" lr {LR:g}, seeds 0-2. "
@@ -67,8 +51,7 @@ def main():
            "", "| variant | steps to target | x AdamW (mean s) | final acc "
            "| worst class | ms/step |", "|---" * 6 + "|"]
   for r in rows:
-    s = r["seconds_to_target"]
-    ratio = "miss on a seed" if None in s else f"{np.mean(s) / base:.2f}"
+    ratio = variants.ratio_text(r["seconds_to_target"], base)
     lines.append(
         f"| {r['variant']} | {r['steps_to_target']} | {ratio} | "
         + ", ".join(f"{a:.4f}" for a in r["final_accuracy"]) + " | "

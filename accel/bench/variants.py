@@ -1,0 +1,74 @@
+"""A suite method, changed, rerun against the suite's own stored trials.
+
+A suite run keeps every trial's curve in W/results.json. To ask what one
+change to a method does (another bound, another weights file, a controller
+switched off) without rerunning the suite, run the changed method on the
+same workload, rate and seeds, on the same machine model, and read both on
+the suite's own target:
+
+  stored = variants.stored_workload("benchmarks/cpu_full/results.json", "text_lm")
+  runs = variants.run(bench.workloads.text_lm, method, 0.03, seeds=(0, 1, 2))
+  rows = [variants.row("suite", stored["trials"]["gradient_transformer"]["0.03"],
+                       stored["target"]),
+          variants.row("changed", runs, stored["target"])]
+
+The scripts in benchmarks/ that do this (gt_mix_lm, selection_full_noisy,
+gt_weights_025) write their own tables from these rows.
+"""
+
+import json
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from accel.bench import trial as trial_lib
+from accel.bench import trial_configs
+
+
+def stored_workload(results_path: str, workload: str) -> dict[str, Any]:
+  """One workload's entry of a suite's results.json (target, summary,
+  trials by method and learning rate)."""
+  with open(results_path) as f:
+    workloads = json.load(f)["workloads"]
+  if workload not in workloads:
+    raise ValueError(f"workload {workload!r} is not in {results_path}; it "
+                     f"has {sorted(workloads)}")
+  return workloads[workload]
+
+
+def run(workload, method, lr: float, seeds: Sequence[int],
+        log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+  """Trials of `method` (a suite config's method entry) on `workload` at
+  `lr`, one per seed, as the suite runs them (evaluated every
+  workload.eval_every steps)."""
+  runs = []
+  for seed in seeds:
+    config = trial_configs.trial_config(workload, method, lr, seed)
+    runs.append(trial_lib.run_trial(config, eval_every=workload.eval_every))
+    log(f"lr {lr:g} seed {seed}: final accuracy "
+        f"{runs[-1]['final_accuracy']:.4f}, {runs[-1]['step_ms']:.1f} ms/step")
+  return runs
+
+
+def row(name: str, runs: Sequence[dict[str, Any]],
+        target: float) -> dict[str, Any]:
+  """Steps and train seconds to `target` (None where a run misses it),
+  final accuracy and worst-class accuracy (where the curves have it) per
+  run, and the mean step time."""
+  reach = [trial_lib.first_reach(r["curve"], target) for r in runs]
+  out = {"variant": name,
+         "steps_to_target": [x["steps_to_target"] for x in reach],
+         "seconds_to_target": [x["seconds_to_target"] for x in reach],
+         "final_accuracy": [r["final_accuracy"] for r in runs]}
+  if all("worst_class_accuracy" in r["curve"][-1] for r in runs):
+    out["worst_class"] = [r["curve"][-1]["worst_class_accuracy"]
+                          for r in runs]
+  out["step_ms"] = float(np.mean([r["step_ms"] for r in runs]))
+  return out
+
+
+def ratio_text(seconds: Sequence[float | None], baseline_s: float) -> str:
+  """Mean seconds to target over `baseline_s`, or a miss."""
+  if any(s is None for s in seconds):
+    return "miss on a seed"
+  return f"{np.mean(seconds) / baseline_s:.2f}"
