@@ -110,7 +110,7 @@ def profile(results: dict[str, Any], path: str) -> str:
   return path
 
 
-def conclusions(results: dict[str, Any], baseline: str,
+def conclusions(results: dict[str, Any], baseline: str | None,
                 ruleset: str = rulesets.EXTERNAL,
                 family: str | None = None) -> list[str]:
   """One line per entry of `ruleset` but the baseline: where its train
@@ -118,15 +118,19 @@ def conclusions(results: dict[str, Any], baseline: str,
   the ratio below 1), where it ties (the interval holds 1), where it is
   slower, where it reaches a target the baseline misses on some seed, and
   where it misses the target on some seed. With `family`, only that
-  family's workloads (accel.bench.split)."""
+  family's workloads (accel.bench.split). With `baseline` None, each
+  workload's best tuned peer (rulesets.best_peer) is the baseline, named
+  in each ratio, and the peers get no line."""
   lines = []
   works = {wname: w for wname, w in results["workloads"].items()
            if family is None or rulesets.family_of(w) == family}
   by_workload = {wname: rulesets.entries(w, ruleset)
                  for wname, w in works.items()}
+  refs = {wname: baseline or rulesets.best_peer(w)
+          for wname, w in works.items()}
   names = list(dict.fromkeys(e for es in by_workload.values() for e in es))
   for m in names:
-    if m == baseline:
+    if m == baseline or (baseline is None and m in rulesets.PEERS):
       continue
     faster, tie, slower, missed, only, skipped = [], [], [], [], [], []
     for wname, w in works.items():
@@ -138,21 +142,24 @@ def conclusions(results: dict[str, Any], baseline: str,
       if s["mean"] is None:
         missed.append(f"{wname} ({s['reached']}/{len(s['values'])} seeds)")
         continue
-      iv = rulesets.ratio_interval(w, ruleset, m, baseline)
+      iv = (None if refs[wname] is None else
+            rulesets.ratio_interval(w, ruleset, m, refs[wname]))
       if iv is None:  # the baseline missed on some seed; it did not
         only.append(f"{wname} ({s['mean']:.2f} s)")
         continue
+      vs = "" if baseline else f"vs {refs[wname]}: "
       {"faster": faster, "slower": slower, "tie": tie}[
           intervals.verdict(iv)].append(
-              f"{wname} ({tables.interval_text(iv, 'x')})")
+              f"{wname} ({vs}{tables.interval_text(iv, 'x')})")
     parts = [f"faster on {', '.join(faster)}" if faster else "faster nowhere"]
     if tie:
       parts.append(f"ties on {', '.join(tie)}")
     if slower:
       parts.append(f"slower on {', '.join(slower)}")
     if only:
-      parts.append(f"reaches the target on every seed where {baseline} "
-                   f"misses some: {', '.join(only)}")
+      parts.append(f"reaches the target on every seed where "
+                   f"{baseline or 'every peer'} misses some: "
+                   f"{', '.join(only)}")
     if missed:
       parts.append(f"misses the target on {', '.join(missed)}")
     if skipped:
@@ -326,6 +333,12 @@ def conclusion_sections(results: dict[str, Any], baseline: str,
         continue
       out += [f"{level} {ruleset}, {label}", "",
               *conclusions(results, baseline, ruleset, family), ""]
+      if ruleset == rulesets.EXTERNAL:
+        out += [f"{level} {ruleset} against the best tuned peer, {label}",
+                "", f"Each workload's baseline here is the fastest of "
+                f"{', '.join(rulesets.PEERS)} (tuned), named in each ratio: "
+                f"the bar accel's methods must clear.", "",
+                *conclusions(results, None, ruleset, family), ""]
   return out
 
 

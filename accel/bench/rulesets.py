@@ -42,6 +42,20 @@ def entries(w: dict[str, Any], ruleset: str) -> dict[str, dict[str, Any]]:
                    f"{SELF_TUNING!r}.")
 
 
+# The hand-designed optimizers accel's methods must beat, tuned (the bar
+# is the best of them on each workload, not AdamW alone).
+PEERS = ("adamw", "nadamw", "schedule_free_adamw", "muon")
+
+
+def best_peer(w: dict[str, Any], peers=PEERS) -> str | None:
+  """The peer with the least mean train seconds to target under external
+  tuning among those that reach it on every seed (None if none does)."""
+  es = entries(w, EXTERNAL)
+  reached = [(es[p]["mean"], p) for p in peers
+             if p in es and es[p]["mean"] is not None]
+  return min(reached)[1] if reached else None
+
+
 def has(results: dict[str, Any], ruleset: str) -> bool:
   """Whether the run measured `ruleset` on every workload. The self-tuning
   ruleset needs its default-rate runs: a run without them has only the

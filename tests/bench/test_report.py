@@ -215,3 +215,31 @@ def test_a_run_without_default_rate_runs_has_no_self_tuning_ruleset():
   assert not rulesets.has(results, rulesets.SELF_TUNING)
   w["self_tuning"] = {"adamw": {"seconds_to_target": stats}}
   assert rulesets.has(results, rulesets.SELF_TUNING)
+
+
+def test_conclusions_against_the_best_tuned_peer_name_it_per_workload():
+  def stats(values):
+    reached = [v for v in values if v is not None]
+    return {"seconds_to_target": {
+        "values": values, "reached": len(reached),
+        "mean": float(np.mean(values)) if len(reached) == len(values)
+        else None}}
+  # On "a" NAdamW is the fastest peer (Muon misses a seed, so it is no
+  # bar); on "b" no peer reaches the target on every seed.
+  a = {"summary": {"adamw": stats([10.0, 10.0, 10.0]),
+                   "nadamw": stats([5.0, 5.0, 5.0]),
+                   "muon": stats([1.0, None, 1.0]),
+                   "mine": stats([2.5, 2.5, 2.5])}}
+  b = {"summary": {"adamw": stats([None, 1.0, 1.0]),
+                   "mine": stats([3.0, 3.0, 3.0])}}
+  results = {"workloads": {"a": a, "b": b}}
+  assert rulesets.best_peer(a) == "nadamw"
+  assert rulesets.best_peer(b) is None
+  (line,) = report.conclusions(results, None)
+  assert line.startswith("- **mine**: faster on a (vs nadamw: 0.50x")
+  assert "where every peer misses some: b (3.00 s)" in line
+  # Against AdamW alone the same method is faster by 4x, and the peers
+  # get lines of their own.
+  by_adamw = report.conclusions(results, "adamw")
+  assert any(l.startswith("- **mine**: faster on a (0.25x") for l in by_adamw)
+  assert any(l.startswith("- **nadamw**") for l in by_adamw)
