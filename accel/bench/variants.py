@@ -12,8 +12,9 @@ the suite's own target:
                        stored["target"]),
           variants.row("changed", runs, stored["target"])]
 
-The scripts in benchmarks/ that do this (gt_mix_lm, selection_full_noisy,
-gt_weights_025) write their own tables from these rows.
+The scripts in benchmarks/ that do this (selection_full_noisy,
+gt_weights_025, cpu_full/resnet_nesterov_check) write their own tables
+from these rows.
 """
 
 import json
