@@ -252,6 +252,17 @@ def _adapt_steps(adapt_fraction: float, total_steps: int) -> int | None:
           else int(round(adapt_fraction * total_steps)))
 
 
+def _adapt_start(adapt_start_fraction: float, adapt_fraction: float,
+                 total_steps: int) -> int | None:
+  """adapt_start_fraction: the share of the run before the level (and the
+  network) starts learning (0: from the first step)."""
+  checks.check("adapt_start_fraction", adapt_start_fraction,
+               lambda x: 0 <= x <= adapt_fraction,
+               f"in [0, adapt_fraction={adapt_fraction}]")
+  return (int(round(adapt_start_fraction * total_steps))
+          if adapt_start_fraction else None)
+
+
 @OPTIMIZERS.register("meta_attention_adamw")
 def _meta_attention_adamw(lr, weight_decay, mask, mu_dtype, b1: float = 0.9,
                           b2: float = 0.999, eps: float = 1e-8,
@@ -261,14 +272,18 @@ def _meta_attention_adamw(lr, weight_decay, mask, mu_dtype, b1: float = 0.9,
                           anchor: float = 1e-3, horizon: float = 100.0,
                           update_every: int = 1, level_rate: float = 1.0,
                           learn_groups: bool = False,
-                          adapt_fraction: float = 0.4, *, total_steps: int):
+                          adapt_fraction: float = 0.4,
+                          adapt_start_fraction: float = 0.0, *,
+                          total_steps: int):
   adapt_steps = _adapt_steps(adapt_fraction, total_steps)
   return meta_attention.meta_attention_adamw(
       lr, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay, mask=mask,
       num_heads=num_heads, window=window, width=width, hyper_lr=hyper_lr,
       max_multiplier=max_multiplier, anchor=anchor, horizon=horizon,
       update_every=update_every, mu_dtype=mu_dtype, level_rate=level_rate,
-      adapt_steps=adapt_steps, learn_groups=learn_groups)
+      adapt_steps=adapt_steps, learn_groups=learn_groups,
+      adapt_start=_adapt_start(adapt_start_fraction, adapt_fraction,
+                               total_steps))
 
 
 @OPTIMIZERS.register("meta_attention_prodigy")
@@ -285,15 +300,12 @@ def _meta_attention_prodigy(lr, weight_decay, mask, b1: float = 0.9,
   # adapt_start_fraction of the run.
   del mask  # optax's prodigy decays every parameter.
   adapt_steps = _adapt_steps(adapt_fraction, total_steps)
-  checks.check("adapt_start_fraction", adapt_start_fraction,
-               lambda x: 0 <= x <= adapt_fraction,
-               f"in [0, adapt_fraction={adapt_fraction}]")
   return meta_attention_prodigy.meta_attention_prodigy(
       lr, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay,
       estim_lr0=estim_lr0, max_multiplier=max_multiplier, horizon=horizon,
       level_rate=level_rate,
-      adapt_start=(int(round(adapt_start_fraction * total_steps))
-                   if adapt_start_fraction else None),
+      adapt_start=_adapt_start(adapt_start_fraction, adapt_fraction,
+                               total_steps),
       adapt_steps=adapt_steps)
 
 

@@ -484,6 +484,7 @@ def meta_attention_adamw(learning_rate: optax.ScalarOrSchedule | None = None,
                          update_every: int | None = None,
                          seed: int | None = None, mu_dtype: Any = None,
                          adapt_steps: int | None = None,
+                         adapt_start: int | None = None,
                          level_rate: float = 1.0,
                          learn_groups: bool | None = None,
                          ) -> optax.GradientTransformationExtraArgs:
@@ -511,7 +512,8 @@ def meta_attention_adamw(learning_rate: optax.ScalarOrSchedule | None = None,
       learning_rate, num_heads=num_heads, window=window, width=width,
       hyper_lr=hyper_lr, max_multiplier=max_multiplier, anchor=anchor,
       horizon=horizon, update_every=update_every, seed=seed,
-      adapt_steps=adapt_steps, level_rate=level_rate,
+      adapt_steps=adapt_steps, adapt_start=adapt_start,
+      level_rate=level_rate,
       learn_groups=learn_groups)
 
   def init_fn(params):

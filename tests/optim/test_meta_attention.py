@@ -7,7 +7,9 @@ import numpy as np
 import optax
 import pytest
 
+from accel import optim
 from accel.optim import meta_attention as ma
+from accel.train import config as config_lib
 
 # The attention network learning alone (the level held at 0).
 NET = {"learn_groups": True, "level_rate": 0.0}
@@ -342,3 +344,27 @@ def test_inject_hyperparams_needs_no_static_args():
                want, got)
   with pytest.raises(ValueError, match="window must be an int"):
     ma.scale_by_meta_attention_lr(1e-2, window=2.5)
+
+
+def test_the_factory_holds_the_level_until_adapt_start_fraction():
+  params = {"x": jnp.full((8,), 3.0)}
+  make = lambda **kw: optim.make(config_lib.optim_section(
+      "meta_attention_adamw", learning_rate=0.1, **kw), total_steps=100).tx
+  levels = {}
+  for frac in (0.0, 0.2):
+    tx = make(adapt_start_fraction=frac)
+    state, p = tx.init(params), params
+    update = jax.jit(tx.update)
+    for i in range(30):
+      u, state = update({"x": p["x"]}, state, p, value=jnp.float32(1.0))
+      p = optax.apply_updates(p, u)
+      if i == 19:
+        levels[frac, 20] = float(ma.find_state(state).level)
+    levels[frac, 30] = float(ma.find_state(state).level)
+  # Held at 0 for the first 20 of 100 steps, then learning; from the start
+  # without it.
+  assert levels[0.2, 20] == 0.0 and levels[0.2, 30] != 0.0
+  assert levels[0.0, 20] != 0.0
+  with pytest.raises(ValueError, match=r"adapt_start_fraction must be in "
+                     r"\[0, adapt_fraction=0.4\], got 0.5"):
+    make(adapt_start_fraction=0.5)
