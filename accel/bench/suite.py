@@ -138,11 +138,13 @@ def trial_key(wname: str, mname: str, config, eval_every: int,
                          *((repeat,) if repeat else ()))
 
 
-def _run(workload, wname, mname, method, lr, seed, log, journal=None,
-         repeat: int = 0):
-  """One trial; with a `journal` (accel.bench.journal), its stored record
-  when an earlier, unfinished run of the suite finished it. `repeat` > 0
-  trains the same trial again (its own journal entry)."""
+def run_one(workload, wname, mname, method, lr, seed, log, journal=None,
+            repeat: int = 0):
+  """One trial as the suite runs it (the workload's eval interval and
+  maximum runtime), logged as `<wname> <mname> lr=.. seed=..`; with a
+  `journal` (accel.bench.journal), its stored record when an earlier,
+  unfinished run of the suite finished it. `repeat` > 0 trains the same
+  trial again (its own journal entry)."""
   c = trial_configs.trial_config(workload, method, lr, seed)
   t0 = time.perf_counter()
   paused0 = 0.0 if journal is None else journal.paused_s
@@ -196,7 +198,7 @@ def _run_grid(trials, methods, workload, wname, seeds, log, journal):
           continue
         lr = method.learning_rates[i]
         trials[mname][lr].append(
-            _run(workload, wname, mname, method, lr, seed, log, journal))
+            run_one(workload, wname, mname, method, lr, seed, log, journal))
 
 
 def _with_tables(wname, workload, methods, log, folder: str):
@@ -317,8 +319,8 @@ def _self_tuning(wname, workload, methods, seeds, target, log,
   for mname, method in methods.items():
     runs = []
     for seed in seeds:
-      r = _run(workload, wname, mname, method, float(method.default_lr),
-               seed, log, journal)
+      r = run_one(workload, wname, mname, method, float(method.default_lr),
+                  seed, log, journal)
       r.update(trial_lib.first_reach(r["curve"], target))
       runs.append(r)
     out[mname] = {
@@ -442,7 +444,7 @@ def _sensitivity(wname, workload, methods, summary, seeds, factors, target,
     for seed in seeds:
       for mname, method in methods.items():
         lr = summary[mname]["learning_rate"] * factor
-        r = _run(workload, wname, mname, method, lr, seed, log, journal)
+        r = run_one(workload, wname, mname, method, lr, seed, log, journal)
         r.update(trial_lib.first_reach(r["curve"], target))
         wrong[mname][factor].append(r)
   for mname, by_factor in wrong.items():
@@ -465,8 +467,8 @@ def _repeat_baseline(wname, workload, baseline: str, method, row, seeds,
   its summary `row` as `repeat`."""
   runs = []
   for seed in seeds:
-    r = _run(workload, wname, baseline, method, row["learning_rate"], seed,
-             log, journal, repeat=1)
+    r = run_one(workload, wname, baseline, method, row["learning_rate"],
+                seed, log, journal, repeat=1)
     r.update(trial_lib.first_reach(r["curve"], target))
     runs.append(r)
   row["repeat"] = {

@@ -17,20 +17,19 @@ gt_weights_025, cpu_full/resnet_nesterov_check) write their own tables
 from these rows.
 """
 
-import json
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from accel.bench import report
+from accel.bench import suite
 from accel.bench import trial as trial_lib
-from accel.bench import trial_configs
 
 
 def stored_workload(results_path: str, workload: str) -> dict[str, Any]:
   """One workload's entry of a suite's results.json (target, summary,
   trials by method and learning rate)."""
-  with open(results_path) as f:
-    workloads = json.load(f)["workloads"]
+  workloads = report.load_results(results_path)["workloads"]
   if workload not in workloads:
     raise ValueError(f"workload {workload!r} is not in {results_path}; it "
                      f"has {sorted(workloads)}")
@@ -38,17 +37,13 @@ def stored_workload(results_path: str, workload: str) -> dict[str, Any]:
 
 
 def run(workload, method, lr: float, seeds: Sequence[int],
-        log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+        log: Callable[..., None] = print,
+        name: str = "variant") -> list[dict[str, Any]]:
   """Trials of `method` (a suite config's method entry) on `workload` at
-  `lr`, one per seed, as the suite runs them (evaluated every
-  workload.eval_every steps)."""
-  runs = []
-  for seed in seeds:
-    config = trial_configs.trial_config(workload, method, lr, seed)
-    runs.append(trial_lib.run_trial(config, eval_every=workload.eval_every))
-    log(f"lr {lr:g} seed {seed}: final accuracy "
-        f"{runs[-1]['final_accuracy']:.4f}, {runs[-1]['step_ms']:.1f} ms/step")
-  return runs
+  `lr`, one per seed, as the suite runs them (suite.run_one: the
+  workload's eval interval and maximum runtime), logged under `name`."""
+  return [suite.run_one(workload, name, name, method, lr, seed, log)
+          for seed in seeds]
 
 
 def row(name: str, runs: Sequence[dict[str, Any]],

@@ -35,8 +35,10 @@ def test_row_reads_each_run_on_the_target_and_keeps_misses():
 
 def test_stored_workload_names_what_the_results_have(tmp_path):
   path = tmp_path / "results.json"
-  path.write_text(json.dumps({"workloads": {"a": {"target": 0.5},
-                                            "b": {"target": 0.7}}}))
+  # The fields launch/bench.py writes (report.load_results checks them).
+  path.write_text(json.dumps({
+      "command": "c", "date": "d", "machine": "m", "config": {},
+      "workloads": {"a": {"target": 0.5}, "b": {"target": 0.7}}}))
   assert variants.stored_workload(str(path), "b") == {"target": 0.7}
   with pytest.raises(ValueError, match=r"'c' is not in .*\['a', 'b'\]"):
     variants.stored_workload(str(path), "c")
@@ -49,8 +51,18 @@ def test_run_gives_one_trial_per_seed_as_the_suite_runs_them():
       overrides={"total_steps": 20, "eval_max_examples": 128}))
   method = ml_collections.ConfigDict(dict(optim={"name": "adamw"}))
   logged = []
-  runs = variants.run(workload, method, 3e-3, (0, 1), log=logged.append)
+  runs = variants.run(workload, method, 3e-3, (0, 1),
+                      log=lambda line, **_: logged.append(line), name="mine")
   assert [[p["step"] for p in r["curve"]] for r in runs] == [[10, 20]] * 2
-  assert len(logged) == 2 and logged[0].startswith("lr 0.003 seed 0:")
+  assert len(logged) == 2 and logged[0].startswith(
+      "mine mine lr=0.003 seed=0:")
   # Different seeds, different runs.
   assert runs[0]["curve"][-1]["loss"] != runs[1]["curve"][-1]["loss"]
+  # The workload's maximum runtime holds, as in the suite: stopped at the
+  # first evaluation past it.
+  with workload.unlocked():
+    workload.max_train_s = 1e-9
+  (cut,) = variants.run(workload, method, 3e-3, (0,),
+                        log=lambda line, **_: None)
+  assert [p["step"] for p in cut["curve"]] == [10]
+  assert cut["stopped_at_s"] == 1e-9
