@@ -11,7 +11,8 @@ u_s, the first-order derivative of the loss at theta_t with respect to
 log a is <grad_t, sum_s u_s> (hypergradient descent, Baydin et al. 2018),
 with the sum a trace of the updates decaying by 1 - 1/`horizon`. The
 level takes the signed, unnormalised step  -level_rate * cos(grad_t,
-trace)  every step, clipped to +-log(max_multiplier). Oscillating
+trace)  every step (that step bounded by `max_level_step`, if given),
+clipped to +-log(max_multiplier). Oscillating
 components of the updates cancel in the trace while consistent progress
 adds up, so a long horizon (100) sees the progress a larger rate buys; a
 rate too high makes the gradient turn against the trace and the level
@@ -281,7 +282,8 @@ def scale_by_meta_attention_lr(
     horizon: float = 100.0, update_every: int | None = None,
     seed: int | None = None, adapt_steps: int | None = None,
     adapt_start: int | None = None,
-    level_rate: float = 1.0, learn_groups: bool | None = None,
+    level_rate: float = 1.0, max_level_step: float | None = None,
+    learn_groups: bool | None = None,
 ) -> optax.GradientTransformationExtraArgs:
   """-learning_rate(t) * exp(level) * multiplier_group * updates; see the
   module doc.
@@ -320,6 +322,14 @@ def scale_by_meta_attention_lr(
       the signed, unnormalised step -kappa * cos every step while adapting,
       cos being the cosine between the whole gradient and the whole trace,
       bounded by +-log(max_multiplier). 0 holds the level at 0.
+    max_level_step: bound of the level's step (in log rate), or None for
+      none. The first steps' cosines are near -1 (the gradient has barely
+      changed, so it agrees with the few updates in the trace): with a
+      fast level (level_rate 3) and wide bounds (100) the level rose 70x
+      in four steps, then collapsed, where 0.1 kept it
+      (benchmarks/meta_attention_starts). A start that diverges faster
+      than the bounded level can fall (gradient descent 10x above a
+      quadratic's stability limit) is not rescued.
     learn_groups: run the attention network and learn its per-group
       multipliers online (relative to their mean while the level learns);
       False (the default: the network learning beside the level hurt in
@@ -352,6 +362,8 @@ def scale_by_meta_attention_lr(
   checks.check("hyper_lr", hyper_lr, lambda x: x >= 0, ">= 0")
   checks.check("anchor", anchor, lambda x: x >= 0, ">= 0")
   checks.check("level_rate", level_rate, lambda x: x >= 0, ">= 0")
+  if max_level_step is not None:
+    checks.check("max_level_step", max_level_step, lambda x: x > 0, "> 0")
   if adapt_start is not None:
     checks.check("adapt_start", adapt_start, lambda x: x >= 0, ">= 0")
   if adapt_steps is not None:
@@ -424,10 +436,12 @@ def scale_by_meta_attention_lr(
                           jnp.float32)
     cos_all = jnp.sum(ge_T * sizes_T) / jnp.sqrt(
         jnp.sum(gg_T * sizes_T) * jnp.sum(state.trace_sq_T * sizes_T) + _TINY)
+    step = level_rate * cos_all
+    if max_level_step is not None:
+      step = jnp.clip(step, -max_level_step, max_level_step)
     level = jnp.where(
         has_prev & adapting,
-        jnp.clip(state.level - level_rate * cos_all, -log_max, log_max),
-        state.level)
+        jnp.clip(state.level - step, -log_max, log_max), state.level)
     if learn_groups:
       fields = _network_fields(updates, state, params, value, grad,
                                first_moment, second_moment, lr, gg_T, ge_T,
@@ -486,6 +500,7 @@ def meta_attention_adamw(learning_rate: optax.ScalarOrSchedule | None = None,
                          adapt_steps: int | None = None,
                          adapt_start: int | None = None,
                          level_rate: float = 1.0,
+                         max_level_step: float | None = None,
                          learn_groups: bool | None = None,
                          ) -> optax.GradientTransformationExtraArgs:
   """AdamW whose learning-rate scaling is `scale_by_meta_attention_lr`.
@@ -513,7 +528,7 @@ def meta_attention_adamw(learning_rate: optax.ScalarOrSchedule | None = None,
       hyper_lr=hyper_lr, max_multiplier=max_multiplier, anchor=anchor,
       horizon=horizon, update_every=update_every, seed=seed,
       adapt_steps=adapt_steps, adapt_start=adapt_start,
-      level_rate=level_rate,
+      level_rate=level_rate, max_level_step=max_level_step,
       learn_groups=learn_groups)
 
   def init_fn(params):

@@ -368,3 +368,38 @@ def test_the_factory_holds_the_level_until_adapt_start_fraction():
   with pytest.raises(ValueError, match=r"adapt_start_fraction must be in "
                      r"\[0, adapt_fraction=0.4\], got 0.5"):
     make(adapt_start_fraction=0.5)
+
+
+def test_max_level_step_bounds_each_step_of_the_level():
+  # Gradient descent at a too-small rate on 0.5 |x|^2: the gradient barely
+  # changes, so it agrees with the trace (cosine near -1) and a level of
+  # level_rate 3 rises by 3 in one step unbounded, by max_level_step
+  # bounded.
+  params = {"x": jnp.linspace(1.0, 2.0, 8)}
+  steps, final = {}, {}
+  for bound in (None, 0.1):
+    tx = ma.scale_by_meta_attention_lr(1e-4, level_rate=3.0,
+                                       max_multiplier=100.0,
+                                       max_level_step=bound)
+    state, p, seen = tx.init(params), params, [0.0]
+    for _ in range(5):
+      u, state = tx.update(p, state, p)
+      p = optax.apply_updates(p, u)
+      seen.append(float(state.level))
+    steps[bound] = np.diff(seen)[1:]  # the first update has no trace yet
+    final[bound] = seen[-1]
+  np.testing.assert_allclose(steps[0.1], 0.1, rtol=1e-5)
+  assert final[0.1] == pytest.approx(0.4, rel=1e-5)
+  # Unbounded: 3 (level_rate times a cosine near -1), then the bound log 100.
+  assert steps[None][0] > 2.9
+  assert final[None] == pytest.approx(np.log(100.0), rel=1e-5)
+  with pytest.raises(ValueError, match="max_level_step must be > 0, got 0"):
+    ma.scale_by_meta_attention_lr(0.1, max_level_step=0.0)
+  # Through the factory (a config key).
+  tx = optim.make(config_lib.optim_section(
+      "meta_attention_adamw", learning_rate=1e-4, level_rate=3.0,
+      max_level_step=0.1), total_steps=10).tx
+  state = tx.init(params)
+  for _ in range(3):
+    _, state = tx.update(params, state, params)
+  assert abs(float(ma.find_state(state).level)) <= 0.2 + 1e-6
