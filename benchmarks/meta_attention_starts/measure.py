@@ -23,9 +23,9 @@ Writes results_ARMS.md and results_ARMS.json beside this file (with
 SUITE `lm`: results_ARMS_lm.*).
 """
 
+import argparse
 import json
 import os
-import sys
 
 import jax
 
@@ -45,24 +45,21 @@ SUITES = {
 }
 SEEDS = (0, 1, 2)
 STARTS = {"default": 1.0, "from_10x": 10.0, "from_tenth": 0.1}
-# Each arm: its name and its options of meta_attention_adamw;
-# adapt_start_fraction "warmup" is the workload's warm-up share.
+# The options of meta_attention_adamw compared, each the one before plus
+# one change; adapt_start_fraction "warmup" is the workload's warm-up share.
+FAST = {"level_rate": 3.0}
+LONG = {**FAST, "horizon": 1000.0}
+WIDE = {**LONG, "max_multiplier": 100.0}
+STEP = {**WIDE, "max_level_step": 0.1}
+# Each set of arms: each arm's name and options.
 ARMS = {
     "warmup": (("step 0", {}),
                ("warm-up end", {"adapt_start_fraction": "warmup"})),
-    "travel": (("level_rate 3", {"level_rate": 3.0}),
-               ("level_rate 3, horizon 1000",
-                {"level_rate": 3.0, "horizon": 1000.0})),
-    "range": (("level_rate 3, horizon 1000, max_multiplier 100",
-               {"level_rate": 3.0, "horizon": 1000.0,
-                "max_multiplier": 100.0}),),
+    "travel": (("level_rate 3", FAST), ("level_rate 3, horizon 1000", LONG)),
+    "range": (("level_rate 3, horizon 1000, max_multiplier 100", WIDE),),
     "step": (("level_rate 3, horizon 1000, max_multiplier 100, "
-              "max_level_step 0.1",
-              {"level_rate": 3.0, "horizon": 1000.0,
-               "max_multiplier": 100.0, "max_level_step": 0.1}),),
-    "lm": (("today", {}),
-           ("level_rate 3, horizon 1000",
-            {"level_rate": 3.0, "horizon": 1000.0})),
+              "max_level_step 0.1", STEP),),
+    "lm": (("today", {}), ("level_rate 3, horizon 1000", LONG)),
 }
 
 
@@ -72,10 +69,6 @@ def _warmup_fraction(workload) -> float:
 
 
 def main(arms: str, suite: str):
-  if arms not in ARMS:
-    sys.exit(f"ARMS must be one of {sorted(ARMS)}, got {arms!r}.")
-  if suite not in SUITES:
-    sys.exit(f"SUITE must be one of {sorted(SUITES)}, got {suite!r}.")
   config, stored, names = SUITES[suite]
   bench = config_lib.load_file(os.path.join(ROOT, "configs", "bench", config))
   stored = os.path.join(ROOT, "benchmarks", stored, "results.json")
@@ -119,4 +112,8 @@ def main(arms: str, suite: str):
 
 
 if __name__ == "__main__":
-  main(*(sys.argv[1:] + ["warmup", "v2"][len(sys.argv) - 1:]))
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("arms", nargs="?", default="warmup", choices=ARMS)
+  parser.add_argument("suite", nargs="?", default="v2", choices=SUITES)
+  args = parser.parse_args()
+  main(args.arms, args.suite)
