@@ -3,7 +3,8 @@
 quadratic), started at 10x (4.0) and 0.1x (0.04), learning for 100 of 120
 steps: the options the test pins (level_rate 1, horizon 100, bounds 100x)
 against the `step` candidate of measure.py (level_rate 3, horizon 1000,
-max_level_step 0.1) and its parts.
+max_level_step 0.1) and its parts, and the level's rises bounded with its
+falls left free (max_level_rise 0.1).
 
   .venv/bin/python benchmarks/meta_attention_starts/quadratic.py > \
       benchmarks/meta_attention_starts/quadratic.log
@@ -23,6 +24,13 @@ OPTIONS = {
         level_rate=3.0, horizon=1000.0, max_level_step=0.1),
     "level_rate 3, horizon 100, max_level_step 0.1": dict(
         level_rate=3.0, max_level_step=0.1),
+    "level_rate 3, horizon 100": dict(level_rate=3.0),
+    "level_rate 1, horizon 100, max_level_rise 0.1": dict(
+        level_rate=1.0, max_level_rise=0.1),
+    "level_rate 3, horizon 1000, max_level_rise 0.1": dict(
+        level_rate=3.0, horizon=1000.0, max_level_rise=0.1),
+    "level_rate 3, horizon 100, max_level_rise 0.1": dict(
+        level_rate=3.0, max_level_rise=0.1),
 }
 
 

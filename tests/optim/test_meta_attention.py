@@ -403,3 +403,37 @@ def test_max_level_step_bounds_each_step_of_the_level():
   for _ in range(3):
     _, state = tx.update(params, state, params)
   assert abs(float(ma.find_state(state).level)) <= 0.2 + 1e-6
+
+
+def test_max_level_rise_bounds_rises_but_not_falls():
+  # Gradient descent on 0.5 sum h x^2, h in [1, 4] (stability limit 0.5):
+  # at 1e-4 the gradient agrees with the trace and the level rises, by
+  # max_level_rise a step; at 4.0 the gradient turns against the trace and
+  # the level falls by level_rate times a cosine near 1, unbounded.
+  h = jnp.linspace(1.0, 4.0, 8)
+  params = {"x": jnp.ones(8)}
+
+  def level_steps(lr, **options):
+    tx = ma.scale_by_meta_attention_lr(lr, level_rate=3.0,
+                                       max_multiplier=100.0, **options)
+    state, p, seen = tx.init(params), params, [0.0]
+    for _ in range(4):
+      u, state = tx.update({"x": h * p["x"]}, state, p)
+      p = optax.apply_updates(p, u)
+      seen.append(float(state.level))
+    return np.diff(seen)[1:]  # the first update has no trace yet
+
+  np.testing.assert_allclose(level_steps(1e-4, max_level_rise=0.1), 0.1,
+                             rtol=1e-5)
+  falls = level_steps(4.0, max_level_rise=0.1)
+  assert falls[0] < -2.0
+  np.testing.assert_allclose(falls, level_steps(4.0), rtol=1e-6)
+  with pytest.raises(ValueError, match="max_level_rise must be > 0, got -1"):
+    ma.scale_by_meta_attention_lr(0.1, max_level_rise=-1.0)
+  tx = optim.make(config_lib.optim_section(
+      "meta_attention_adamw", learning_rate=1e-4, level_rate=3.0,
+      max_level_rise=0.1), total_steps=10).tx
+  state = tx.init(params)
+  for _ in range(3):
+    _, state = tx.update(params, state, params)
+  assert float(ma.find_state(state).level) <= 0.2 + 1e-6
