@@ -396,13 +396,19 @@ def test_max_level_step_bounds_each_step_of_the_level():
   with pytest.raises(ValueError, match="max_level_step must be > 0, got 0"):
     ma.scale_by_meta_attention_lr(0.1, max_level_step=0.0)
   # Through the factory (a config key).
+  assert abs(_factory_level(params, max_level_step=0.1)) <= 0.2 + 1e-6
+
+
+def _factory_level(params, **options) -> float:
+  """The level after 3 steps of the factory's meta_attention_adamw at
+  1e-4 and level_rate 3 with `options` (config keys), gradient = params."""
   tx = optim.make(config_lib.optim_section(
       "meta_attention_adamw", learning_rate=1e-4, level_rate=3.0,
-      max_level_step=0.1), total_steps=10).tx
+      **options), total_steps=10).tx
   state = tx.init(params)
   for _ in range(3):
     _, state = tx.update(params, state, params)
-  assert abs(float(ma.find_state(state).level)) <= 0.2 + 1e-6
+  return float(ma.find_state(state).level)
 
 
 def test_max_level_rise_bounds_rises_but_not_falls():
@@ -430,10 +436,4 @@ def test_max_level_rise_bounds_rises_but_not_falls():
   np.testing.assert_allclose(falls, level_steps(4.0), rtol=1e-6)
   with pytest.raises(ValueError, match="max_level_rise must be > 0, got -1"):
     ma.scale_by_meta_attention_lr(0.1, max_level_rise=-1.0)
-  tx = optim.make(config_lib.optim_section(
-      "meta_attention_adamw", learning_rate=1e-4, level_rate=3.0,
-      max_level_rise=0.1), total_steps=10).tx
-  state = tx.init(params)
-  for _ in range(3):
-    _, state = tx.update(params, state, params)
-  assert float(ma.find_state(state).level) <= 0.2 + 1e-6
+  assert _factory_level(params, max_level_rise=0.1) <= 0.2 + 1e-6
