@@ -378,14 +378,7 @@ def test_max_level_step_bounds_each_step_of_the_level():
   params = {"x": jnp.linspace(1.0, 2.0, 8)}
   steps, final = {}, {}
   for bound in (None, 0.1):
-    tx = ma.scale_by_meta_attention_lr(1e-4, level_rate=3.0,
-                                       max_multiplier=100.0,
-                                       max_level_step=bound)
-    state, p, seen = tx.init(params), params, [0.0]
-    for _ in range(5):
-      u, state = tx.update(p, state, p)
-      p = optax.apply_updates(p, u)
-      seen.append(float(state.level))
+    seen = _levels(1e-4, params, 1.0, 5, max_level_step=bound)
     steps[bound] = np.diff(seen)[1:]  # the first update has no trace yet
     final[bound] = seen[-1]
   np.testing.assert_allclose(steps[0.1], 0.1, rtol=1e-5)
@@ -397,6 +390,20 @@ def test_max_level_step_bounds_each_step_of_the_level():
     ma.scale_by_meta_attention_lr(0.1, max_level_step=0.0)
   # Through the factory (a config key).
   assert abs(_factory_level(params, max_level_step=0.1)) <= 0.2 + 1e-6
+
+
+def _levels(lr, params, hessian, steps, **options) -> list[float]:
+  """The level before and after each of `steps` steps of gradient descent
+  on 0.5 sum hessian x^2 (`params` {"x": x}) at base `lr`, level_rate 3,
+  bounds 100x, with `options`."""
+  tx = ma.scale_by_meta_attention_lr(lr, level_rate=3.0,
+                                     max_multiplier=100.0, **options)
+  state, p, seen = tx.init(params), params, [0.0]
+  for _ in range(steps):
+    u, state = tx.update({"x": hessian * p["x"]}, state, p)
+    p = optax.apply_updates(p, u)
+    seen.append(float(state.level))
+  return seen
 
 
 def _factory_level(params, **options) -> float:
@@ -418,16 +425,9 @@ def test_max_level_rise_bounds_rises_but_not_falls():
   # the level falls by level_rate times a cosine near 1, unbounded.
   h = jnp.linspace(1.0, 4.0, 8)
   params = {"x": jnp.ones(8)}
-
-  def level_steps(lr, **options):
-    tx = ma.scale_by_meta_attention_lr(lr, level_rate=3.0,
-                                       max_multiplier=100.0, **options)
-    state, p, seen = tx.init(params), params, [0.0]
-    for _ in range(4):
-      u, state = tx.update({"x": h * p["x"]}, state, p)
-      p = optax.apply_updates(p, u)
-      seen.append(float(state.level))
-    return np.diff(seen)[1:]  # the first update has no trace yet
+  # The first update has no trace yet.
+  level_steps = lambda lr, **options: np.diff(
+      _levels(lr, params, h, 4, **options))[1:]
 
   np.testing.assert_allclose(level_steps(1e-4, max_level_rise=0.1), 0.1,
                              rtol=1e-5)
