@@ -16,7 +16,9 @@ takes the finished trials from there and trains only the rest. With a time
 budget (`--time_budget_minutes`, or the suite config's
 `time_budget_minutes`), no trial starts once it is spent: the workloads
 finished so far are written, marked as stopped, and the command exits with
-status 1; running it again continues. While a file W/PAUSE exists, no
+status 1; running it again continues, and until it has replayed the
+workloads that the previous invocation finished, it keeps those in its
+results (from W/results.json, where the config is the same). While a file W/PAUSE exists, no
 trial starts (`touch W/PAUSE` before loading the machine with other work,
 `rm W/PAUSE` to go on): trials are timed, and other work would slow them.
 
@@ -32,6 +34,7 @@ import json
 import os
 import sys
 import tempfile
+from typing import Any
 
 from absl import app
 from absl import flags
@@ -115,11 +118,14 @@ def main(argv):
         w: split.family(trial_configs.workload_config(c.workloads[w]).data,
                         seen)["family"] for w in order})
   waiting = {}  # workloads begun on another machine: {name: machine}
+  done = {}  # this run's workloads
+  carried = _earlier_workloads(c, order) if trials.stored else {}
+  _merge(results, order, done, carried)
   try:
     for wname in order:
       workload = c.workloads[wname]
       try:
-        results["workloads"][wname] = suite.run_workload(
+        done[wname] = suite.run_workload(
             wname, workload, c.methods, list(c.seeds), c.baseline,
             sensitivity=tuple(c.get("sensitivity", ())),
             tuning_seeds=tuple(c.get("tuning_seeds", ())),
@@ -132,6 +138,8 @@ def main(argv):
         print(f"{wname}: begun on {e.machine!r}; left for that machine.",
               flush=True)
         continue
+      carried.pop(wname, None)
+      _merge(results, order, done, carried)
       results["load_avg_end"] = os.getloadavg()
       _save(results, c.baseline, trials)
   except journal_lib.OutOfTime as e:
@@ -144,6 +152,37 @@ def main(argv):
         for w, m in waiting.items()))
   trials.finish()
   _write(results, c.baseline, others)
+
+
+def _earlier_workloads(c, order: list[str]) -> dict[str, Any]:
+  """The workloads in `order` that the previous, unfinished invocation of
+  this suite (same workdir, same config) had finished, from its
+  results.json. They were computed from the journal's trials, as this run
+  will compute them again when it replays them; until then they stay in the
+  results, so that a run stopped before it reaches them does not drop
+  them. None where there is no such file or its config differs."""
+  path = os.path.join(_WORKDIR.value, "results.json")
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    earlier = json.load(f)
+  if earlier.get("config") != json.loads(json.dumps(c.to_dict(),
+                                                    default=str)):
+    return {}
+  return {w: r for w, r in earlier.get("workloads", {}).items()
+          if w in order}
+
+
+def _merge(results, order: list[str], done, carried) -> None:
+  """results["workloads"]: this run's and the carried ones, in `order`;
+  the carried ones are also named under carried_from_earlier_invocation."""
+  results["workloads"] = {w: done[w] if w in done else carried[w]
+                          for w in order if w in done or w in carried}
+  if carried:
+    results["carried_from_earlier_invocation"] = [w for w in order
+                                                  if w in carried]
+  else:
+    results.pop("carried_from_earlier_invocation", None)
 
 
 def _stop(results, baseline, trials, others, why: str) -> None:

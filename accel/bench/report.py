@@ -279,6 +279,11 @@ def _run_status(results: dict[str, Any]) -> list[str]:
   if set(machines.values()) - {results["machine"]}:
     out.append("- machines (each workload's trials all ran on one): " +
                "; ".join(f"{w} on {m}" for w, m in machines.items()))
+  if results.get("carried_from_earlier_invocation"):
+    out.append("- " + ", ".join(results["carried_from_earlier_invocation"])
+               + ": the previous invocation's results (same config, from "
+               "the same journal's trials); this one stopped before it "
+               "replayed them")
   if results.get("trials_from_earlier_run"):
     out.append(f"- continued an interrupted run: "
                f"{results['trials_from_earlier_run']} trials, timings "

@@ -4,6 +4,7 @@ suite, and the launcher's time budget."""
 
 import json
 import os
+import shutil
 
 import ml_collections
 import pytest
@@ -361,10 +362,10 @@ def _launcher(fakes, monkeypatch, tmp_path, workloads: str):
       " learning_rates=(1e-2,))}))\n")
   workdir, report_md = tmp_path / "out", tmp_path / "BENCHMARKS.md"
 
-  def run():
+  def run(*extra_flags):
     flags = bench.flags.FLAGS
     flags(["bench", f"--config={config}", f"--workdir={workdir}",
-           f"--report={report_md}"])
+           f"--report={report_md}", *extra_flags])
     try:
       bench.main(["bench"])
     finally:
@@ -445,6 +446,51 @@ def test_launcher_leaves_a_workload_to_the_machine_that_began_it(
       "cpu A", "cpu A", "cpu B"]
   assert ("- machines (each workload's trials all ran on one): a on cpu A; "
           "b on cpu A; c on cpu B") in report_md.read_text()
+
+
+def test_a_run_stopped_before_replaying_finished_workloads_keeps_them(
+    fakes, monkeypatch, tmp_path):
+  """Machine A stops in b, B finishes c (a from the journal); A, again,
+  stops in b before it reaches c: its results keep B's c, named as
+  carried, in the suite's order; a change of config carries nothing."""
+  bench, run_once, calls, workdir, report_md = _launcher(
+      fakes, monkeypatch, tmp_path, "abc")
+  machine = ["cpu A"]
+  monkeypatch.setattr(bench.host, "describe", lambda *_: machine[0])
+
+  def run(on, *extra_flags):
+    machine[0] = on
+    calls.clear()
+    with pytest.raises(SystemExit, match="Stopped"):
+      run_once(*extra_flags)
+    with open(workdir / "results.json") as f:
+      return json.load(f)
+
+  run("cpu A")  # a, then 2 of b's 4 trials
+  assert list(run("cpu B")["workloads"]) == ["a", "c"]  # c on B
+  snapshot = tmp_path / "snapshot"
+  shutil.copytree(workdir, snapshot)
+  # A's budget of half a minute ends b after one more trial.
+  stopped = run("cpu A", "--time_budget_minutes=0.5")
+  assert len(calls) == 1
+  assert stopped["stopped"].endswith("not finished: b")
+  assert list(stopped["workloads"]) == ["a", "c"]
+  assert stopped["carried_from_earlier_invocation"] == ["c"]
+  assert stopped["workloads"]["c"]["machine"] == "cpu B"
+  assert ("- c: the previous invocation's results (same config, from the "
+          "same journal's trials); this one stopped before it replayed "
+          "them") in report_md.read_text()
+  # Where the earlier invocation ran another config, nothing is carried.
+  shutil.rmtree(workdir)
+  shutil.copytree(snapshot, workdir)
+  with open(workdir / "results.json") as f:
+    earlier = json.load(f)
+  earlier["config"]["seeds"] = [7]
+  with open(workdir / "results.json", "w") as f:
+    json.dump(earlier, f)
+  stopped = run("cpu A", "--time_budget_minutes=0.5")
+  assert list(stopped["workloads"]) == ["a"]
+  assert "carried_from_earlier_invocation" not in stopped
 
 
 def test_schedules_are_part_of_the_grid_and_the_sweep_is_timed(
