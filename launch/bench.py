@@ -69,6 +69,9 @@ _REPORT = flags.DEFINE_string(
     "figures) here, e.g. BENCHMARKS.md.")
 flags.mark_flags_as_required(["workdir"])
 
+# The checkout this file is in (its results name it: see _earlier_workloads).
+_CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 def main(argv):
   if len(argv) > 1:
@@ -107,7 +110,7 @@ def main(argv):
           "afresh).", flush=True)
   results = {"command": " ".join(["python"] + sys.argv),
              "date": datetime.datetime.now().isoformat(timespec="minutes"),
-             "machine": machine,
+             "machine": machine, "checkout": _CHECKOUT,
              "load_avg_start": os.getloadavg(),
              "config": c.to_dict(), "workloads": {}}
   seen = (split.meta_training_data_sets(c.meta_training_config)
@@ -160,17 +163,28 @@ def _earlier_workloads(c, order: list[str]) -> dict[str, Any]:
   results.json. They were computed from the journal's trials, as this run
   will compute them again when it replays them; until then they stay in the
   results, so that a run stopped before it reaches them does not drop
-  them. None where there is no such file or its config differs."""
+  them. None where there is no such file or its config differs (paths into
+  each run's own checkout compare from the checkout on: a worktree runs the
+  same config)."""
   path = os.path.join(_WORKDIR.value, "results.json")
   if not os.path.exists(path):
     return {}
   with open(path) as f:
     earlier = json.load(f)
-  if earlier.get("config") != json.loads(json.dumps(c.to_dict(),
-                                                    default=str)):
+  if (_portable(earlier.get("config"), earlier.get("checkout")) !=
+      _portable(c.to_dict(), _CHECKOUT)):
     return {}
   return {w: r for w, r in earlier.get("workloads", {}).items()
           if w in order}
+
+
+def _portable(config, checkout: str | None):
+  """`config` as JSON data, with `checkout`/ written as <checkout>/."""
+  text = json.dumps(config, default=str)
+  if checkout:
+    text = text.replace(json.dumps(checkout.rstrip(os.sep) + os.sep)[1:-1],
+                        "<checkout>/")
+  return json.loads(text)
 
 
 def _merge(results, order: list[str], done, carried) -> None:

@@ -13,6 +13,10 @@ from accel.bench import suite
 from accel.bench import tables
 from accel.bench import trial_configs
 
+# This checkout's configs/ (the launcher's suites name it, as cpu.py does).
+_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "configs")
+
 
 def test_suite_picks_learning_rates_and_ratios(fakes, monkeypatch):
   monkeypatch.setattr(suite.trial_lib, "run_trial", fakes.trial)
@@ -352,7 +356,7 @@ def _launcher(fakes, monkeypatch, tmp_path, workloads: str):
       "import ml_collections\n\n"
       "def get_config():\n"
       "  w = dict(config='mnist1d_mlp', eval_every=10, target_fraction=0.9,"
-      " overrides={'total_steps': 100})\n"
+      f" config_dir={_CONFIGS!r}, overrides={{'total_steps': 100}})\n"
       "  return ml_collections.ConfigDict(dict(\n"
       "      baseline='slow', seeds=(0, 1), time_budget_minutes=5.5,\n"
       f"      workloads={{{names}}},\n"
@@ -470,6 +474,11 @@ def test_a_run_stopped_before_replaying_finished_workloads_keeps_them(
   assert list(run("cpu B")["workloads"]) == ["a", "c"]  # c on B
   snapshot = tmp_path / "snapshot"
   shutil.copytree(workdir, snapshot)
+  # B ran the same config from another checkout (a worktree elsewhere).
+  _edit_results(workdir, lambda r: r.update(
+      checkout="/elsewhere/accel", config=json.loads(json.dumps(
+          r["config"]).replace(bench._CHECKOUT + "/", "/elsewhere/accel/"))))
+  assert "/elsewhere/accel/configs" in (workdir / "results.json").read_text()
   # A's budget of half a minute ends b after one more trial.
   stopped = run("cpu A", "--time_budget_minutes=0.5")
   assert len(calls) == 1
@@ -483,14 +492,18 @@ def test_a_run_stopped_before_replaying_finished_workloads_keeps_them(
   # Where the earlier invocation ran another config, nothing is carried.
   shutil.rmtree(workdir)
   shutil.copytree(snapshot, workdir)
-  with open(workdir / "results.json") as f:
-    earlier = json.load(f)
-  earlier["config"]["seeds"] = [7]
-  with open(workdir / "results.json", "w") as f:
-    json.dump(earlier, f)
+  _edit_results(workdir, lambda r: r["config"].update(seeds=[7]))
   stopped = run("cpu A", "--time_budget_minutes=0.5")
   assert list(stopped["workloads"]) == ["a"]
   assert "carried_from_earlier_invocation" not in stopped
+
+
+def _edit_results(workdir, edit) -> None:
+  with open(workdir / "results.json") as f:
+    results = json.load(f)
+  edit(results)
+  with open(workdir / "results.json", "w") as f:
+    json.dump(results, f)
 
 
 def test_schedules_are_part_of_the_grid_and_the_sweep_is_timed(
