@@ -18,9 +18,10 @@ budget (`--time_budget_minutes`, or the suite config's
 finished so far are written, marked as stopped, and the command exits with
 status 1; running it again continues, and until it has replayed the
 workloads that the previous invocation finished, it keeps those in its
-results (from W/results.json, where the config is the same). While a file W/PAUSE exists, no
-trial starts (`touch W/PAUSE` before loading the machine with other work,
-`rm W/PAUSE` to go on): trials are timed, and other work would slow them.
+results (from W/results.json, where the config is the same). While a
+file W/PAUSE exists, no trial starts (`touch W/PAUSE` before loading the
+machine with other work, `rm W/PAUSE` to go on): trials are timed, and
+other work would slow them.
 
 Each workload's trials all run on one machine (the journal names it): a
 workload begun on another machine is left for that machine, the others go
@@ -163,7 +164,7 @@ def _earlier_workloads(c, order: list[str]) -> dict[str, Any]:
   results.json. They were computed from the journal's trials, as this run
   will compute them again when it replays them; until then they stay in the
   results, so that a run stopped before it reaches them does not drop
-  them. None where there is no such file or its config differs (paths into
+  them. Empty where there is no such file or its config differs (paths into
   each run's own checkout compare from the checkout on: a worktree runs the
   same config)."""
   path = os.path.join(_WORKDIR.value, "results.json")
