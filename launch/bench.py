@@ -170,8 +170,7 @@ def _earlier_workloads(c, order: list[str]) -> dict[str, Any]:
   path = os.path.join(_WORKDIR.value, "results.json")
   if not os.path.exists(path):
     return {}
-  with open(path) as f:
-    earlier = json.load(f)
+  earlier = report.load_results(path)
   if (_portable(earlier.get("config"), earlier.get("checkout")) !=
       _portable(c.to_dict(), _CHECKOUT)):
     return {}
