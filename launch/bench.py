@@ -18,7 +18,7 @@ budget (`--time_budget_minutes`, or the suite config's
 finished so far are written, marked as stopped, and the command exits with
 status 1; running it again continues, and until it has replayed the
 workloads that the previous invocation finished, it keeps those in its
-results (from W/results.json, where the config is the same). While a
+results (from W/results.json, each where its config is the same). While a
 file W/PAUSE exists, no trial starts (`touch W/PAUSE` before loading the
 machine with other work, `rm W/PAUSE` to go on): trials are timed, and
 other work would slow them.
@@ -160,22 +160,28 @@ def main(argv):
 
 def _earlier_workloads(c, order: list[str]) -> dict[str, Any]:
   """The workloads in `order` that the previous, unfinished invocation of
-  this suite (same workdir, same config) had finished, from its
-  results.json. They were computed from the journal's trials, as this run
-  will compute them again when it replays them; until then they stay in the
-  results, so that a run stopped before it reaches them does not drop
-  them. Empty where there is no such file or its config differs (paths into
-  each run's own checkout compare from the checkout on: a worktree runs the
-  same config)."""
+  this suite (same workdir) had finished, from its results.json, where
+  they ran the same config: the same suite-wide settings (methods, seeds,
+  baseline...) and the same workload entry. They were computed from the
+  journal's trials, as this run will compute them again when it replays
+  them; until then they stay in the results, so that a run stopped before
+  it reaches them does not drop them. A workload whose entry changed (a
+  resized one, trained afresh) carries nothing; the others still carry.
+  Empty where there is no such file or the suite-wide settings differ
+  (paths into each run's own checkout compare from the checkout on: a
+  worktree runs the same config)."""
   path = os.path.join(_WORKDIR.value, "results.json")
   if not os.path.exists(path):
     return {}
   earlier = report.load_results(path)
-  if (_portable(earlier.get("config"), earlier.get("checkout")) !=
-      _portable(c.to_dict(), _CHECKOUT)):
+  then = _portable(earlier.get("config") or {}, earlier.get("checkout"))
+  now = _portable(c.to_dict(), _CHECKOUT)
+  then_workloads = then.pop("workloads", None) or {}
+  now_workloads = now.pop("workloads")
+  if then != now:
     return {}
   return {w: r for w, r in earlier.get("workloads", {}).items()
-          if w in order}
+          if w in order and then_workloads.get(w) == now_workloads[w]}
 
 
 def _portable(config, checkout: str | None):

@@ -456,7 +456,8 @@ def test_a_run_stopped_before_replaying_finished_workloads_keeps_them(
     fakes, monkeypatch, tmp_path):
   """Machine A stops in b, B finishes c (a from the journal); A, again,
   stops in b before it reaches c: its results keep B's c, named as
-  carried, in the suite's order; a change of config carries nothing."""
+  carried, in the suite's order; a change of c's entry, or of the
+  suite-wide settings, does not carry c."""
   bench, run_once, calls, workdir, report_md = _launcher(
       fakes, monkeypatch, tmp_path, "abc")
   machine = ["cpu A"]
@@ -489,7 +490,18 @@ def test_a_run_stopped_before_replaying_finished_workloads_keeps_them(
   assert ("- c: the previous invocation's results (same config, from the "
           "same journal's trials); this one stopped before it replayed "
           "them") in report_md.read_text()
-  # Where the earlier invocation ran another config, nothing is carried.
+  # Where the earlier invocation ran c with another entry (c resized), c
+  # is not carried; another workload's entry (b's) does not matter to c.
+  for changed, carried in (("c", []), ("b", ["c"])):
+    shutil.rmtree(workdir)
+    shutil.copytree(snapshot, workdir)
+    _edit_results(workdir, lambda r: r["config"]["workloads"][
+        changed]["overrides"].update(total_steps=50))
+    stopped = run("cpu A", "--time_budget_minutes=0.5")
+    assert list(stopped["workloads"]) == ["a"] + carried
+    assert stopped.get("carried_from_earlier_invocation", []) == carried
+  # Where the earlier invocation ran other suite-wide settings, nothing is
+  # carried.
   shutil.rmtree(workdir)
   shutil.copytree(snapshot, workdir)
   _edit_results(workdir, lambda r: r["config"].update(seeds=[7]))
