@@ -138,7 +138,7 @@ def _select(scorer):
 # ResNet-20's and the digits CNN's stay the Zen 4's, so that each
 # workload's trials on the Zen 3 keep one limit: about 3.9x AdamW there,
 # e.g. the digits CNN's Zen 3 grid mean is 61 s; the 192-channel MNIST-1D
-# CNN's is AdamW's 1,000 steps in its sizing on an Intel Xeon, 104-106 ms
+# CNN's is AdamW's 1,000 steps in its sizing on an Intel Xeon, 103-106 ms
 # a step: benchmarks/cpu_full/sizing_192.log).
 FULL_ADAMW_S = {"text_lm": 32, "resnet20_textures": 40, "mnist1d_cnn": 105,
                 "synthetic": 32, "digits_cnn": 48, "digits_noisy": 55}
