@@ -1,10 +1,9 @@
 import ml_collections
-from accel.bench import trial, trial_configs
+from accel.bench import trial, trial_configs, workloads
 from accel.train import config as config_lib
 bench = config_lib.load_file("configs/bench/cpu.py:full")
 m = bench.methods.adamw
-w = ml_collections.ConfigDict(dict(config="mnist1d_cnn", eval_every=100, target_fraction=0.99,
-     overrides={"total_steps": 1000, "batch_size": 512, "model": {"channels": (192,192,192)}, "optim": {"warmup_steps": 100}}))
+w = ml_collections.ConfigDict(workloads.mnist1d_cnn_wide(1000, 192))
 runs = {}
 for lr, seed in [(3e-2, 0), (3e-2, 1), (1e-2, 0)]:
   c = trial_configs.trial_config(w, m, lr, seed)
