@@ -114,9 +114,11 @@ def run_trial(config, *, eval_every: int, target: float | None = None,
   switch = None
   if steps.train_passive is not None:
     passive_fn = steps.train_passive.lower(state, batch).compile()
+    cheaper_fns = tuple(f.lower(state, batch).compile()
+                        for f in steps.train_cheaper)
     switch = control.make_switch(config, parts.model, source,
                                  parts.optimizer, train_fn, passive_fn,
-                                 steps.eval_batch)
+                                 steps.eval_batch, train_cheaper=cheaper_fns)
     if switch is not None:
       switch.warm_up(state)
   compile_s = time.perf_counter() - t0

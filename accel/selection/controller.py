@@ -51,6 +51,15 @@ verdict is noisy (four windows of a probe loss), a false "on" costs the
 scoring pass on every step of the hold, and a false "off" only the benefit
 until the next probe. With independent probes that err with probability p,
 a false switch-on then happens with probability p**confirm.
+
+Cheaper selection before none (`arms` > 1): arm 0 is the selecting program
+as configured; arms 1, 2, ... are cheaper ones (accel.selection.Selector.
+with_ratio: fewer candidates, so a cheaper scoring pass). A probe compares
+the current arm with plain windows; when it does not pay and a cheaper arm
+is left, the next probe follows at once with that arm (its own confirm
+probes before it goes on); when the cheapest does not pay either, selection
+goes off for the hold and the probe after it starts again from arm 0. An
+arm that pays stays until a probe finds that it no longer does.
 """
 
 from __future__ import annotations
@@ -91,6 +100,7 @@ class Decision:
   rate_off: float | None = None
   z: float | None = None  # (rate_on - rate_off) over its standard error
   pays: bool | None = None  # this probe's verdict (on needs confirm in a row)
+  arm: int = 0          # the selecting program the probe compared
 
 
 class BreakEven:
@@ -101,21 +111,25 @@ class BreakEven:
   def __init__(self, *, window_steps: int, rule: str, start_step: int = 0,
                margin: float = 0.03, hold_windows: int = 8,
                max_hold_windows: int = 64, confirm: int = 2,
-               z: float = 0.5):
+               z: float = 0.5, arms: int = 1):
     if rule not in RULES:
       raise ConfigError(f"Unknown controller rule {rule!r}; expected one of "
                         f"{RULES}.")
     if (window_steps < 1 or hold_windows < 1 or margin < 0 or confirm < 1
-        or z < 0):
+        or z < 0 or arms < 1):
       raise ConfigError(
           f"The controller needs window_steps >= 1, hold_windows >= 1, "
-          f"margin >= 0, confirm >= 1 and z >= 0; got {window_steps}, "
-          f"{hold_windows}, {margin}, {confirm} and {z}.")
+          f"margin >= 0, confirm >= 1, z >= 0 and arms >= 1; got "
+          f"{window_steps}, {hold_windows}, {margin}, {confirm}, {z} and "
+          f"{arms}.")
     self.window_steps, self.rule = window_steps, rule
     self.start_step, self.margin, self.z = start_step, margin, z
     self.hold_windows, self.max_hold = hold_windows, max_hold_windows
     self._hold = hold_windows
     self.confirm = confirm
+    self.arms = arms
+    self.arm = 0          # the selecting program of the windows to come
+    self._final = None    # `on` of the last decision that set a hold
     self._streak = 0      # paying verdicts in a row
     self._probes = 0
     self._plan = self._next_probe()
@@ -164,9 +178,16 @@ class BreakEven:
       if len(self._probe) == len(_PROBE):
         decision = self._decide(self._probe)
         self._probe = []
-        # A paying probe that awaits its confirmation: the next probe at once.
+        # A paying probe that awaits its confirmation, or an arm that does
+        # not pay where a cheaper one is left: the next probe at once.
         pending = decision.pays and not decision.on
-        self._plan = [(decision.on, False)] * (0 if pending else self._hold)
+        cheaper = not decision.pays and self.arm + 1 < self.arms
+        if cheaper:
+          self.arm += 1
+        elif not decision.pays:
+          self.arm = 0  # the probe after the hold starts from arm 0
+        self._plan = [(decision.on, False)] * (
+            0 if pending or cheaper else self._hold)
     if not self._plan:
       self._plan = self._next_probe()
     return decision
@@ -200,16 +221,20 @@ class BreakEven:
                else float("inf") if r_on > 0 else 0.0)
       d = Decision(step=step, on=False, cost=cost, benefit=ratio,
                    rate_on=r_on, rate_off=r_off, z=float(z), pays=pays)
+    d.arm = self.arm
     was_on = bool(self.decisions) and self.decisions[-1].on
     self._streak = self._streak + 1 if d.pays else 0
     d.on = d.pays and (was_on or self._streak >= self.confirm)
-    # A probe that confirms the last decision doubles the next hold (one
-    # that awaits its confirmation leaves the hold as it is).
-    if not (d.pays and not d.on):
-      if self.decisions and was_on == d.on:
+    # A probe that confirms the last decision that set a hold doubles the
+    # next hold; one that awaits its confirmation, or hands over to a
+    # cheaper arm, leaves the hold as it is.
+    cheaper = not d.pays and self.arm + 1 < self.arms
+    if not (d.pays and not d.on) and not cheaper:
+      if self._final is not None and self._final == d.on:
         self._hold = min(2 * self._hold, self.max_hold)
       else:
         self._hold = self.hold_windows
+      self._final = d.on
     self.decisions.append(d)
     return d
 
@@ -222,6 +247,8 @@ class BreakEven:
            "selection/controller/pays": float(bool(d.pays)),
            "selection/controller/cost": d.cost,
            "selection/controller/benefit": d.benefit}
+    if self.arms > 1:
+      out["selection/controller/arm"] = float(d.arm)
     if d.rate_on is not None:
       out["selection/controller/progress_per_s_selecting"] = d.rate_on
       out["selection/controller/progress_per_s_plain"] = d.rate_off

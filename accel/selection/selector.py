@@ -67,7 +67,7 @@ DEFAULTS = {"scorer": "none", "method": "topk", "ratio": 4.0,
             "controller_margin": 0.03, "controller_confirm": 2,
             "controller_z": 0.5,
             "controller_probe_trim": 0.25, "controller_probe": "train",
-            "controller_probe_clip": 0.0,
+            "controller_probe_clip": 0.0, "controller_ratios": (),
             "score_dtype": "float32", "drop_above_chance": 0.0}
 SCORE_DTYPES = ("float32", "bfloat16")
 PREFER = ("high", "low")
@@ -129,6 +129,7 @@ class Selector:
     self._needs_labels = class_weights is not None or class_quota > 0
     self._mesh = mesh if shards > 1 and groups % shards == 0 else None
     self._axes = tuple(batch_axes)
+    self.candidates = None  # None: all it is given (see with_ratio)
 
   def _grouped(self, scores_N, labels_N, candidates, keys_G, first):
     """Selection and gather within each of len(keys_G) equal groups; the
@@ -159,6 +160,30 @@ class Selector:
     off = copy.copy(self)
     off.passive = True
     return off
+
+  def with_ratio(self, ratio: float) -> "Selector":
+    """This selector on fewer candidates: each group's first share of
+    them, `ratio` candidates per selected example (a cheaper scoring pass;
+    the break-even controller's cheaper arms). The input pipeline still
+    yields the configured candidates; the rest go unused."""
+    n = int(round(ratio * self.k))
+    if ratio < 1 or abs(n - ratio * self.k) > 1e-6 or n % self.groups:
+      raise ConfigError(
+          f"A candidate ratio must be >= 1 and give a whole number of "
+          f"candidates divisible by the {self.groups} selection group(s) "
+          f"at batch size {self.k}; got {ratio}.")
+    cheaper = copy.copy(self)
+    cheaper.candidates = n
+    return cheaper
+
+  def _fewer(self, candidates):
+    """Each group's first `self.candidates // groups` candidates."""
+    n, g = candidates["label"].shape[0], self.groups
+    if self.candidates is None or self.candidates >= n:
+      return candidates
+    m = self.candidates // g
+    return {key: v.reshape((g, n // g) + v.shape[1:])[:, :m].reshape(
+        (g * m,) + v.shape[1:]) for key, v in candidates.items()}
 
   def init_state(self, num_examples: int):
     """The selection state a train state carries: the stale-loss table
@@ -201,6 +226,8 @@ class Selector:
     if n % g:
       raise ConfigError(f"Selection in {g} groups needs a candidate batch "
                         f"divisible by them; got {n} candidates.")
+    candidates = self._fewer(candidates)
+    n = candidates["label"].shape[0]
     score = lambda: self._scores(params, candidates, step, table)
     if self.passive:
       first, scores_N = jnp.bool_(True), jnp.zeros((n,))
@@ -237,7 +264,8 @@ class Selector:
            "selection/on": 1.0 - jnp.asarray(first, jnp.float32),
            "selection/score_mean_candidates": scores_N.mean(),
            "selection/score_mean_selected": scores_N[idx_k].mean(),
-           "selection/weight_max": batch["weight"].max()}
+           "selection/weight_max": batch["weight"].max(),
+           "selection/ratio": jnp.float32(scores_N.shape[0] / self.k)}
     if self.method == "importance":
       out["selection/variance_reduction"] = self._variance_reduction(
           scores_N, first)
@@ -319,6 +347,15 @@ def make_selector(section, *, batch_size: int, seed: int, source, model,
     raise ConfigError("config.selection.controller_confirm (probes that "
                       "must agree before selection switches on) must be "
                       f">= 1; got {c.controller_confirm}.")
+  ratios = tuple(float(r) for r in c.controller_ratios)
+  if ratios and (c.controller == "off" or any(
+      not 1.0 <= r < c.ratio for r in ratios)
+                 or list(ratios) != sorted(set(ratios), reverse=True)):
+    raise ConfigError(
+        "config.selection.controller_ratios are the cheaper candidate "
+        "ratios the break-even controller falls back to: each in [1, ratio="
+        f"{c.ratio}), decreasing, with the controller on; got {ratios} with "
+        f"controller {c.controller!r}.")
   if c.drop_above_chance < 0 or (c.drop_above_chance and (
       c.scorer not in ("loss", "stale_loss") or c.prefer != "low"
       or c.method != "topk" or source.spec.task != "classification")):
@@ -387,6 +424,8 @@ def make_selector(section, *, batch_size: int, seed: int, source, model,
         f"Selection in {selector.groups} groups (config.selection.groups="
         f"{c.groups}; 0 is one per batch shard) needs a candidate batch "
         f"divisible by them; got {n} candidates.")
+  for r in ratios:
+    selector.with_ratio(r)  # raises on a ratio the groups cannot split
   return selector
 
 

@@ -59,6 +59,9 @@ class Steps:
   # With batch selection: the same step with selection switched off (the
   # break-even controller runs it while selection does not pay).
   train_passive: Callable[[Any, Any], Any] | None = None
+  # The selecting step at config.selection.controller_ratios' fewer
+  # candidates each (the controller's cheaper arms; empty without them).
+  train_cheaper: tuple[Callable[[Any, Any], Any], ...] = ()
 
   @property
   def block_each_step(self) -> bool:
@@ -154,6 +157,9 @@ def compile_steps(config, model: nn.Module, optimizer: Optimizer,
   train = jit_step(selector)
   # jit compiles on first use: a run that never switches pays nothing.
   passive = None if selector is None else jit_step(selector.passive_copy())
+  cheaper = () if selector is None else tuple(
+      jit_step(selector.with_ratio(float(r)))
+      for r in config.selection.controller_ratios)
   evaluate = jax.jit(
       functools.partial(step_lib.eval_step, model=model, optimizer=optimizer),
       in_shardings=(shardings, batch), out_shardings=rep)
@@ -163,7 +169,7 @@ def compile_steps(config, model: nn.Module, optimizer: Optimizer,
                init=functools.partial(
                    jax.jit(init, out_shardings=shardings), seed),
                train=train, evaluate=evaluate, replicated_share=share,
-               train_passive=passive)
+               train_passive=passive, train_cheaper=cheaper)
 
 
 @dataclasses.dataclass(frozen=True)

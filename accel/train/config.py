@@ -87,7 +87,10 @@ def selection_section(**overrides) -> ml_collections.ConfigDict:
   fixed probe batch less its highest controller_probe_trim share, each
   first capped at controller_probe_clip times log(classes) (0 = not
   capped), drawn from the training split (controller_probe "train") or
-  held out of training ("heldout"); score_dtype: float32 | bfloat16, the
+  held out of training ("heldout"); controller_ratios: cheaper candidate
+  ratios (decreasing, below ratio) the controller tries, each on the first
+  candidates, before it turns selection off (() = none);
+  score_dtype: float32 | bfloat16, the
   scoring pass's compute dtype;
   temperature, min_prob: the sampling distribution; class_rebalance:
   power of the inverse class frequency that weights scores (0 = off);

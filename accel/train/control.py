@@ -26,10 +26,20 @@ class SelectionSwitch:
   def __init__(self, controller: controller_lib.BreakEven,
                train_on: Callable, train_off: Callable,
                probe: Callable[[Any], jax.Array], probe_trim: float,
-               probe_clip: float | None = None):
+               probe_clip: float | None = None,
+               train_cheaper: tuple[Callable, ...] = (),
+               ratios: tuple[float, ...] = ()):
+    """`train_cheaper`: the selecting programs of the controller's arms
+    1, 2, ... (arm 0 is `train_on`); `ratios`: every arm's candidate ratio,
+    for the logs."""
+    if controller.arms != 1 + len(train_cheaper):
+      raise ValueError(f"a controller of {controller.arms} arms was given "
+                       f"{1 + len(train_cheaper)} selecting programs.")
     self.controller = controller
     self._probe_trim, self._probe_clip = probe_trim, probe_clip
-    self._train = {True: train_on, False: train_off}
+    self._on = (train_on,) + tuple(train_cheaper)
+    self._off = train_off
+    self._ratios = tuple(ratios)
     self._probe = probe
     self._window = None  # (start time, probe loss at start, taus)
 
@@ -49,7 +59,7 @@ class SelectionSwitch:
       jax.block_until_ready(state)
       self._window = (time.perf_counter(), self._probe_loss(state), [])
     on = c.selecting(step)
-    state, metrics = self._train[on](state, batch)
+    state, metrics = (self._on[c.arm] if on else self._off)(state, batch)
     measured = self._window is not None
     if measured and on and "selection/variance_reduction" in metrics:
       self._window[2].append(metrics["selection/variance_reduction"])
@@ -71,7 +81,11 @@ class SelectionSwitch:
     return state, metrics
 
   def scalars(self) -> dict[str, float]:
-    return self.controller.scalars()
+    out = self.controller.scalars()
+    if "selection/controller/arm" in out and self._ratios:
+      out["selection/controller/ratio"] = self._ratios[
+          int(out["selection/controller/arm"])]
+    return out
 
 
 def window_steps(section, total_steps: int) -> int:
@@ -96,12 +110,15 @@ def held_out_ids(config, source):
 
 def make_switch(config, model, source, optimizer, train_on: Callable,
                 train_off: Callable | None, put_batch: Callable,
-                start_step: int = 0) -> SelectionSwitch | None:
+                start_step: int = 0, train_cheaper: tuple[Callable, ...] = ()
+                ) -> SelectionSwitch | None:
   """The switch `config.selection` asks for (None when selection or its
   controller is off). `train_on`/`train_off`: the selecting and plain
-  programs; `put_batch` places the probe batch on the mesh (Steps.
-  eval_batch); the controller starts at the later of the selection's
-  warm-up and `start_step` (a resumed run's step)."""
+  programs; `train_cheaper`: the selecting ones at
+  `config.selection.controller_ratios` (Steps.train_cheaper); `put_batch`
+  places the probe batch on the mesh (Steps.eval_batch); the controller
+  starts at the later of the selection's warm-up and `start_step` (a
+  resumed run's step)."""
   section = config.selection
   if not _controlled(section):
     return None
@@ -116,9 +133,12 @@ def make_switch(config, model, source, optimizer, train_on: Callable,
       start_step=max(int(section.warmup_steps), start_step),
       margin=float(section.controller_margin),
       confirm=int(section.controller_confirm),
-      z=float(section.controller_z))
+      z=float(section.controller_z), arms=1 + len(train_cheaper))
   clip = (float(section.controller_probe_clip)
           * float(np.log(source.spec.num_classes))
           if section.controller_probe_clip else None)
+  ratios = (float(section.ratio),) + tuple(
+      float(r) for r in section.controller_ratios)
   return SelectionSwitch(c, train_on, train_off, probe,
-                         float(section.controller_probe_trim), clip)
+                         float(section.controller_probe_trim), clip,
+                         train_cheaper=train_cheaper, ratios=ratios)

@@ -202,7 +202,8 @@ def run(config, workdir: str, *, stop_after: int | None = None,
   # The break-even controller's choice of program, step by step.
   switch = control.make_switch(config, parts.model, source, parts.optimizer,
                                steps.train, steps.train_passive,
-                               steps.eval_batch, start_step)
+                               steps.eval_batch, start_step,
+                               train_cheaper=steps.train_cheaper)
   window_start, window_steps = time.perf_counter(), 0
   done = start_step
   stopped_early, result = False, None

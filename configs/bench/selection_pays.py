@@ -24,6 +24,10 @@ Methods:
                              training loss, no scoring pass) with
                              rank-based sampling, 2x candidates;
   loss_topk                  a scoring pass, top-k by loss, 4x candidates;
+  loss_topk_ladder           the same, with the controller free to fall
+                             back to 2x and then 1.25x candidates (a
+                             cheaper scoring pass) before it turns
+                             selection off (controller_ratios);
   grad_norm_importance       a scoring pass, importance sampling on the
                              gradient-norm bound (variance rule);
   attention_filter           the attention scorer preferring LOW scores:
@@ -42,6 +46,12 @@ Methods:
                              few do, so the batch stays near uniform;
   stale_drop_always          the same without the controller.
 Variant `quick`: the noisy digits only, 2 rates, 1 seed (a smoke run).
+Variant `full`: the full CPU suite's digits, noisy and clean (batch 512,
+200 steps, evaluated every 10; configs/bench/cpu.py:full), with its 6-value
+grid and the filters' 20 plain warm-up steps; it adds `stale_drop_early`,
+stale_drop switched on by one paying probe (controller_confirm=1) instead
+of two: on the full suite's noisy digits the target fell at step 60-80,
+before the second probe ends (step 100).
 Options `workloads=a+b` and `methods=a+b` keep those (and the baseline);
 `probe_trim=x` sets every controller's probe trim
 (config.selection.controller_probe_trim, default 0.25) and `probe=heldout`
@@ -84,7 +94,7 @@ def _filters(name, scorer, **options):
 
 def get_config(arg: str = ""):
   variants, options = config_lib.parse_variant(
-      arg, names=("quick",),
+      arg, names=("full", "quick"),
       options=("methods", "workloads", "probe_trim", "probe", "probe_clip",
                "z", "eval_every"))
   c = ml_collections.ConfigDict()
@@ -108,6 +118,9 @@ def get_config(arg: str = ""):
           "stale_loss", "rank", ratio=2.0)),
       "loss_topk": dict(optim=adamw, learning_rates=LRS,
                         overrides=_select("loss")),
+      "loss_topk_ladder": dict(optim=adamw, learning_rates=LRS,
+                               overrides=_select(
+                                   "loss", controller_ratios=(2.0, 1.25))),
       "grad_norm_importance": dict(
           optim=adamw, learning_rates=LRS,
           overrides=_select("grad_norm_bound", "importance", min_prob=0.1)),
@@ -115,6 +128,21 @@ def get_config(arg: str = ""):
       **_filters("stale_filter", "stale_loss"),
       **_filters("stale_drop", "stale_loss", drop_above_chance=1.0),
   }
+  if "full" in variants:
+    c.workloads = {"digits_noisy": workloads.digits_cnn_wide(),
+                   "digits_cnn": workloads.digits_cnn_wide()}
+    c.workloads.digits_noisy.overrides.data = {"label_noise": 0.2}
+    for w in c.workloads.values():
+      w.target_rule = "worst_seed_best"
+      w.eval_every = 10
+    c.methods["stale_drop_early"] = dict(
+        optim=adamw, learning_rates=LRS, overrides=_select(
+            "stale_loss", ratio=1.25, prefer="low", drop_above_chance=1.0,
+            controller_confirm=1))
+    for m in c.methods.values():
+      m.learning_rates = LRS + (1e-1,)
+      if "overrides" in m:
+        m.overrides.selection.warmup_steps = 20
   probe = {}
   if options.get("probe_trim"):
     probe["controller_probe_trim"] = float(options["probe_trim"])

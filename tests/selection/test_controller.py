@@ -158,6 +158,84 @@ def test_switching_on_takes_agreeing_probes():
   assert share[2][0] < 0.5 * share[1][0]
 
 
+def _run_arms(c, windows, *, cost, gain):
+  """Drives `c` with per-arm selecting costs `cost[arm]` (s/step; a plain
+  step takes 1 s) and a selecting step's progress `gain[arm]` times a plain
+  one's (falling with time). Returns each window's arm (None: plain)."""
+  arms = []
+  for w in range(windows):
+    start = c.start_step + w * W
+    on, arm = c.selecting(start), c.arm
+    rate = lambda step: 1.0 - step / 20000
+    c.window_done(ctl.Window(
+        on=on, steps=W, seconds=W * (cost[arm] if on else 1.0),
+        progress=sum(rate(start + i) * (gain[arm] if on else 1.0)
+                     for i in range(W))))
+    arms.append(arm if on else None)
+  return arms
+
+
+def test_a_cheaper_arm_that_pays_is_taken_when_the_first_does_not():
+  # Arm 0 (say 4x candidates) buys 1.5x the progress a step but costs 2x
+  # the time; arm 1 (2x candidates) buys 1.4x for 1.2x the time.
+  c = ctl.BreakEven(window_steps=W, rule="progress", arms=2)
+  arms = _run_arms(c, 40, cost=(2.0, 1.2), gain=(1.5, 1.4))
+  d = c.decisions
+  assert [(x.arm, x.pays, x.on) for x in d[:3]] == [
+      (0, False, False), (1, True, False), (1, True, True)]
+  # Each hand-over and the confirmation follow at once.
+  assert [x.step for x in d[:3]] == [4 * W, 8 * W, 12 * W]
+  assert all(x.arm == 1 and x.on for x in d[2:])
+  # After the first probe, arm 0 never runs again.
+  assert set(arms[4:]) == {1, None}
+  assert c.scalars()["selection/controller/arm"] == 1.0
+
+
+def test_when_no_arm_pays_the_hold_doubles_and_probes_restart_at_arm_0():
+  c = ctl.BreakEven(window_steps=W, rule="progress", arms=2)
+  _run_arms(c, 80, cost=(2.0, 1.4), gain=(1.0, 1.0))
+  d = c.decisions
+  assert [x.arm for x in d] == [0, 1, 0, 1, 0, 1]
+  assert not any(x.on for x in d)
+  # Arm 1's probe follows arm 0's at once; then a hold of 8 windows,
+  # doubled (16) when the next pair confirms "off".
+  assert list(np.diff([x.step for x in d])) == [
+      4 * W, (8 + 4) * W, 4 * W, (16 + 4) * W, 4 * W]
+
+
+def test_one_arm_decides_as_before():
+  # arms=1 is the controller without cheaper arms: the same decisions.
+  for arms in (1, 2):
+    c = ctl.BreakEven(window_steps=W, rule="progress", arms=arms)
+    _run_arms(c, 30, cost=(1.3, 1.3), gain=(2.0, 2.0))
+    assert [(x.step, x.on, x.arm) for x in c.decisions] == [
+        (4 * W, False, 0), (8 * W, True, 0), (20 * W, True, 0),
+        (40 * W, True, 0)][:len(c.decisions)]
+  with pytest.raises(ValueError, match="arms >= 1; got .* and 0"):
+    ctl.BreakEven(window_steps=W, rule="progress", arms=0)
+
+
+def test_the_switch_runs_the_arm_the_controller_chose():
+  from accel.train import control  # pylint: disable=g-import-not-at-top
+  c = ctl.BreakEven(window_steps=1, rule="progress", arms=3)
+  ran = []
+  program = lambda name: lambda state, batch: (ran.append(name) or state, {})
+  switch = control.SelectionSwitch(
+      c, program("on"), program("off"), lambda state: np.ones(4), 0.0,
+      train_cheaper=(program("half"), program("quarter")),
+      ratios=(4.0, 2.0, 1.25))
+  for i in range(12):  # three probes: nothing pays at any arm
+    switch(0.0, None, i)
+  assert ran == ["on", "off", "off", "on", "off", "half", "half", "off",
+                 "quarter", "off", "off", "quarter"]
+  assert [d.arm for d in c.decisions] == [0, 1, 2]
+  assert switch.scalars()["selection/controller/ratio"] == 1.25
+  with pytest.raises(ValueError, match="controller of 3 arms was given 1 "
+                     "selecting programs"):
+    control.SelectionSwitch(c, program("on"), program("off"),
+                            lambda state: np.ones(4), 0.0)
+
+
 def test_a_confirm_below_one_is_refused():
   with pytest.raises(ValueError, match="confirm >= 1"):
     ctl.BreakEven(window_steps=W, rule="progress", confirm=0)
@@ -237,7 +315,8 @@ def test_the_switch_probes_only_the_windows_of_a_probe():
 def test_controller_errors_are_named():
   with pytest.raises(ValueError, match="Unknown controller rule 'fast'"):
     ctl.BreakEven(window_steps=W, rule="fast")
-  with pytest.raises(ValueError, match="z >= 0; got .* and -1.0"):
+  with pytest.raises(ValueError,
+                     match="z >= 0 and arms >= 1; got .*, -1.0 and 1"):
     ctl.BreakEven(window_steps=W, rule="progress", z=-1.0)
   with pytest.raises(ValueError, match="controller is 'auto', 'off'"):
     ctl.rule_for("topk", "sometimes")
@@ -251,7 +330,7 @@ def test_a_run_with_the_controller_logs_its_decisions(tmp_path, monkeypatch,
   from accel.data import source as source_lib  # pylint: disable=g-import-not-at-top
   c = noisy_config(scorer="loss", method="topk", ratio=4, warmup_steps=10,
                    controller="progress", controller_window=5,
-                   controller_probe="heldout")
+                   controller_probe="heldout", controller_ratios=(2.0,))
   c.total_steps = 80
   excluded = []
   real = source_lib.Source.train_iterator
@@ -272,7 +351,11 @@ def test_a_run_with_the_controller_logs_its_decisions(tmp_path, monkeypatch,
   acc.Reload()
   tags = set(acc.Tags()["scalars"])
   assert {"train/selection/controller/on", "train/selection/controller/cost",
-          "train/selection/on"} <= tags
+          "train/selection/on", "train/selection/controller/arm",
+          "train/selection/controller/ratio"} <= tags
+  # Each decision names its arm's candidate ratio: 4x or the cheaper 2x.
+  assert {e.value for e in acc.Scalars(
+      "train/selection/controller/ratio")} <= {4.0, 2.0}
   # The selecting windows cost a scoring pass: cost above 1.
   assert acc.Scalars("train/selection/controller/cost")[-1].value > 1.0
   # Share of selecting steps per logging window: the probes selected.

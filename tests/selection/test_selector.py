@@ -77,6 +77,14 @@ def test_selection_config_errors_are_named(tmp_path, noisy_config):
   with pytest.raises(ValueError, match=r"controller_z .* must be >= 0; got "
                      r"-0.5"):
     train.run(c, str(tmp_path / "z"))
+  for bad, controller in [((4.0,), "auto"), ((1.5, 2.0), "auto"),
+                          ((2.0,), "off")]:
+    c = noisy_config(scorer="loss", ratio=4, controller_ratios=bad,
+                     controller=controller)
+    with pytest.raises(ValueError, match=r"controller_ratios are the cheaper "
+                       r"candidate ratios .* each in \[1, ratio=4\), "
+                       r"decreasing, with the controller on; got "):
+      train.run(c, str(tmp_path / "ratios"))
   c = noisy_config(scorer="loss", controller_probe_clip=-1.0)
   with pytest.raises(ValueError, match=r"controller_probe_clip \(0: off\) "
                      r"caps .* got -1.0 on a classification task"):

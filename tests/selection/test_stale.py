@@ -175,3 +175,43 @@ def test_stale_selection_errors_are_named():
                      ".*got drop_above_chance=1.0, scorer 'stale_loss', "
                      "prefer 'high', method 'rank'"):
     build_lib.build(c)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_fewer_candidates_select_from_each_groups_first_ones(groups):
+  """with_ratio(r): the same selection as the full selector given only
+  each group's first r * k / groups candidates (the reference), and the
+  ratio in its metrics."""
+  rng = np.random.default_rng(0)
+  table = stale.record(stale.init_table(16), jnp.arange(16),
+                       jnp.asarray(rng.uniform(0, 3, 16), jnp.float32),
+                       jnp.int32(0))
+  ids = jnp.asarray(rng.permutation(16))
+  candidates = {"example_id": ids, "label": jnp.zeros(16, jnp.int32),
+                "inputs": jnp.arange(16.0)[:, None]}
+  full = selector.Selector(None, 4, method="topk", staleness_steps=100,
+                           groups=groups)
+  cheaper = full.with_ratio(2.0)
+  key = jax.random.PRNGKey(0)
+  batch, metrics = cheaper({}, candidates, key, jnp.int32(5), table)
+  def head(v):  # each group's first 8 / groups rows
+    return v.reshape((groups, -1) + v.shape[1:])[:, :8 // groups].reshape(
+        (-1,) + v.shape[1:])
+  ref, _ = full({}, {k: head(v) for k, v in candidates.items()}, key,
+                jnp.int32(5), table)
+  np.testing.assert_array_equal(batch["example_id"], ref["example_id"])
+  assert float(metrics["selection/ratio"]) == 2.0
+  assert float(full({}, candidates, key, jnp.int32(5), table)[1][
+      "selection/ratio"]) == 4.0
+  # The highest stale losses among the first candidates, not among all.
+  loss = np.asarray(table.loss_N)
+  firsts = np.asarray(head(ids)).reshape(groups, -1)
+  want = np.concatenate([g[np.argsort(-loss[g])][:4 // groups]
+                         for g in firsts])
+  assert sorted(np.asarray(batch["example_id"]).tolist()) == sorted(
+      want.tolist())
+  with pytest.raises(ValueError, match=r"candidate ratio must be >= 1 .* "
+                     r"divisible by the 2 selection group\(s\) at batch size "
+                     r"4; got 1.25"):
+    selector.Selector(None, 4, method="topk", staleness_steps=100,
+                      groups=2).with_ratio(1.25)
