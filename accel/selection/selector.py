@@ -25,7 +25,10 @@ times the chance level log(C) (the model gives their label less than a
 chance share: label-inconsistent), as many as there are up to the surplus
 of candidates, and keeps the others in their (random) stream order: on
 clean data, where few losses pass the line, the batch is close to a
-uniform one.
+uniform one. A high-preferring top-k or rank with `drop_above_chance`
+selects in a band: the highest losses below the line (the hard examples
+whose labels the model does not contradict), the ones above it last, so
+that seeking hard examples does not seek corrupted labels.
 
 On a device mesh the candidates are split over the batch shards, and by
 default (`groups=0`) each shard selects its own k / shards of its own
@@ -95,8 +98,11 @@ class Selector:
     """`groups=0`: one group per batch shard of `mesh` (1 without one).
     `scorer=None` with `staleness_steps` scores from the stale-loss table
     (entries older than that many steps are not trusted). `drop_above`:
-    scores above it count as 1 and the others as 0 (with prefer="low",
-    top-k then keeps the candidates below it in stream order)."""
+    with prefer="low", scores above it count as 1 and the others as 0
+    (top-k then keeps the candidates below it in stream order); with
+    prefer="high", scores above it count as -1, below every loss (the
+    highest below it are selected first; an untrusted stale entry gets
+    the highest of those)."""
     if (scorer is None) == (staleness_steps is None):
       raise ConfigError("A selector scores with a scorer or with the stale-"
                         "loss table (staleness_steps), not both or neither.")
@@ -205,17 +211,23 @@ class Selector:
                         jax.lax.stop_gradient(losses_B), step)
 
   def _scores(self, params, candidates, step, table):
+    band = self.drop_above is not None and self._sign > 0
+    below = lambda loss: jnp.where(loss > self.drop_above, -1.0, loss)
     if self.scorer is not None:
       raw = jax.lax.stop_gradient(self.scorer(params, candidates))
+      if band:
+        raw = below(raw)
     elif table is None:
       raise ConfigError("The stale_loss scorer needs its table: pass the "
                         "train state's `selection` (Selector.init_state).")
     else:
+      if band:  # before the untrusted fill, which then stays in the band
+        table = table._replace(loss_N=below(table.loss_N))
       # An untrusted candidate gets the score most readily selected.
       raw = stale.scores(
           table, candidates["example_id"], step, self.staleness_steps,
           self.groups, untrusted="highest" if self._sign > 0 else "lowest")
-    if self.drop_above is not None:
+    if self.drop_above is not None and not band:
       raw = (raw > self.drop_above).astype(jnp.float32)
     return self._sign * raw
 
@@ -357,13 +369,16 @@ def make_selector(section, *, batch_size: int, seed: int, source, model,
         f"{c.ratio}), decreasing, with the controller on; got {ratios} with "
         f"controller {c.controller!r}.")
   if c.drop_above_chance < 0 or (c.drop_above_chance and (
-      c.scorer not in ("loss", "stale_loss") or c.prefer != "low"
-      or c.method != "topk" or source.spec.task != "classification")):
+      c.scorer not in ("loss", "stale_loss")
+      or (c.prefer, c.method) not in (("low", "topk"), ("high", "topk"),
+                                      ("high", "rank"))
+      or source.spec.task != "classification")):
     raise ConfigError(
         "config.selection.drop_above_chance (0: off) drops the candidates "
         "whose loss exceeds that multiple of the chance level log(C): it "
-        "needs scorer 'loss' or 'stale_loss', prefer='low', method='topk' "
-        f"and a classification task; got drop_above_chance="
+        "needs scorer 'loss' or 'stale_loss', prefer='low' with method "
+        "'topk' or prefer='high' with 'topk' or 'rank', and a "
+        f"classification task; got drop_above_chance="
         f"{c.drop_above_chance}, scorer {c.scorer!r}, prefer {c.prefer!r}, "
         f"method {c.method!r}, task {source.spec.task!r}.")
   if c.staleness_steps < 0:

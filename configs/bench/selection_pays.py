@@ -45,6 +45,13 @@ Methods:
                              log(C) (drop_above_chance=1): on clean data
                              few do, so the batch stays near uniform;
   stale_drop_always          the same without the controller.
+  stale_band                 top-k by stale loss within a band: of 2x
+                             candidates the highest losses below log(C)
+                             (hard examples whose labels the model does
+                             not contradict), those above it last; no
+                             scoring pass;
+  stale_band_always          the same without the controller;
+  stale_band_low_always      the same with the line at half of log(C).
 Variant `quick`: the noisy digits only, 2 rates, 1 seed (a smoke run).
 Variant `full`: the full CPU suite's digits, noisy and clean (batch 512,
 200 steps, evaluated every 10; configs/bench/cpu.py:full), with its 6-value
@@ -127,6 +134,16 @@ def get_config(arg: str = ""):
       **_filters("attention_filter", "attention"),
       **_filters("stale_filter", "stale_loss"),
       **_filters("stale_drop", "stale_loss", drop_above_chance=1.0),
+      "stale_band": dict(optim=adamw, learning_rates=LRS, overrides=_select(
+          "stale_loss", ratio=2.0, drop_above_chance=1.0)),
+      "stale_band_always": dict(
+          optim=adamw, learning_rates=LRS, overrides=_select(
+              "stale_loss", ratio=2.0, drop_above_chance=1.0,
+              controller="off")),
+      "stale_band_low_always": dict(
+          optim=adamw, learning_rates=LRS, overrides=_select(
+              "stale_loss", ratio=2.0, drop_above_chance=0.5,
+              controller="off")),
   }
   if "full" in variants:
     c.workloads = {"digits_noisy": workloads.digits_cnn_wide(),

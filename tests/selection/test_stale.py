@@ -98,6 +98,31 @@ def test_dropping_above_the_chance_loss_keeps_the_rest_in_stream_order():
   assert np.asarray(batch["example_id"]).tolist() == [0, 7, 2, 4, 6]
 
 
+def test_the_band_selects_the_highest_losses_below_the_line():
+  """prefer='high' with drop_above: top-k takes the highest losses at or
+  below the line, then (only when too few are) those above it; an
+  unmeasured candidate gets the highest score in the band, not one above
+  the line, so it is still drawn."""
+  table = stale.record(stale.init_table(8), jnp.arange(6),
+                       jnp.asarray([0.1, 5.0, 0.2, 4.0, 0.3, 2.0]),
+                       jnp.int32(0))
+  candidates = {"example_id": jnp.asarray([1, 0, 7, 2, 3, 4, 6, 5]),
+                "label": jnp.zeros(8, jnp.int32),
+                "inputs": jnp.arange(8.0)[:, None]}
+  sel = selector.Selector(None, 3, method="topk", staleness_steps=100,
+                          drop_above=2.3)
+  batch, _ = sel({}, candidates, jax.random.PRNGKey(0), jnp.int32(5), table)
+  # In the band: 5 (2.0) and the unmeasured 7 and 6 (given 2.0 too); the
+  # highest losses overall, 1 (5.0) and 3 (4.0), are left out.
+  assert sorted(np.asarray(batch["example_id"]).tolist()) == [5, 6, 7]
+  # Asking for more than the band holds takes the ones above it last.
+  sel = selector.Selector(None, 7, method="topk", staleness_steps=100,
+                          drop_above=2.3)
+  batch, _ = sel({}, candidates, jax.random.PRNGKey(0), jnp.int32(5), table)
+  chosen = set(np.asarray(batch["example_id"]).tolist())
+  assert {0, 2, 4, 5, 6, 7} <= chosen and len(chosen & {1, 3}) == 1
+
+
 def _stale_config(**selection):
   c = config_lib.base_config()
   c.data = config_lib.data_section("synthetic", num_train=256, num_test=64,
@@ -169,11 +194,12 @@ def test_stale_selection_errors_are_named():
   c = _stale_config(prefer="middle")
   with pytest.raises(ValueError, match="prefer is 'high'"):
     build_lib.build(c)
-  c = _stale_config(drop_above_chance=1.0)  # prefers high scores
+  c = _stale_config(drop_above_chance=1.0, prefer="low")  # with rank
   with pytest.raises(ValueError, match="drop_above_chance .* needs scorer "
-                     "'loss' or 'stale_loss', prefer='low', method='topk'"
+                     "'loss' or 'stale_loss', prefer='low' with method "
+                     "'topk' or prefer='high' with 'topk' or 'rank'"
                      ".*got drop_above_chance=1.0, scorer 'stale_loss', "
-                     "prefer 'high', method 'rank'"):
+                     "prefer 'low', method 'rank'"):
     build_lib.build(c)
 
 
