@@ -75,8 +75,9 @@ def selection_section(**overrides) -> ml_collections.ConfigDict:
   over the lowest probability) | uniform; prefer: high | low (low selects
   the lowest scores: with the attention scorer, drops suspected corrupted
   labels); drop_above_chance: with a loss scorer, prefer low and top-k,
-  drops only candidates whose loss exceeds that multiple of log(classes)
-  (0 = off); ratio: candidates per
+  drops only candidates whose loss exceeds that multiple of log(classes);
+  with prefer high (top-k or rank) takes them last, selecting the highest
+  losses below that line (0 = off); ratio: candidates per
   selected example; warmup_steps: plain batches before selection starts;
   controller: auto | off | progress | variance, the break-even controller
   (accel.selection.controller) that switches selection off while it does
