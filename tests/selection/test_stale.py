@@ -83,13 +83,19 @@ def test_a_low_score_filter_keeps_the_unknown_candidates():
                                                               6, 7]
 
 
-def test_dropping_above_the_chance_loss_keeps_the_rest_in_stream_order():
+def _six_measured(losses):
+  """A table where ids 0-5 carry `losses` (6 and 7 never measured), and
+  the 8 ids as candidates in a shuffled stream order."""
   table = stale.record(stale.init_table(8), jnp.arange(6),
-                       jnp.asarray([0.1, 5.0, 0.2, 4.0, 0.3, 0.4]),
-                       jnp.int32(0))
+                       jnp.asarray(losses), jnp.int32(0))
   candidates = {"example_id": jnp.asarray([1, 0, 7, 2, 3, 4, 6, 5]),
                 "label": jnp.zeros(8, jnp.int32),
                 "inputs": jnp.arange(8.0)[:, None]}
+  return table, candidates
+
+
+def test_dropping_above_the_chance_loss_keeps_the_rest_in_stream_order():
+  table, candidates = _six_measured([0.1, 5.0, 0.2, 4.0, 0.3, 0.4])
   sel = selector.Selector(None, 5, method="topk", staleness_steps=100,
                           prefer="low", drop_above=2.3)
   batch, _ = sel({}, candidates, jax.random.PRNGKey(0), jnp.int32(5), table)
@@ -103,12 +109,7 @@ def test_the_band_selects_the_highest_losses_below_the_line():
   below the line, then (only when too few are) those above it; an
   unmeasured candidate gets the highest score in the band, not one above
   the line, so it is still drawn."""
-  table = stale.record(stale.init_table(8), jnp.arange(6),
-                       jnp.asarray([0.1, 5.0, 0.2, 4.0, 0.3, 2.0]),
-                       jnp.int32(0))
-  candidates = {"example_id": jnp.asarray([1, 0, 7, 2, 3, 4, 6, 5]),
-                "label": jnp.zeros(8, jnp.int32),
-                "inputs": jnp.arange(8.0)[:, None]}
+  table, candidates = _six_measured([0.1, 5.0, 0.2, 4.0, 0.3, 2.0])
   sel = selector.Selector(None, 3, method="topk", staleness_steps=100,
                           drop_above=2.3)
   batch, _ = sel({}, candidates, jax.random.PRNGKey(0), jnp.int32(5), table)
