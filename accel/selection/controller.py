@@ -178,16 +178,7 @@ class BreakEven:
       if len(self._probe) == len(_PROBE):
         decision = self._decide(self._probe)
         self._probe = []
-        # A paying probe that awaits its confirmation, or an arm that does
-        # not pay where a cheaper one is left: the next probe at once.
-        pending = decision.pays and not decision.on
-        cheaper = not decision.pays and self.arm + 1 < self.arms
-        if cheaper:
-          self.arm += 1
-        elif not decision.pays:
-          self.arm = 0  # the probe after the hold starts from arm 0
-        self._plan = [(decision.on, False)] * (
-            0 if pending or cheaper else self._hold)
+        self._plan = [(decision.on, False)] * self._schedule(decision)
     if not self._plan:
       self._plan = self._next_probe()
     return decision
@@ -225,18 +216,30 @@ class BreakEven:
     was_on = bool(self.decisions) and self.decisions[-1].on
     self._streak = self._streak + 1 if d.pays else 0
     d.on = d.pays and (was_on or self._streak >= self.confirm)
-    # A probe that confirms the last decision that set a hold doubles the
-    # next hold; one that awaits its confirmation, or hands over to a
-    # cheaper arm, leaves the hold as it is.
-    cheaper = not d.pays and self.arm + 1 < self.arms
-    if not (d.pays and not d.on) and not cheaper:
-      if self._final is not None and self._final == d.on:
-        self._hold = min(2 * self._hold, self.max_hold)
-      else:
-        self._hold = self.hold_windows
-      self._final = d.on
     self.decisions.append(d)
     return d
+
+  def _schedule(self, d: Decision) -> int:
+    """The windows `d` holds before the next probe, with the hold and the
+    arm updated. A paying probe that awaits its confirmation, or an arm
+    that does not pay where a cheaper one is left, holds none (the next
+    probe follows at once, on the cheaper arm) and leaves the hold as it
+    is; otherwise a decision that confirms the last one that set a hold
+    doubles the hold, and one that does not pay sends the probe after it
+    back to arm 0."""
+    if d.pays and not d.on:
+      return 0
+    if not d.pays and self.arm + 1 < self.arms:
+      self.arm += 1
+      return 0
+    if self._final is not None and self._final == d.on:
+      self._hold = min(2 * self._hold, self.max_hold)
+    else:
+      self._hold = self.hold_windows
+    self._final = d.on
+    if not d.pays:
+      self.arm = 0
+    return self._hold
 
   def scalars(self) -> dict[str, float]:
     """The latest decision, for TensorBoard (empty before the first)."""
