@@ -23,11 +23,14 @@ file W/PAUSE exists, no trial starts (`touch W/PAUSE` before loading the
 machine with other work, `rm W/PAUSE` to go on): trials are timed, and
 other work would slow them.
 
-Each workload's trials all run on one machine (the journal names it): a
-workload begun on another machine is left for that machine, the others go
-on here, and the command exits with status 1 until every workload is done.
-Run the same command on each machine in turn; the report names each
-workload's machine.
+Each workload's trials all run on one machine (the journal names it): each
+machine continues its own copy of an unfinished workload (the journal keeps
+every machine's copies side by side), and the first copy finished is the
+one reported, on every machine from then on. Run the same command on each
+machine in turn; the report names each workload's machine.
+`--replay_only` trains nothing: it writes the results of every workload
+whose copy on this machine (or finished copy) is whole, and names the
+trials stored of the others, e.g. to report a run stopped by hand.
 """
 
 import datetime
@@ -60,6 +63,10 @@ _ALSO = flags.DEFINE_list(
 _REBUILD = flags.DEFINE_bool(
     "rebuild", False, "Train nothing: redraw results.md, the figures and "
     "the report from WORKDIR/results.json.")
+_REPLAY_ONLY = flags.DEFINE_bool(
+    "replay_only", False, "Train nothing: write the results and report of "
+    "the workloads that WORKDIR/trials.jsonl holds whole; the others are "
+    "named as not finished.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Results go here.")
 _BUDGET = flags.DEFINE_float(
     "time_budget_minutes", None, "Start no trial after this many minutes "
@@ -104,12 +111,17 @@ def main(argv):
                                budget_s=60 * budget if budget else None,
                                machine=machine,
                                pause_path=os.path.join(_WORKDIR.value,
-                                                       "PAUSE"))
+                                                       "PAUSE"),
+                               replay_only=_REPLAY_ONLY.value)
   if trials.stored:
     print(f"Continuing an unfinished run: {trials.stored} finished trials "
           f"in {trials.path} are taken from there (delete it to start "
           "afresh).", flush=True)
-  results = {"command": " ".join(["python"] + sys.argv),
+  # The command that trains (and continues) the suite: a replay's is the
+  # same command without --replay_only.
+  command = [a for a in sys.argv
+             if a.split("=")[0] not in ("--replay_only", "--noreplay_only")]
+  results = {"command": " ".join(["python"] + command),
              "date": datetime.datetime.now().isoformat(timespec="minutes"),
              "machine": machine, "checkout": _CHECKOUT,
              "load_avg_start": os.getloadavg(),
@@ -121,27 +133,42 @@ def main(argv):
     order = split.held_out_first({
         w: split.family(trial_configs.workload_config(c.workloads[w]).data,
                         seen)["family"] for w in order})
-  waiting = {}  # workloads begun on another machine: {name: machine}
+  waiting = {}  # finished on another machine, now lacking a trial
+  unreplayed = []  # --replay_only: not whole in the journal
   done = {}  # this run's workloads
   carried = _earlier_workloads(c, order) if trials.stored else {}
   _merge(results, order, done, carried)
+
+  def run_workload(wname):
+    return suite.run_workload(
+        wname, c.workloads[wname], c.methods, list(c.seeds), c.baseline,
+        sensitivity=tuple(c.get("sensitivity", ())),
+        tuning_seeds=tuple(c.get("tuning_seeds", ())),
+        overhead_rounds=int(c.get("overhead_rounds", 0)),
+        journal=trials, self_tuning=bool(c.get("self_tuning", False)),
+        repeat_baseline=bool(c.get("repeat_baseline", False)),
+        meta_training_data=seen)
+
   try:
     for wname in order:
-      workload = c.workloads[wname]
       try:
-        done[wname] = suite.run_workload(
-            wname, workload, c.methods, list(c.seeds), c.baseline,
-            sensitivity=tuple(c.get("sensitivity", ())),
-            tuning_seeds=tuple(c.get("tuning_seeds", ())),
-            overhead_rounds=int(c.get("overhead_rounds", 0)),
-            journal=trials, self_tuning=bool(c.get("self_tuning", False)),
-            repeat_baseline=bool(c.get("repeat_baseline", False)),
-            meta_training_data=seen)
+        try:
+          done[wname] = run_workload(wname)
+        except journal_lib.OtherCopy as e:
+          print(f"{wname}: {e}; this machine continues its own copy.",
+                flush=True)
+          trials.own_copy(wname)
+          done[wname] = run_workload(wname)
       except journal_lib.OtherMachine as e:
         waiting[wname] = e.machine
-        print(f"{wname}: begun on {e.machine!r}; left for that machine.",
-              flush=True)
+        print(f"{wname}: finished on {e.machine!r}, which lacks one of its "
+              "trials now; left for that machine.", flush=True)
         continue
+      except journal_lib.NotStored:
+        unreplayed.append(wname)
+        trials.give_back(wname)
+        continue
+      trials.mark_finished(wname)
       carried.pop(wname, None)
       _merge(results, order, done, carried)
       results["load_avg_end"] = os.getloadavg()
@@ -150,12 +177,26 @@ def main(argv):
     left = [w for w in order if w not in results["workloads"]]
     _stop(results, c.baseline, trials, others,
           f"{e}; not finished: {', '.join(left)}")
-  if waiting:
-    _stop(results, c.baseline, trials, others, "not finished: " + "; ".join(
-        f"{w} waits for the machine that began it, {m}"
-        for w, m in waiting.items()))
+  left = [f"{w} ({_copies(trials, w)})" for w in unreplayed] + [
+      f"{w} waits for the machine that finished it, {m}"
+      for w, m in waiting.items()]
+  if left:
+    replayed = (f"replayed the journal only (--replay_only, nothing "
+                f"trained) on {results['date'][:10]}; " if unreplayed
+                else "")
+    _stop(results, c.baseline, trials, others,
+          replayed + "not finished: " + "; ".join(left))
   trials.finish()
   _write(results, c.baseline, others)
+
+
+def _copies(trials, scope: str) -> str:
+  """The trials stored of each machine's copy of `scope`, in words."""
+  copies = trials.copies(scope)
+  if not copies:
+    return "no trials stored"
+  return "trials stored: " + " and ".join(
+      f"{n} on {m or 'an unnamed machine'}" for m, n in copies.items())
 
 
 def _earlier_workloads(c, order: list[str]) -> dict[str, Any]:
@@ -206,14 +247,19 @@ def _merge(results, order: list[str], done, carried) -> None:
 
 
 def _stop(results, baseline, trials, others, why: str) -> None:
-  """Saves and reports the workloads finished so far and exits (status 1):
-  the suite did not finish, for the reason `why`."""
+  """Saves and reports the workloads finished so far and exits: the suite
+  did not finish, for the reason `why` (status 1; 0 after a replay, which
+  did what it was asked)."""
   results["stopped"] = why
   _save(results, baseline, trials)
   if results["workloads"]:
     _write(results, baseline, others)
-  sys.exit(f"Stopped: {why}. The finished trials are in {trials.path}: run "
-           "the same command again to continue.")
+  message = (f"Stopped: {why}. The finished trials are in {trials.path}: "
+             "run the same command again to continue.")
+  if trials.replay_only:
+    print(message, flush=True)
+    sys.exit(0)
+  sys.exit(message)
 
 
 def _save(results, baseline, trials) -> None:

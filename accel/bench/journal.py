@@ -11,18 +11,25 @@ starts afresh. Code changes are not part of the key: after changing the code
 of an interrupted run, delete the journal (the launcher names it).
 
 Each line also names the machine that ran it and its scope (the workload
-it belongs to). A scope's trials all come from one machine: the numbers of
-a workload (its target, its ratios, its timings) are compared only with
-each other, so two machines may share a journal scope by scope, but a
-trial of a scope begun on another machine is refused (OtherMachine: its
-timings, and on CPUs its step counts, would not compare), not silently
-mixed in. The launcher then leaves that workload for its machine and goes
-on with the others.
+it belongs to). The numbers of a workload (its target, its ratios, its
+timings) are compared only with each other, so a workload's trials all come
+from one machine: each machine keeps its own copy of a scope, side by side
+in the one file, and continues its own copy. A copy that the launcher found
+whole is marked finished (`mark_finished`, a line of its own); from then on
+every machine reads that copy, and a trial missing from it (the config
+changed) is refused (OtherMachine) rather than mixed in from this machine.
+A scope that this machine has no copy of reads another machine's copy
+(the largest) while it has the trials asked for; at the first one it lacks,
+OtherCopy says so and the caller starts this machine's own copy
+(`own_copy`) and runs the scope again from its first trial. (Journals
+written before finished copies were marked are read so: their finished
+workloads replay whole and get marked.)
 
 A pause file (`pause_path`) holds the suite between trials: while it
 exists, no trial starts, so other work on a shared machine does not load
 the trials it would otherwise slow down; the time held does not count
-against the budget.
+against the budget. With `replay_only`, nothing trains: a trial missing from
+the copy read raises NotStored.
 """
 
 from __future__ import annotations
@@ -43,11 +50,29 @@ class OutOfTime(Exception):
   """The suite's time budget ran out before a trial could start."""
 
 
-class OtherMachine(ConfigError):
-  """A trial of a scope (workload) whose stored trials another machine ran.
-  `scope`, `machine`: that scope and that machine."""
+class NotStored(Exception):
+  """A trial that a replay-only journal does not hold. `scope`: its scope."""
 
-  def __init__(self, message: str, scope: str | None, machine: str):
+  def __init__(self, message: str, scope: str | None):
+    super().__init__(message)
+    self.scope = scope
+
+
+class OtherMachine(ConfigError):
+  """A trial missing from the finished copy of its scope (workload), which
+  another machine ran. `scope`, `machine`: that scope and that machine."""
+
+  def __init__(self, message: str, scope: str | None, machine: str | None):
+    super().__init__(message)
+    self.scope, self.machine = scope, machine
+
+
+class OtherCopy(Exception):
+  """A trial missing from another machine's unfinished copy of its scope,
+  which this run was reading: the caller calls `own_copy(scope)` and runs
+  the scope again. `scope`, `machine`: that scope and that machine."""
+
+  def __init__(self, message: str, scope: str | None, machine: str | None):
     super().__init__(message)
     self.scope, self.machine = scope, machine
 
@@ -83,25 +108,30 @@ class Journal:
 
   `budget_s`: wall-clock seconds from construction after which no new trial
   starts (`run` raises OutOfTime); None or 0: no budget. `machine`: this
-  machine in one line (accel.bench.host), stored with every trial; a new
-  trial of a scope with trials of another machine raises OtherMachine (a
-  trial without a scope: of a journal with any)."""
+  machine in one line (accel.bench.host), stored with every trial; each
+  scope is read from one machine's copy (`machine_of`, see the module
+  docstring). `replay_only`: train nothing (`run` raises NotStored)."""
 
   def __init__(self, path: str, budget_s: float | None = None,
                clock: Callable[[], float] | None = None,
                machine: str | None = None, pause_path: str | None = None,
                sleep: Callable[[float], None] = time.sleep,
-               log: Callable[[str], None] = print):
+               log: Callable[[str], None] = print,
+               replay_only: bool = False):
     self.path, self.budget_s = path, budget_s or None
     self.machine = machine
     self.pause_path = pause_path
+    self.replay_only = replay_only
     self._sleep, self._log = sleep, log
     self._clock = clock or time.monotonic
     self._start = self._clock()
     self.paused_s = 0.0
-    self._done: dict[str, dict[str, Any]] = {}
-    # The machine of each scope's stored trials.
-    self._machines: dict[str | None, str] = {}
+    # {scope: {machine: {key: record}}}: each machine's copy of each scope.
+    self._copies: dict[str | None, dict[str | None, dict[str, Any]]] = {}
+    # The machine of each scope's finished copy (the first one marked).
+    self._finished: dict[str | None, str | None] = {}
+    # The copy this run reads, fixed at a scope's first trial.
+    self._reading: dict[str | None, str | None] = {}
     # Hits on trials this process already ran (a sensitivity factor that
     # lands on a grid value).
     self.repeats = 0
@@ -110,13 +140,16 @@ class Journal:
       with open(path) as f:
         lines = f.read().splitlines()
     scope = None
+    earlier = set()
     for n, line in enumerate(lines, 1):
       if not line.strip():
         continue
       try:
         entry = json.loads(line)
-        self._done[entry["key"]] = entry["record"]
-        other = entry.get("machine")
+        if "finished" in entry:
+          self._finished.setdefault(entry["finished"], entry.get("machine"))
+          continue
+        k, record = entry["key"], entry["record"]
         scope = (entry["scope"] if "scope" in entry
                  else _legacy_scope(entry["what"], scope))
       except (json.JSONDecodeError, KeyError, TypeError) as e:
@@ -128,19 +161,15 @@ class Journal:
             f"{path!r} line {n} is not a journal entry ({e}): it is not a "
             "launch/bench.py trial journal, or it was edited. Delete it to "
             "start the suite afresh.") from e
-      if other:
-        first = self._machines.setdefault(scope, other)
-        if first != other:
-          raise ConfigError(
-              f"{path!r} line {n}: scope {scope!r} holds trials of two "
-              f"machines, {first!r} and {other!r}; it was edited or "
-              "merged. Delete it to start the suite afresh.")
-    self._earlier = frozenset(self._done)
-    self._taken: set[str] = set()
+      other = entry.get("machine")
+      self._copies.setdefault(scope, {}).setdefault(other, {})[k] = record
+      earlier.add((scope, other, k))
+    self._earlier = frozenset(earlier)
+    self._taken: set[tuple[str | None, str | None, str]] = set()
 
   @property
   def stored(self) -> int:
-    """Trials found from an earlier, unfinished run."""
+    """Trials found from an earlier, unfinished run (every copy's)."""
     return len(self._earlier)
 
   @property
@@ -148,26 +177,47 @@ class Journal:
     """Trials of an earlier process this run has taken (each once)."""
     return len(self._taken)
 
-  def machine_of(self, scope: str | None) -> str | None:
-    """The machine that ran `scope`'s stored trials, else this one."""
-    return self._machines.get(scope, self.machine)
+  def copies(self, scope: str | None) -> dict[str | None, int]:
+    """{machine: its stored trials} of each copy of `scope`."""
+    return {m: len(c) for m, c in self._copies.get(scope, {}).items()}
 
-  def check_machine(self, scope: str | None, what: str) -> None:
-    """Raises OtherMachine if another machine began `scope` (None: if
-    another machine ran any stored trial)."""
-    if not self.machine:
+  def finished_by(self, scope: str | None) -> str | None:
+    """The machine of `scope`'s finished copy; None if none is marked."""
+    return self._finished.get(scope)
+
+  def machine_of(self, scope: str | None) -> str | None:
+    """The machine whose copy of `scope` this run reads: the finished copy,
+    else this machine's, else the largest other one, else this machine."""
+    if scope not in self._reading:
+      copies = self._copies.get(scope, {})
+      if scope in self._finished:
+        chosen = self._finished[scope]
+      elif self.machine in copies or not copies:
+        chosen = self.machine
+      else:
+        chosen = max(copies, key=lambda m: len(copies[m]))
+      self._reading[scope] = chosen
+    return self._reading[scope]
+
+  def own_copy(self, scope: str | None) -> None:
+    """Reads (and continues) this machine's copy of `scope` from now on; the
+    trials taken from another machine's copy of it are given back."""
+    self._reading[scope] = self.machine
+    self.give_back(scope)
+
+  def give_back(self, scope: str | None) -> None:
+    """The trials taken of `scope` no longer count as `reused` (a scope
+    that is run again, or not reported)."""
+    self._taken = {t for t in self._taken if t[0] != scope}
+
+  def mark_finished(self, scope: str | None) -> None:
+    """The caller found the copy it read of `scope` whole: marks it finished
+    (once), so that every machine reads it from then on."""
+    if scope in self._finished:
       return
-    if scope is None:
-      others = self._machines
-    else:
-      others = {s: m for s, m in self._machines.items() if s == scope}
-    for s, other in others.items():
-      if other != self.machine:
-        raise OtherMachine(
-            f"{self.path!r} holds trials of {s!r} run on {other!r}; this "
-            f"machine is {self.machine!r}, so {what} waits for that "
-            "machine: their timings would not compare. Continue there, or "
-            "delete the journal to start afresh here.", s, other)
+    machine = self.machine_of(scope)
+    self._finished[scope] = machine
+    self._append({"finished": scope, "machine": machine})
 
   def elapsed_s(self) -> float:
     """Seconds since construction, less the time held by the pause file."""
@@ -192,33 +242,52 @@ class Journal:
 
   def run(self, k: str, what: str, fn: Callable[[], Any],
           scope: str | None = None) -> tuple[Any, bool]:
-    """(the stored record of key `k`, True) if there is one, else checks
-    the machine of `scope` (check_machine) and the budget, runs `fn` and
-    stores its result: (result as stored, False)."""
-    if k in self._done:
-      if k in self._earlier:
-        self._taken.add(k)
+    """(the stored record of key `k` in the copy of `scope` this run reads,
+    True) if it has one; else, where that copy is this machine's, checks
+    the pause file and the budget, runs `fn` and stores its result:
+    (result as stored, False). Raises OtherMachine or OtherCopy where the
+    copy read is another machine's, NotStored where replay_only."""
+    machine = self.machine_of(scope)
+    copy_ = self._copies.get(scope, {}).get(machine, {})
+    if k in copy_:
+      if (scope, machine, k) in self._earlier:
+        self._taken.add((scope, machine, k))
       else:
         self.repeats += 1
       # A fresh copy: callers annotate the records they get.
-      return copy.deepcopy(self._done[k]), True
-    self.check_machine(scope, what)
+      return copy.deepcopy(copy_[k]), True
+    if machine != self.machine:
+      if self._finished.get(scope, self.machine) == machine:
+        raise OtherMachine(
+            f"{self.path!r} holds the finished trials of {scope!r} run on "
+            f"{machine!r}, but not {what}; this machine is "
+            f"{self.machine!r}, so {what} waits for that machine: their "
+            "timings would not compare. Continue there, or delete the "
+            "journal to start afresh here.", scope, machine)
+      raise OtherCopy(
+          f"{what} is not in {machine!r}'s unfinished copy of {scope!r}",
+          scope, machine)
+    if self.replay_only:
+      raise NotStored(f"{what} is not in the journal", scope)
     self.wait_while_paused(what)
     self.check_time(what)
-    entry = {"key": k, "what": what, "record": fn()}
-    entry["scope"] = scope
+    entry = {"key": k, "what": what, "record": fn(), "scope": scope}
     if self.machine:
       entry["machine"] = self.machine
-      self._machines.setdefault(scope, self.machine)
+    line = self._append(entry)
+    # The stored form either way, so a resumed run computes on the same
+    # values as an uninterrupted one.
+    copy_ = self._copies.setdefault(scope, {}).setdefault(self.machine, {})
+    copy_[k] = json.loads(line)["record"]
+    return copy.deepcopy(copy_[k]), False
+
+  def _append(self, entry: dict[str, Any]) -> str:
     line = json.dumps(entry, default=_plain)
     with open(self.path, "a") as f:
       f.write(line + "\n")
       f.flush()
       os.fsync(f.fileno())
-    # The stored form either way, so a resumed run computes on the same
-    # values as an uninterrupted one.
-    self._done[k] = json.loads(line)["record"]
-    return copy.deepcopy(self._done[k]), False
+    return line
 
   def finish(self) -> None:
     """The suite finished: the journal is no longer needed."""

@@ -267,9 +267,9 @@ def _protocol(results: dict[str, Any]) -> str:
 
 def _run_status(results: dict[str, Any]) -> list[str]:
   """Lines for a run that stopped before its end (time budget, workloads
-  left for another machine) or continued an interrupted one
-  (launch/bench.py), and each workload's machine where they are not all
-  the run's; none for a plain run."""
+  left for the machine that finished them, a replay of the journal only)
+  or continued an interrupted one (launch/bench.py), and each workload's
+  machine where they are not all the run's; none for a plain run."""
   out = []
   if results.get("stopped"):
     out.append(f"- **not finished**: {results['stopped']} "

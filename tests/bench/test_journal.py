@@ -1,4 +1,5 @@
-"""The suite journal keeps each workload's trials to one machine."""
+"""The suite journal keeps each workload's trials to one machine: each
+machine its own copy, and the first copy finished for all."""
 
 import json
 
@@ -6,35 +7,67 @@ import pytest
 
 from accel.bench import host
 from accel.bench import journal
-from accel.errors import ConfigError
 
 
-def test_a_scope_begun_on_another_machine_is_refused(tmp_path):
+def test_each_machine_continues_its_own_copy_of_a_scope(tmp_path):
   path = str(tmp_path / "trials.jsonl")
-  here = journal.Journal(path, machine="cpu A")
-  here.run("k", "a trial", lambda: {"x": 1}, scope="a")
-  # The same machine continues; a journal without machine names too.
-  assert journal.Journal(path, machine="cpu A").run(
-      "k2", "t", lambda: {"x": 2}, scope="a") == ({"x": 2}, False)
-  assert journal.Journal(path).stored == 2
-  other = journal.Journal(path, machine="cpu B")
-  # Stored trials are served to any machine; new ones of scope a are not.
-  assert other.run("k", "t", None, scope="a") == ({"x": 1}, True)
-  with pytest.raises(journal.OtherMachine, match="holds trials of 'a' run "
-                     "on 'cpu A'; this machine is 'cpu B', so a trial 3 "
-                     "waits for that machine") as e:
-    other.run("k3", "a trial 3", lambda: {"x": 3}, scope="a")
+  a = journal.Journal(path, machine="cpu A")
+  a.run("k1", "a trial 1", lambda: {"x": "A1"}, scope="a")
+  a.run("k2", "a trial 2", lambda: {"x": "A2"}, scope="a")
+  # B has no copy of a: it reads A's while A's has the trials asked for.
+  b = journal.Journal(path, machine="cpu B")
+  assert b.machine_of("a") == "cpu A" and b.copies("a") == {"cpu A": 2}
+  assert b.run("k1", "t", None, scope="a") == ({"x": "A1"}, True)
+  assert b.reused == 1
+  with pytest.raises(journal.OtherCopy, match="a trial 3 is not in 'cpu "
+                     "A''s unfinished copy of 'a'") as e:
+    b.run("k3", "a trial 3", lambda: {"x": "B3"}, scope="a")
   assert (e.value.scope, e.value.machine) == ("a", "cpu A")
-  # Another scope runs here, and is this machine's from then on.
-  assert other.run("k4", "b trial", lambda: {"x": 4}, scope="b")[1] is False
-  assert other.machine_of("a") == "cpu A" and other.machine_of("b") == (
-      "cpu B") and other.machine_of("c") == "cpu B"
-  with pytest.raises(journal.OtherMachine, match="trials of 'b' run on "
-                     "'cpu B'"):
-    journal.Journal(path, machine="cpu A").run("k5", "b", dict, scope="b")
-  # A trial without a scope needs the whole journal to be this machine's.
-  with pytest.raises(journal.OtherMachine):
-    journal.Journal(path, machine="cpu B").run("k6", "t", dict)
+  # Its own copy from then on, from the first trial; A's is given back.
+  b.own_copy("a")
+  assert b.reused == 0 and b.machine_of("a") == "cpu B"
+  assert b.run("k1", "a trial 1", lambda: {"x": "B1"}, scope="a") == (
+      {"x": "B1"}, False)
+  assert b.run("k2", "other", lambda: {"x": "B2"}, scope="b")[1] is False
+  # A continues its own copy; the two are kept apart in the one file.
+  a = journal.Journal(path, machine="cpu A")
+  assert a.copies("a") == {"cpu A": 2, "cpu B": 1} and a.stored == 4
+  assert a.machine_of("a") == "cpu A" and a.finished_by("a") is None
+  assert a.run("k1", "t", None, scope="a") == ({"x": "A1"}, True)
+  assert a.run("k3", "a trial 3", lambda: {"x": "A3"}, scope="a")[1] is False
+  a.mark_finished("a")
+  a.mark_finished("a")  # once
+  with open(path) as f:
+    assert sum('"finished"' in line for line in f) == 1
+  # A finished copy is every machine's, B's own copy included.
+  b = journal.Journal(path, machine="cpu B")
+  assert b.finished_by("a") == "cpu A" and b.machine_of("a") == "cpu A"
+  assert b.run("k1", "t", None, scope="a") == ({"x": "A1"}, True)
+  # A trial it lacks (the config changed) waits for A, not mixed in here.
+  with pytest.raises(journal.OtherMachine, match="holds the finished trials "
+                     "of 'a' run on 'cpu A', but not a trial 4; this "
+                     "machine is 'cpu B', so a trial 4 waits") as e:
+    b.run("k4", "a trial 4", dict, scope="a")
+  assert (e.value.scope, e.value.machine) == ("a", "cpu A")
+  # Scope b is B's alone: A reads it, and starts its own at a new trial.
+  a = journal.Journal(path, machine="cpu A")
+  assert a.machine_of("b") == "cpu B"
+  with pytest.raises(journal.OtherCopy):
+    a.run("k5", "b trial", dict, scope="b")
+
+
+def test_a_replay_only_journal_trains_nothing(tmp_path):
+  path = str(tmp_path / "trials.jsonl")
+  journal.Journal(path, machine="A").run("k", "t", lambda: 1, scope="w")
+  replay = journal.Journal(path, machine="A", replay_only=True)
+  assert replay.run("k", "t", None, scope="w") == (1, True)
+
+  def train():
+    raise AssertionError("trained")
+  with pytest.raises(journal.NotStored, match="w trial 2 is not in the "
+                     "journal") as e:
+    replay.run("k2", "w trial 2", train, scope="w")
+  assert e.value.scope == "w"
 
 
 def test_lines_without_scopes_take_their_workload_from_the_description(
@@ -44,20 +77,16 @@ def test_lines_without_scopes_take_their_workload_from_the_description(
   path = tmp_path / "trials.jsonl"
   lines = [("w1 adamw lr=0.1 seed=0", "A"), ("the optimizer update timings",
                                              "A"),
-           ("w2 adamw lr=0.1 seed=0", "B")]
+           ("w2 adamw lr=0.1 seed=0", "B"), ("w2 nadamw lr=0.1 seed=0", "A")]
   path.write_text("".join(json.dumps({"key": str(i), "what": w, "record": i,
                                       "machine": m}) + "\n"
                           for i, (w, m) in enumerate(lines)))
   j = journal.Journal(str(path), machine="B")
-  assert j.machine_of("w1") == "A" and j.machine_of("w2") == "B"
-  with pytest.raises(journal.OtherMachine):
+  assert j.copies("w1") == {"A": 2} and j.machine_of("w1") == "A"
+  assert j.copies("w2") == {"B": 1, "A": 1} and j.machine_of("w2") == "B"
+  assert j.run("1", "t", None, scope="w1") == (1, True)
+  with pytest.raises(journal.OtherCopy):
     j.run("new", "w1 timings", dict, scope="w1")
-  # Two machines in one workload: the file was edited or merged.
-  path.write_text(path.read_text() + json.dumps(
-      {"key": "9", "what": "w2 nadamw", "record": 9, "machine": "A"}) + "\n")
-  with pytest.raises(ConfigError, match="line 4: scope 'w2' holds trials "
-                     "of two machines, 'B' and 'A'"):
-    journal.Journal(str(path))
 
 
 def test_host_names_the_cpu():

@@ -4,11 +4,13 @@ suite, and the launcher's time budget."""
 
 import json
 import os
+import re
 import shutil
 
 import ml_collections
 import pytest
 
+from accel.bench import journal as journal_lib
 from accel.bench import suite
 from accel.bench import tables
 from accel.bench import trial_configs
@@ -416,50 +418,65 @@ def test_launcher_stops_at_its_budget_and_the_same_command_continues(
   assert _outcomes(workloads["b"]) == _outcomes(workloads["a"])
 
 
-def test_launcher_leaves_a_workload_to_the_machine_that_began_it(
-    fakes, monkeypatch, tmp_path):
+def test_each_machine_continues_its_own_copy_and_the_first_finished_counts(
+    fakes, monkeypatch, tmp_path, capsys):
   """Machine A stops in workload b; machine B takes a from the journal,
-  leaves b to A and runs c; A then finishes b. Each workload's trials all
-  ran on one machine, and the report names them."""
+  starts its own copy of b, finishes it and stops in c; a replay on B
+  trains nothing; A then reads B's b, starts its own c and finishes. Each
+  workload's trials all ran on one machine, and the report names them."""
   bench, run_once, calls, workdir, report_md = _launcher(
       fakes, monkeypatch, tmp_path, "abc")
   machine = ["cpu A"]
   monkeypatch.setattr(bench.host, "describe", lambda *_: machine[0])
 
-  def run(on):
+  def run(on, *extra_flags):
     machine[0] = on
     calls.clear()
-    run_once()
+    run_once(*extra_flags)
 
   with pytest.raises(SystemExit, match="not finished: b, c"):
     run("cpu A")  # a, then 2 of b's 4 trials
   assert len(calls) == 6
-  with pytest.raises(SystemExit, match="Stopped: not finished: b waits for "
-                     "the machine that began it, cpu A. The finished trials"):
-    run("cpu B")
-  assert len(calls) == 4  # c's trials; a's came from the journal
+  with pytest.raises(SystemExit, match="not finished: c"):
+    run("cpu B")  # b's 4 trials afresh, then 2 of c's
+  assert len(calls) == 6
+  trials = journal_lib.Journal(str(workdir / "trials.jsonl"))
+  assert trials.copies("b") == {"cpu A": 2, "cpu B": 4}
+  assert (trials.finished_by("a"), trials.finished_by("b")) == ("cpu A",
+                                                                "cpu B")
+  # A replay trains nothing, names what each machine holds of c, and
+  # succeeds (it did what it was asked).
+  capsys.readouterr()
+  with pytest.raises(SystemExit) as replay:
+    run("cpu B", "--replay_only")
+  assert replay.value.code == 0 and not calls
+  assert re.search(r"Stopped: replayed the journal only \(--replay_only, "
+                   r"nothing trained\) on .*; not finished: c \(trials "
+                   r"stored: 2 on cpu B\)\.", capsys.readouterr().out)
   with open(workdir / "results.json") as f:
     partial = json.load(f)
-  assert list(partial["workloads"]) == ["a", "c"]
+  assert "--replay_only" not in partial["command"]
+  assert partial["trials_from_earlier_run"] == 8  # a's and b's, not c's
   assert {w: r["machine"] for w, r in partial["workloads"].items()} == {
-      "a": "cpu A", "c": "cpu B"}
-  assert "- **not finished**: not finished: b waits" in report_md.read_text()
+      "a": "cpu A", "b": "cpu B"}
+  assert "- **not finished**: replayed the journal only" in (
+      report_md.read_text())
   run("cpu A")
-  assert len(calls) == 2  # b's last two
+  assert len(calls) == 4  # c afresh; b from B's copy
   assert not os.path.exists(workdir / "trials.jsonl")
   with open(workdir / "results.json") as f:
     done = json.load(f)
   assert "stopped" not in done and done["machine"] == "cpu A"
   assert [r["machine"] for r in done["workloads"].values()] == [
-      "cpu A", "cpu A", "cpu B"]
+      "cpu A", "cpu B", "cpu A"]
   assert ("- machines (each workload's trials all ran on one): a on cpu A; "
-          "b on cpu A; c on cpu B") in report_md.read_text()
+          "b on cpu B; c on cpu A") in report_md.read_text()
 
 
 def test_a_run_stopped_before_replaying_finished_workloads_keeps_them(
     fakes, monkeypatch, tmp_path):
-  """Machine A stops in b, B finishes c (a from the journal); A, again,
-  stops in b before it reaches c: its results keep B's c, named as
+  """Machine A stops in b, B finishes c (a from the journal, b left to A);
+  A, again, stops in b before it reaches c: its results keep B's c, named as
   carried, in the suite's order; a change of c's entry, or of the
   suite-wide settings, does not carry c."""
   bench, run_once, calls, workdir, report_md = _launcher(
@@ -476,7 +493,14 @@ def test_a_run_stopped_before_replaying_finished_workloads_keeps_them(
       return json.load(f)
 
   run("cpu A")  # a, then 2 of b's 4 trials
-  assert list(run("cpu B")["workloads"]) == ["a", "c"]  # c on B
+  # A's copy of b marked finished while it lacks trials (as after a change
+  # to b's trial config): B leaves b to A and runs c.
+  with open(workdir / "trials.jsonl", "a") as f:
+    f.write(json.dumps({"finished": "b", "machine": "cpu A"}) + "\n")
+  b_run = run("cpu B")
+  assert list(b_run["workloads"]) == ["a", "c"]  # c on B
+  assert b_run["stopped"] == ("not finished: b waits for the machine that "
+                              "finished it, cpu A")
   snapshot = tmp_path / "snapshot"
   shutil.copytree(workdir, snapshot)
   # B ran the same config from another checkout (a worktree elsewhere).
