@@ -257,7 +257,7 @@ class Journal:
       # A fresh copy: callers annotate the records they get.
       return copy.deepcopy(copy_[k]), True
     if machine != self.machine:
-      if self._finished.get(scope, self.machine) == machine:
+      if scope in self._finished:  # machine_of read the finished copy
         raise OtherMachine(
             f"{self.path!r} holds the finished trials of {scope!r} run on "
             f"{machine!r}, but not {what}; this machine is "
