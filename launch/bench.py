@@ -30,7 +30,8 @@ one reported, on every machine from then on. Run the same command on each
 machine in turn; the report names each workload's machine.
 `--replay_only` trains nothing: it writes the results of every workload
 whose copy on this machine (or finished copy) is whole, and names the
-trials stored of the others, e.g. to report a run stopped by hand.
+trials stored of the others, e.g. to report a run stopped by hand; it keeps
+the journal, even a whole one (a finished suite's journal kept in git).
 """
 
 import datetime
@@ -186,7 +187,8 @@ def main(argv):
                 else "")
     _stop(results, c.baseline, trials, others,
           replayed + "not finished: " + "; ".join(left))
-  trials.finish()
+  if not trials.replay_only:  # a replay reads the journal, never drops it
+    trials.finish()
   _write(results, c.baseline, others)
 
 

@@ -418,6 +418,34 @@ def test_launcher_stops_at_its_budget_and_the_same_command_continues(
   assert _outcomes(workloads["b"]) == _outcomes(workloads["a"])
 
 
+def test_a_replay_of_a_whole_journal_reports_it_and_keeps_it(
+    fakes, monkeypatch, tmp_path):
+  """A finished suite's journal kept (as in git): --replay_only writes the
+  whole report from it and leaves it; the plain command replays it and then
+  deletes it, as after any finished suite."""
+  _, run, calls, workdir, report_md = _launcher(fakes, monkeypatch,
+                                                tmp_path, "a")
+  finish = journal_lib.Journal.finish
+  monkeypatch.setattr(journal_lib.Journal, "finish", lambda self: None)
+  run()  # 4 trials in 4 of the 5.5 fake minutes; the journal kept
+  assert len(calls) == 4
+  monkeypatch.setattr(journal_lib.Journal, "finish", finish)
+  kept = (workdir / "trials.jsonl").read_text()
+  (workdir / "results.json").unlink()
+  report_md.unlink()
+  calls.clear()
+  run("--replay_only")
+  assert not calls
+  assert (workdir / "trials.jsonl").read_text() == kept
+  with open(workdir / "results.json") as f:
+    replayed = json.load(f)
+  assert list(replayed["workloads"]) == ["a"] and "stopped" not in replayed
+  assert replayed["trials_from_earlier_run"] == 4
+  assert "not finished" not in report_md.read_text()
+  run()
+  assert not calls and not os.path.exists(workdir / "trials.jsonl")
+
+
 def test_each_machine_continues_its_own_copy_and_the_first_finished_counts(
     fakes, monkeypatch, tmp_path, capsys):
   """Machine A stops in workload b; machine B takes a from the journal,
