@@ -22,7 +22,9 @@ does not tune for any method).
   python benchmarks/cpu_full/mnist1d_adamw_check.py horizon \
       >> benchmarks/cpu_full/mnist1d_adamw_check.log
 
-Alone on the 2-core Zen 4, 2026-12-06: mnist1d_adamw_check.log.
+Alone on the 2-core Zen 4, 2026-12-06: mnist1d_adamw_check.log (the
+first command ran before the script printed each run's length: "1000
+steps;" was added to its lines by hand).
 """
 
 import json
