@@ -187,8 +187,7 @@ def main(argv):
                 else "")
     _stop(results, c.baseline, trials, others,
           replayed + "not finished: " + "; ".join(left))
-  if not trials.replay_only:  # a replay reads the journal, never drops it
-    trials.finish()
+  trials.finish()
   _write(results, c.baseline, others)
 
 

@@ -290,6 +290,7 @@ class Journal:
     return line
 
   def finish(self) -> None:
-    """The suite finished: the journal is no longer needed."""
-    if os.path.exists(self.path):
+    """The suite finished: the journal is no longer needed. A replay-only
+    journal is only read (a finished suite's, kept in git): it stays."""
+    if not self.replay_only and os.path.exists(self.path):
       os.remove(self.path)

@@ -67,7 +67,8 @@ def main(argv):
         r = suite.run_one(workload, "mnist1d_cnn", mname, method, lr, seed,
                           print)
         reach = trial_lib.first_reach(r["curve"], target)
-        print(f"  -> {workload.overrides.total_steps} steps; steps to target {reach['steps_to_target']}, train s "
+        print(f"  -> {workload.overrides.total_steps} steps; steps to "
+              f"target {reach['steps_to_target']}, train s "
               f"{reach['seconds_to_target']}", flush=True)
 
 

@@ -2,6 +2,7 @@
 machine its own copy, and the first copy finished for all."""
 
 import json
+import os
 
 import pytest
 
@@ -68,6 +69,10 @@ def test_a_replay_only_journal_trains_nothing(tmp_path):
                      "journal") as e:
     replay.run("k2", "w trial 2", train, scope="w")
   assert e.value.scope == "w"
+  replay.finish()  # only read: it stays
+  assert os.path.exists(path)
+  journal.Journal(path, machine="A").finish()
+  assert not os.path.exists(path)
 
 
 def test_lines_without_scopes_take_their_workload_from_the_description(
